@@ -78,6 +78,11 @@ def _token_epsilon(epsilon: torch.Tensor | float, labels: torch.Tensor) -> torch
     return epsilon
 
 
+def _accumulation_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """float32 for bf16/fp16/fp32 inputs (softmax precision), float64 stays float64 (gradient checks)."""
+    return torch.promote_types(tensor.dtype, torch.float32)
+
+
 def _check_labels(labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
     if labels.dim() != 2:
         raise ValueError(f"labels must have shape (B, T), got {tuple(labels.shape)}")
@@ -130,7 +135,8 @@ def label_smoothed_nll_reference(
     if shift:
         logits, labels, eps = logits[:, :-1], labels[:, 1:], eps[:, 1:]
     mask = _check_labels(labels, logits.shape[-1])
-    logp = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    logp = F.log_softmax(logits.to(_accumulation_dtype(logits)), dim=-1)  # (B, T, V)
+    eps = eps.to(logp.dtype)
     nll = -logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
     uniform = -logp.mean(dim=-1)  # (B, T): mean_v(-log p_v)
     per_token = (1.0 - eps) * nll + eps * uniform
@@ -150,17 +156,19 @@ class _FusedLinearSmoothedCE(torch.autograd.Function):
     def forward(ctx, h, weight, bias, targets, eps, chunk_tokens):  # noqa: D102
         n_tokens, vocab = h.shape[0], weight.shape[0]
         want_h, want_w, want_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        acc = _accumulation_dtype(h)
+        eps = eps.to(acc)
+        total = torch.zeros((), dtype=acc, device=h.device)
         grad_h = torch.empty_like(h) if want_h else None
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_w else None
-        grad_b = torch.zeros(vocab, dtype=torch.float32, device=h.device) if want_b else None
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if want_w else None
+        grad_b = torch.zeros(vocab, dtype=acc, device=h.device) if want_b else None
         for start in range(0, n_tokens, chunk_tokens):
             stop = min(start + chunk_tokens, n_tokens)
             h_c, y_c, e_c = h[start:stop], targets[start:stop], eps[start:stop]
             z = h_c @ weight.T  # (C, V) in the compute dtype
             if bias is not None:
                 z = z + bias
-            z = z.float()
+            z = z.to(acc)
             lse = torch.logsumexp(z, dim=-1)
             z_y = z.gather(-1, y_c[:, None]).squeeze(-1)
             z_mean = z.mean(dim=-1)
@@ -173,7 +181,7 @@ class _FusedLinearSmoothedCE(torch.autograd.Function):
                 if want_h:
                     grad_h[start:stop] = (grad_z.to(weight.dtype) @ weight).to(h.dtype)
                 if want_w:
-                    grad_w.addmm_(grad_z.T, h_c.float())
+                    grad_w.addmm_(grad_z.T, h_c.to(acc))
                 if want_b:
                     grad_b += grad_z.sum(dim=0)
         ctx.save_for_backward(
