@@ -1,0 +1,143 @@
+"""ual.smoothing: mapping bounds, monotonicity, constant = mean(linear), shuffled = permutation, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ual.data import build_scenario
+from ual.smoothing import (
+    EPSILON_MAPPINGS,
+    METHOD_MAPPINGS,
+    dataset_summaries,
+    epsilon_records,
+    main,
+    map_epsilon,
+    score_to_epsilon,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+UNCERTAINTIES = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=50)
+BOUNDS = st.tuples(st.floats(0.0, 0.99), st.floats(0.0, 0.99)).map(sorted)
+
+
+@settings(max_examples=60, deadline=None)
+@given(uncertainty=UNCERTAINTIES, bounds=BOUNDS, mapping=st.sampled_from(sorted(EPSILON_MAPPINGS)))
+def test_every_mapping_stays_within_bounds(uncertainty, bounds, mapping):
+    eps_min, eps_max = bounds
+    epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed=0)
+    assert len(epsilon) == len(uncertainty)
+    low = 0.0 if mapping == "zero" else eps_min
+    assert all(low - 1e-12 <= e <= eps_max + 1e-12 and e < 1.0 for e in epsilon)
+
+
+@settings(max_examples=60, deadline=None)
+@given(uncertainty=UNCERTAINTIES, bounds=BOUNDS)
+def test_linear_is_monotone_and_hits_the_end_points(uncertainty, bounds):
+    eps_min, eps_max = bounds
+    epsilon = map_epsilon(uncertainty, "linear", eps_min, eps_max, seed=0)
+    pairs = sorted(zip(uncertainty, epsilon, strict=True))
+    assert all(a[1] <= b[1] + 1e-12 for a, b in zip(pairs, pairs[1:]))
+    assert map_epsilon([0.0, 1.0], "linear", eps_min, eps_max, 0) == pytest.approx([eps_min, eps_max])
+
+
+@settings(max_examples=60, deadline=None)
+@given(uncertainty=UNCERTAINTIES, bounds=BOUNDS)
+def test_constant_equals_the_mean_of_linear(uncertainty, bounds):
+    eps_min, eps_max = bounds
+    linear = map_epsilon(uncertainty, "linear", eps_min, eps_max, seed=0)
+    constant = map_epsilon(uncertainty, "constant", eps_min, eps_max, seed=0)
+    assert constant == pytest.approx([float(np.mean(linear))] * len(linear), abs=1e-11)
+
+
+@settings(max_examples=60, deadline=None)
+@given(uncertainty=UNCERTAINTIES, seed=st.integers(0, 2**31))
+def test_shuffled_is_a_seeded_permutation_of_linear(uncertainty, seed):
+    linear = map_epsilon(uncertainty, "linear", 0.0, 0.2, seed=seed)
+    shuffled = map_epsilon(uncertainty, "shuffled", 0.0, 0.2, seed=seed)
+    assert sorted(shuffled) == sorted(linear)
+    assert shuffled == map_epsilon(uncertainty, "shuffled", 0.0, 0.2, seed=seed)
+
+
+def test_shuffled_actually_moves_values_and_zero_is_zero():
+    uncertainty = [i / 99 for i in range(100)]
+    linear = map_epsilon(uncertainty, "linear", 0.0, 0.2, seed=0)
+    assert map_epsilon(uncertainty, "shuffled", 0.0, 0.2, seed=0) != linear
+    assert map_epsilon(uncertainty, "zero", 0.0, 0.2, seed=0) == [0.0] * 100
+
+
+def test_golden_values_and_bad_input():
+    assert map_epsilon([0.0, 0.25, 1.0], "linear", 0.1, 0.3, 0) == [0.1, 0.15, 0.3]
+    assert score_to_epsilon(1.0, 0.0, 0.2) == 0.2
+    with pytest.raises(ValueError, match="uncertainty 1.5 outside"):
+        score_to_epsilon(1.5, 0.0, 0.2)
+    with pytest.raises(ValueError, match="unknown epsilon mapping 'cubic'"):
+        map_epsilon([0.5], "cubic", 0.0, 0.2, 0)
+    with pytest.raises(ValueError, match="eps_max < 1"):
+        map_epsilon([0.5], "linear", 0.0, 1.0, 0)
+
+
+def test_methods_map_to_the_design_mappings():
+    assert METHOD_MAPPINGS == {"sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled"}
+
+
+def test_summary_statistics():
+    stats = summarize([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert stats["n"] == 5 and stats["mean"] == 0.5 and stats["q50"] == 0.5
+    assert stats["q25"] == 0.25 and stats["min"] == 0.0 and stats["max"] == 1.0
+    assert stats["sd"] == pytest.approx(np.std([0, 0.25, 0.5, 0.75, 1], ddof=1))
+    lines = [{"dataset": d, "uncertainty": u, "epsilon": u / 5} for d, u in [("a", 0.0), ("a", 1.0), ("b", 0.5)]]
+    summary = dataset_summaries(lines)
+    assert set(summary) == {"all", "a", "b"}
+    assert summary["a"]["uncertainty"]["mean"] == 0.5 and summary["b"]["epsilon"]["n"] == 1
+
+
+def _score(u: float | None) -> dict:
+    return {"missing": u is None, "uncertainty": u}
+
+
+def test_missing_scores_fail_unless_median():
+    records = [{"id": str(i), "dataset": "d"} for i in range(4)]
+    scores = {"0": _score(0.0), "1": _score(1.0), "2": _score(None), "3": _score(0.5)}
+    with pytest.raises(ValueError, match="1 training samples have a missing score .* 'fail'"):
+        epsilon_records(records, scores, "linear", 0.0, 0.2, 0, "fail")
+    lines, imputed = epsilon_records(records, scores, "linear", 0.0, 0.2, 0, "median")
+    assert imputed == 1 and lines[2]["uncertainty"] == 0.5 and lines[2]["epsilon"] == 0.1
+    with pytest.raises(ValueError, match="1 training samples have no score"):
+        epsilon_records(records, {k: v for k, v in scores.items() if k != "3"}, "linear", 0.0, 0.2, 0, "median")
+
+
+@pytest.mark.parametrize(("method", "eps_max"), [("ual", None), ("ls", None), ("ual_shuffled", None),
+                                                 ("sft", None), ("ual", 0.5)])
+def test_cli_writes_epsilon_file_matching_the_training_set(data_mirror, tmp_path, monkeypatch, method, eps_max):
+    experiment = REPO / "experiments" / "tiny.yaml"
+    from ual.config import load_experiment
+
+    exp = load_experiment(experiment)
+    data = exp.data.model_copy(update={"mirror": str(data_mirror)})
+    records = build_scenario(data, "mixed")
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text("".join(
+        json.dumps({"id": r["id"], "dataset": r["dataset"], "missing": False,
+                    "uncertainty": (i % 10) / 9, "score": i % 10 + 1}) + "\n"
+        for i, r in enumerate(records)))
+    out = tmp_path / "eps" / "epsilon.jsonl"
+    argv = ["--experiment", str(experiment), "--scores", str(scores), "--scenario", "mixed", "--method", method,
+            "--out", str(out)] + (["--eps-max", str(eps_max)] if eps_max else [])
+    monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
+    main(argv)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == [r["id"] for r in records]
+    assert all(0.0 <= x["epsilon"] < 1.0 for x in lines)
+    meta = json.loads((tmp_path / "eps" / "epsilon.jsonl.meta.json").read_text())
+    assert meta["mapping"] == METHOD_MAPPINGS[method] and meta["eps_max"] == (eps_max or 0.2)
+    assert set(meta["summary"]) == {"all", "alpaca_gpt4_demo", "gsm8k"}
+    assert meta["summary"]["all"]["epsilon"]["n"] == len(records) and "git_sha" in meta["provenance"]
+    if method == "ual" and eps_max is None:
+        assert lines[1]["epsilon"] == pytest.approx(0.2 * 1 / 9)

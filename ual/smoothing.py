@@ -1,0 +1,236 @@
+"""Uncertainty -> per-sample label-smoothing value epsilon (DESIGN.md section 2, "Mapping").
+
+UAL: eps_i = eps_min + (eps_max - eps_min) * u_i, with u_i = (score_i - 1) / 9 in [0, 1] the elicited
+uncertainty of training sample i. Controls that show whether the per-sample assignment matters:
+``constant`` (every sample gets the mean UAL eps of that training set, i.e. ordinary label smoothing),
+``shuffled`` (UAL's eps values permuted across samples with the data seed: same distribution, assignment
+destroyed) and ``zero`` (plain SFT).
+
+Inputs: the experiment YAML (``data`` and ``epsilon`` sections; ``elicit.on_missing``), the scores JSONL
+of ``python -m ual.elicit`` (one record per sample, keyed by ``id``), a scenario and a method.
+Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
+``{"id", "dataset", "uncertainty", "epsilon"}``, and ``epsilon.jsonl.meta.json`` (mapping, eps_min,
+eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance).
+
+Command::
+
+    python -m ual.smoothing --experiment experiments/tiny.yaml --scores results/tiny/elicit/scores.jsonl \\
+        --scenario mixed --method ual [--eps-max 0.3] --out results/tiny/mixed/ual/epsilon.jsonl
+
+Missing scores (``missing: true``) fail the run unless ``elicit.on_missing: median``, which gives them the
+median uncertainty of the scored samples of the same training set (counted in the sidecar as ``n_imputed``).
+
+Extension point: a function ``(uncertainty, eps_min, eps_max, seed) -> epsilon`` in ``EPSILON_MAPPINGS``
+and, if a training method uses it, one line in ``METHOD_MAPPINGS``.
+
+Changelog: v1 - initial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "EPSILON_MAPPINGS",
+    "METHOD_MAPPINGS",
+    "MAPPING_VERSION",
+    "map_epsilon",
+    "score_to_epsilon",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+MAPPING_VERSION = "v1"
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def score_to_epsilon(uncertainty: float, eps_min: float, eps_max: float) -> float:
+    """UAL's linear map of one uncertainty u in [0, 1] to eps in [eps_min, eps_max].
+
+    >>> score_to_epsilon(0.5, 0.0, 0.2)
+    0.1
+    """
+    if not 0.0 <= uncertainty <= 1.0:
+        raise ValueError(f"uncertainty {uncertainty} outside [0, 1]")
+    return eps_min + (eps_max - eps_min) * uncertainty
+
+
+def _linear(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
+    return np.array([score_to_epsilon(float(u), eps_min, eps_max) for u in uncertainty])
+
+
+def _constant(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
+    linear = _linear(uncertainty, eps_min, eps_max, seed)
+    return np.full(len(linear), float(linear.mean()) if len(linear) else eps_min)
+
+
+def _shuffled(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
+    linear = _linear(uncertainty, eps_min, eps_max, seed)
+    return linear[np.random.default_rng(seed).permutation(len(linear))]
+
+
+def _zero(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
+    return np.zeros(len(uncertainty))
+
+
+EpsilonMapping = Callable[[np.ndarray, float, float, int], np.ndarray]
+EPSILON_MAPPINGS: dict[str, EpsilonMapping] = {
+    "linear": _linear,
+    "constant": _constant,
+    "shuffled": _shuffled,
+    "zero": _zero,
+}
+METHOD_MAPPINGS: dict[str, str] = {"sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled"}
+
+
+def map_epsilon(
+    uncertainty: Sequence[float], mapping: str, eps_min: float, eps_max: float, seed: int
+) -> list[float]:
+    """Per-sample eps for one training set (order preserved) with a registered mapping.
+
+    >>> map_epsilon([0.0, 0.5, 1.0], "linear", 0.0, 0.2, seed=0)
+    [0.0, 0.1, 0.2]
+    >>> map_epsilon([0.0, 0.5, 1.0], "constant", 0.0, 0.2, seed=0)
+    [0.1, 0.1, 0.1]
+    """
+    if mapping not in EPSILON_MAPPINGS:
+        raise ValueError(f"unknown epsilon mapping '{mapping}'; registered: {sorted(EPSILON_MAPPINGS)}")
+    if not 0.0 <= eps_min <= eps_max < 1.0:
+        raise ValueError(f"need 0 <= eps_min <= eps_max < 1, got eps_min={eps_min}, eps_max={eps_max}")
+    values = np.asarray(uncertainty, dtype=float)
+    return [round(float(e), 12) for e in EPSILON_MAPPINGS[mapping](values, eps_min, eps_max, seed)]
+
+
+def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
+    """n, mean, sample sd (ddof=1), min, max and the quantiles q05..q95 of ``values``."""
+    array = np.asarray(values, dtype=float)
+    if len(array) == 0:
+        return {"n": 0}
+    stats: dict[str, float | int | None] = {
+        "n": len(array),
+        "mean": float(array.mean()),
+        "sd": float(array.std(ddof=1)) if len(array) > 1 else None,
+        "min": float(array.min()),
+        "max": float(array.max()),
+    }
+    for q in QUANTILES:
+        stats[f"q{round(q * 100):02d}"] = float(np.quantile(array, q))
+    return stats
+
+
+def _read_scores(path: Path) -> dict[str, dict]:
+    scores: dict[str, dict] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
+        for key in ("id", "missing", "uncertainty"):
+            if key not in row:
+                raise ValueError(f"{path}: row {number}: missing field '{key}'")
+        u = row["uncertainty"]
+        if not row["missing"] and not (isinstance(u, int | float) and 0.0 <= u <= 1.0):
+            raise ValueError(f"{path}: row {number}: uncertainty {u!r} is not a number in [0, 1]")
+        scores[row["id"]] = row
+    return scores
+
+
+def epsilon_records(
+    records: list[dict], scores: dict[str, dict], mapping: str, eps_min: float, eps_max: float,
+    seed: int, on_missing: str,
+) -> tuple[list[dict], int]:
+    """Epsilon-file lines for a training set, and the number of imputed (missing) scores."""
+    absent = [r["id"] for r in records if r["id"] not in scores]
+    if absent:
+        raise ValueError(f"{len(absent)} training samples have no score (first ids: {absent[:5]}); "
+                         "rerun python -m ual.elicit for this experiment")
+    missing = [r["id"] for r in records if scores[r["id"]]["missing"]]
+    scored = [scores[r["id"]]["uncertainty"] for r in records if not scores[r["id"]]["missing"]]
+    if missing and on_missing != "median":
+        raise ValueError(f"{len(missing)} training samples have a missing score (first ids: {missing[:5]}) "
+                         "and elicit.on_missing is 'fail'")
+    if missing and not scored:
+        raise ValueError("every training sample has a missing score; nothing to take a median of")
+    median = float(np.median(scored)) if scored else 0.0
+    uncertainty = [median if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"])
+                   for r in records]
+    epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed)
+    lines = [{"id": r["id"], "dataset": r["dataset"], "uncertainty": u, "epsilon": e}
+             for r, u, e in zip(records, uncertainty, epsilon, strict=True)]
+    return lines, len(missing)
+
+
+def dataset_summaries(lines: list[dict]) -> dict[str, Any]:
+    """Per-dataset (and ``all``) summary statistics of uncertainty and epsilon."""
+    groups: dict[str, list[dict]] = {"all": lines}
+    for line in lines:
+        groups.setdefault(line["dataset"], []).append(line)
+    return {
+        name: {key: summarize([x[key] for x in group]) for key in ("uncertainty", "epsilon")}
+        for name, group in groups.items()
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Map elicited uncertainty to per-sample label smoothing.")
+    parser.add_argument("--experiment", type=Path, required=True)
+    parser.add_argument("--scores", type=Path, required=True)
+    parser.add_argument("--scenario", required=True, choices=("high", "low", "mixed"))
+    parser.add_argument("--method", required=True, choices=sorted(METHOD_MAPPINGS))
+    parser.add_argument("--eps-max", type=float, default=None, help="override epsilon.eps_max (ablation)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from ual.config import ConfigError, load_experiment
+    from ual.data import DataError, build_scenario
+    from ual.provenance import run_metadata
+
+    try:
+        experiment = load_experiment(args.experiment)
+        records = build_scenario(experiment.data, args.scenario)
+        eps_min = experiment.epsilon.eps_min
+        eps_max = experiment.epsilon.eps_max if args.eps_max is None else args.eps_max
+        mapping = METHOD_MAPPINGS[args.method]
+        lines, n_imputed = epsilon_records(
+            records, _read_scores(args.scores), mapping, eps_min, eps_max, experiment.data.seed,
+            experiment.elicit.on_missing,
+        )
+    except (ConfigError, DataError, ValueError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    meta = {
+        "mapping": mapping, "mapping_version": MAPPING_VERSION, "method": args.method,
+        "scenario": args.scenario, "eps_min": eps_min, "eps_max": eps_max, "seed": experiment.data.seed,
+        "experiment": experiment.name, "scores_file": str(args.scores), "n": len(lines),
+        "n_imputed": n_imputed, "summary": dataset_summaries(lines),
+        "provenance": run_metadata(stage="smoothing"),
+    }
+    _write_atomic(args.out, "".join(json.dumps(line) + "\n" for line in lines))
+    _write_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
+    logger.info("wrote %d epsilon values (%s, mean %.4f) to %s", len(lines), mapping,
+                meta["summary"]["all"]["epsilon"].get("mean", 0.0), args.out)
+
+
+if __name__ == "__main__":
+    main()
