@@ -193,16 +193,12 @@ class _FusedLinearSmoothedCE(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        grad_h, grad_w, grad_b = ctx.saved_tensors
-        scale = grad_out
-        return (
-            grad_h * scale.to(grad_h.dtype) if grad_h is not None else None,
-            grad_w * scale.to(grad_w.dtype) if grad_w is not None else None,
-            grad_b * scale.to(grad_b.dtype) if grad_b is not None else None,
-            None,
-            None,
-            None,
-        )
+        grads = list(ctx.saved_tensors)
+        # The loss is usually the graph's root (grad_out == 1): hand the saved gradients over without
+        # another weight-sized copy. Otherwise (loss scaling, sums of losses) rescale out of place.
+        if not torch.equal(grad_out, torch.ones_like(grad_out)):
+            grads = [g * grad_out.to(g.dtype) if g is not None else None for g in grads]
+        return (*grads, None, None, None)
 
 
 def default_chunk_tokens(vocab_size: int, budget_bytes: int = 64 * 2**20) -> int:
