@@ -84,18 +84,27 @@ class DataConfig(_Section):
 
 
 class ElicitConfig(_Section):
+    """Uncertainty elicitation (DESIGN.md s2, ual.elicit); science knobs first, infrastructure after."""
+
     backend: Literal["hf", "openai"]
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
+    revision: str | None = Field(default=None, description="hub revision of an hf elicitor (part of the cache key)")
     prompt_version: str = Field(pattern=r"^v\d+$")
     on_missing: Literal["fail", "median"]
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (openai backend)")
     api_key_env: str | None = Field(
         default=None, description="name of the environment variable holding the API key (never the key)"
     )
-    concurrency: int = Field(default=8, ge=1)
-    max_retries: int = Field(default=6, ge=0)
+    concurrency: int = Field(default=8, ge=1, description="openai requests in flight")
+    max_retries: int = Field(default=6, ge=0, description="retries after the first try (429, 5xx, timeouts)")
+    retry_wait_s: float = Field(default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s")
     timeout_s: float = Field(default=60.0, gt=0)
+    max_tokens: int = Field(default=8, ge=1, description="openai reply length cap (the reply is one integer)")
+    logprobs: bool = Field(default=True, description="ask the endpoint for top log-probabilities")
+    usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="price, for the running cost")
+    usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
+    cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
 
 
 class EpsilonConfig(_Section):
@@ -134,7 +143,12 @@ class TrainConfig(_Section):
     max_steps: int | None = Field(default=None, ge=1, description="cap on optimiser steps (smoke runs)")
     logging_steps: int = Field(default=1, ge=1)
     gradient_checkpointing: bool = False
-    packing: bool = False
+    packing: bool = Field(default=False, description="pack samples into max_length rows (per-token epsilon)")
+    max_grad_norm: float = Field(
+        default=1.0, ge=0, description="gradient clipping; 1.0 = the HF default the MetaMath recipe uses"
+    )
+    save_steps: int = Field(default=200, ge=1, description="checkpoint every N optimiser steps (resume)")
+    save_total_limit: int | None = Field(default=2, ge=1, description="checkpoints kept while training")
 
 
 class EvaluateConfig(_Section):
@@ -148,15 +162,31 @@ class EvaluateConfig(_Section):
         description="items per task drawn by the data seed; null = the whole test set"
     )
     max_new_tokens: dict[Literal["alpacaeval", "gsm8k", "math"], int]
-    batch_size: int = Field(default=16, ge=1)
+    math_split: Literal["test", "math500"] = Field(
+        description="MATH test set: the 5,000 problems (MetaMath's choice) or the 500-problem PRM800K subset"
+    )
+    batch_size: int = Field(default=16, ge=1, description="generation batch size")
+    judge_batch_size: int = Field(default=8, ge=1, description="local judge: prompts per forward pass")
+    judge_num_hidden_layers: int | None = Field(
+        default=None, ge=1, description="local judge: keep only the first N layers (tests and smoke runs)"
+    )
 
 
 class AnalysisConfig(_Section):
+    """Token-clustering analysis (DESIGN.md s5, ual.analysis)."""
+
     top_k_tokens: int = Field(ge=2, description="keep the K most frequent target tokens")
     max_states: int = Field(ge=2, description="hidden states subsampled per model (fixed seed)")
     eval_samples: int = Field(ge=1, description="held-out samples run with teacher forcing")
-    middle_layer: int | None = Field(default=None, description="also analyse this layer (null: last only)")
+    middle_layer: int | None = Field(
+        default=None,
+        ge=0,
+        description="also analyse hidden_states[i] (0 = embeddings, i = output of decoder layer i; null: last only)",
+    )
     seed: int = 0
+    bootstrap_resamples: int = Field(default=200, ge=1, description="bootstrap resamples of the states per metric")
+    batch_size: int = Field(default=8, ge=1, description="teacher-forcing batch size (inference only)")
+    tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity (capped at (n - 1) / 3)")
 
 
 class Experiment(_Section):
@@ -232,9 +262,20 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError("\n".join(lines)) from None
 
 
-def resolved_config(experiment: Experiment) -> dict[str, Any]:
-    """The experiment as plain JSON-able data (for run_config.json)."""
-    return experiment.model_dump(mode="json")
+def resolved_config(experiment: Experiment, with_name: bool = True) -> dict[str, Any]:
+    """The experiment as plain JSON-able data (for run_config.json); ``with_name=False`` gives the file's keys."""
+    data = experiment.model_dump(mode="json")
+    if not with_name:
+        data.pop("name")
+    return data
+
+
+def experiment_json_schema() -> dict[str, Any]:
+    """JSON Schema of an experiment file (``workflow/schemas/experiment.schema.json`` is this, exported)."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **Experiment.model_json_schema()}
+    schema["properties"].pop("name")  # taken from the file stem, never written in the file
+    schema["required"] = [key for key in schema["required"] if key != "name"]
+    return schema
 
 
 def config_hash(section: BaseModel) -> str:
@@ -247,8 +288,14 @@ def config_hash(section: BaseModel) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Validate an experiment file and print it resolved.")
-    parser.add_argument("experiment", type=Path)
+    parser.add_argument("experiment", type=Path, nargs="?")
+    parser.add_argument("--schema", action="store_true", help="print the JSON Schema of experiment files")
     args = parser.parse_args(argv)
+    if args.schema:
+        print(json.dumps(experiment_json_schema(), indent=2, sort_keys=True))
+        return
+    if args.experiment is None:
+        parser.error("give an experiment file or --schema")
     try:
         experiment = load_experiment(args.experiment)
     except ConfigError as exc:

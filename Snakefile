@@ -1,0 +1,33 @@
+# UAL reproduction workflow. Thin by design: targets and includes only; logic lives in ual/ and every rule
+# runs `python -m ual.<stage>`.
+#   snakemake --cores all                                         # tiny profile (default), every table and figure
+#   snakemake --cores all table_main                              # one table
+#   snakemake --cores all --configfile experiments/paper_llama2-7b.yaml   # another experiment file
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/elicit.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_tables(),
+        all_figures(),
+
+
+rule tables:
+    input:
+        all_tables(),
+
+
+rule figures:
+    input:
+        all_figures(),

@@ -1,0 +1,17 @@
+# Stage 4: token clustering of hidden states, SFT vs LS vs UAL.
+
+
+rule cluster_hidden_states:
+    input:
+        unpack(cluster_inputs),
+    output:
+        metrics="results/{exp}/seed{seed}/analysis/{scenario}/clustering.json",
+    params:
+        models=analysed_models_arg,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/cluster_hidden_states/{exp}/seed{seed}/{scenario}.log",
+    shell:
+        "python -m ual.analysis.clustering --experiment {input.exp} --scenario {wildcards.scenario}"
+        " --models {params.models} --out $(dirname {output.metrics}) > {log} 2>&1"

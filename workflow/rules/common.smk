@@ -1,0 +1,116 @@
+# Shared workflow definitions: the experiment (validated by ual.config), wildcard constraints and the
+# named input functions. No rules here.
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from ual.config import load_experiment, resolved_config
+
+# Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
+# also when snakemake is called as .venv/bin/snakemake without activating the environment.
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+# The experiment is the file given with --configfile (default: the tiny profile). There is deliberately no
+# `configfile:` directive: Snakemake would merge it with --configfile and mix two experiments.
+if workflow.overwrite_configfiles:
+    EXPERIMENT_FILE = Path(workflow.overwrite_configfiles[-1]).resolve().relative_to(Path.cwd().resolve())
+else:
+    EXPERIMENT_FILE = Path("experiments/tiny.yaml")
+    config.update(yaml.safe_load(EXPERIMENT_FILE.read_text()))
+
+# Strict, typed validation with the file and key named (unknown keys, wrong types, missing knobs)...
+EXP = load_experiment(EXPERIMENT_FILE)
+# ...and the exported JSON Schema kept honest against the same config.
+validate(resolved_config(EXP, with_name=False), "../schemas/experiment.schema.json")
+
+NAME = EXP.name
+SEEDS = EXP.train.seeds
+SCENARIOS = EXP.data.scenarios
+TASKS = EXP.evaluate.tasks
+MAIN_METHODS = [m for m in ("sft", "ls", "ual") if m in EXP.train.methods]
+# The ablation runs on the mixed scenario (the paper's headline setting), or the first scenario if absent.
+ABLATION_SCENARIO = "mixed" if "mixed" in SCENARIOS else SCENARIOS[0]
+ABLATION_VARIANTS = [m for m in ("ual_shuffled",) if m in EXP.train.methods] + [
+    f"ual_epsmax{v:g}" for v in EXP.epsilon.ablation_eps_max if v != EXP.epsilon.eps_max
+]
+
+
+wildcard_constraints:
+    exp=NAME,
+    seed=r"\d+",
+    scenario="|".join(SCENARIOS),
+    variant=r"sft|ls|ual|ual_shuffled|ual_epsmax[0-9.]+",
+    task="|".join(TASKS),
+
+
+def variant_method(wildcards):
+    """The training method of a variant: ual_epsmax0.3 is UAL with another eps_max."""
+    return "ual" if wildcards.variant.startswith("ual_epsmax") else wildcards.variant
+
+
+def smoothing_args(wildcards):
+    """ual.smoothing arguments for a variant: the method, and eps_max for the ablation sweep."""
+    if wildcards.variant.startswith("ual_epsmax"):
+        return f"--method ual --eps-max {wildcards.variant.removeprefix('ual_epsmax')}"
+    return f"--method {wildcards.variant}"
+
+
+def trained_variants():
+    """(scenario, variant) pairs that are trained: the main methods everywhere, the ablation once."""
+    pairs = [(s, m) for s in SCENARIOS for m in MAIN_METHODS]
+    pairs += [(ABLATION_SCENARIO, v) for v in ABLATION_VARIANTS]
+    return pairs
+
+
+def metric_files(wildcards=None):
+    return [
+        f"results/{NAME}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json"
+        for seed in SEEDS
+        for scenario, variant in trained_variants()
+        for task in TASKS
+    ]
+
+
+def clustering_files(wildcards=None):
+    return [f"results/{NAME}/seed{seed}/analysis/{scenario}/clustering.json" for seed in SEEDS for scenario in SCENARIOS]
+
+
+def train_metric_files(wildcards=None):
+    return [
+        f"results/{NAME}/seed{seed}/train/{scenario}/{variant}/train_metrics.json"
+        for seed in SEEDS
+        for scenario, variant in trained_variants()
+    ]
+
+
+def cluster_inputs(wildcards):
+    """The experiment file and one trained model per main method (keys model_sft, model_ls, model_ual)."""
+    models = {
+        f"model_{m}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{m}/train_metrics.json"
+        for m in MAIN_METHODS
+    }
+    return {"exp": str(EXPERIMENT_FILE), **models}
+
+
+def analysed_models_arg(wildcards, input):
+    """`sft=DIR ls=DIR ual=DIR` for ual.analysis.clustering --models."""
+    return " ".join(f"{m}={Path(input[f'model_{m}']).parent}" for m in MAIN_METHODS)
+
+
+TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
+FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
+
+
+def all_tables():
+    return [f"paper_tables/{NAME}/{t}.{ext}" for t in TABLES for ext in ("md", "csv", "tex")]
+
+
+def all_figures():
+    return [f"figures/{NAME}/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]

@@ -1,0 +1,35 @@
+# Stage 1: an uncertainty score per training sample (cached by content), then epsilon per method.
+
+
+rule elicit_scores:
+    input:
+        exp=str(EXPERIMENT_FILE),
+    output:
+        scores="results/{exp}/elicit/scores.jsonl",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/elicit_scores/{exp}.log",
+    benchmark:
+        "benchmarks/rules/elicit_scores/{exp}.tsv"
+    resources:
+        elicitor_api=1,
+    shell:
+        "python -m ual.elicit --experiment {input.exp} --out {output.scores} > {log} 2>&1"
+
+
+rule map_epsilon:
+    input:
+        exp=str(EXPERIMENT_FILE),
+        scores="results/{exp}/elicit/scores.jsonl",
+    output:
+        epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
+    params:
+        args=smoothing_args,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/map_epsilon/{exp}/{scenario}/{variant}.log",
+    shell:
+        "python -m ual.smoothing --experiment {input.exp} --scores {input.scores} --scenario {wildcards.scenario}"
+        " {params.args} --out {output.epsilon} > {log} 2>&1"

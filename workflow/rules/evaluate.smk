@@ -1,0 +1,35 @@
+# Stage 3: generate answers for each benchmark, then score them (MetaMath protocol; alpaca_eval's judges).
+
+
+rule generate_outputs:
+    input:
+        exp=str(EXPERIMENT_FILE),
+        model="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
+    output:
+        outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.log",
+    resources:
+        gpu=1 if EXP.model.dtype != "float32" else 0,
+    shell:
+        "python -m ual.generate --experiment {input.exp} --model $(dirname {input.model}) --task {wildcards.task}"
+        " --out {output.outputs} > {log} 2>&1"
+
+
+rule score_task:
+    input:
+        exp=str(EXPERIMENT_FILE),
+        outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
+    output:
+        metrics="results/{exp}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/score_task/{exp}/seed{seed}/{scenario}/{variant}/{task}.log",
+    resources:
+        judge_api=1,
+    shell:
+        "python -m ual.evaluate --experiment {input.exp} --task {wildcards.task} --outputs {input.outputs}"
+        " --out {output.metrics} > {log} 2>&1"

@@ -1,0 +1,60 @@
+# Stage 5: paper_tables/ and figures/ from result JSON files only (no model, no judge).
+
+
+rule make_tables:
+    input:
+        exp=str(EXPERIMENT_FILE),
+        metrics=metric_files(),
+        clustering=clustering_files(),
+        scores=f"results/{NAME}/elicit/scores.jsonl",
+    output:
+        all_tables(),
+    conda:
+        "../../environment.yml"
+    log:
+        f"logs/make_tables/{NAME}.log",
+    params:
+        results=f"results/{NAME}",
+        out=f"paper_tables/{NAME}",
+    shell:
+        "python -m ual.report tables --experiment {input.exp} --results {params.results} --out {params.out}"
+        " > {log} 2>&1"
+
+
+rule make_figures:
+    input:
+        exp=str(EXPERIMENT_FILE),
+        metrics=metric_files(),
+        clustering=clustering_files(),
+        train=train_metric_files(),
+        scores=f"results/{NAME}/elicit/scores.jsonl",
+    output:
+        all_figures(),
+    conda:
+        "../../environment.yml"
+    log:
+        f"logs/make_figures/{NAME}.log",
+    params:
+        results=f"results/{NAME}",
+        out=f"figures/{NAME}",
+    shell:
+        "python -m ual.report figures --experiment {input.exp} --results {params.results} --out {params.out}"
+        " > {log} 2>&1"
+
+
+for _target in TABLES:
+
+    rule:
+        name:
+            _target
+        input:
+            [f"paper_tables/{NAME}/{_target}.{ext}" for ext in ("md", "csv", "tex")],
+
+
+for _target in FIGURES:
+
+    rule:
+        name:
+            _target
+        input:
+            [f"figures/{NAME}/{_target}.{ext}" for ext in ("png", "pdf")],

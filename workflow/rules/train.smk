@@ -1,0 +1,22 @@
+# Stage 2: SFT, LS and UAL (and the ablation variants) with HF Trainer, under DeepSpeed when configured.
+
+
+rule train_model:
+    input:
+        exp=str(EXPERIMENT_FILE),
+        epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
+    output:
+        metrics="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
+    params:
+        method=variant_method,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_model/{exp}/seed{seed}/{scenario}/{variant}.log",
+    benchmark:
+        "benchmarks/rules/train_model/{exp}/seed{seed}/{scenario}/{variant}.tsv"
+    resources:
+        gpu=1 if EXP.model.dtype != "float32" else 0,
+    shell:
+        "python -m ual.train --experiment {input.exp} --scenario {wildcards.scenario} --method {params.method}"
+        " --seed {wildcards.seed} --epsilon {input.epsilon} --out $(dirname {output.metrics}) > {log} 2>&1"
