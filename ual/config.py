@@ -88,7 +88,9 @@ class ElicitConfig(_Section):
 
     backend: Literal["hf", "openai"]
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
-    revision: str | None = Field(default=None, description="hub revision of an hf elicitor (part of the cache key)")
+    revision: str | None = Field(
+        default=None, description="hub revision of an hf elicitor (part of the cache key)"
+    )
     prompt_version: str = Field(pattern=r"^v\d+$")
     on_missing: Literal["fail", "median"]
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (openai backend)")

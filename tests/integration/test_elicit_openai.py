@@ -1,0 +1,263 @@
+"""The openai elicitor against a fake OpenAI-compatible server on 127.0.0.1 started by the test.
+
+Covers: log-probability expected score and parsed integers, 429 then success, 500s past the retry budget
+(missing, run fails with the count, not cached), garbage replies, a CLI run killed with SIGKILL and
+resumed (no duplicate, no lost record, no repeated request), and that the API key is in no written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ual.config import ElicitConfig, load_experiment
+from ual.data import build_scenario
+from ual.elicit import ScoreCache, build_elicit_prompt, elicit_scores, main
+from ual.elicit_backends import OpenAIElicitor
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+KEY_ENV = "UAL_TEST_ELICIT_KEY"
+SECRET = "sk-test-DO-NOT-LEAK-7f3a91c2"
+
+
+def fake_score(prompt: str) -> int:
+    """The fake server's deterministic integer for a prompt (1..10)."""
+    return int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 10 + 1
+
+
+def completion(content: str, top: dict[str, float] | None = None) -> dict:
+    logprobs = None
+    if top is not None:
+        first = content.strip()[:2] if content.strip()[:2] == "10" else content.strip()[:1]
+        logprobs = {"content": [{"token": first, "logprob": math.log(top.get(first, 1e-9)), "bytes": None,
+                                 "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": None}
+                                                  for t, p in top.items()]}]}
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake-gpt",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 2, "total_tokens": 1002}}
+
+
+Behaviour = Callable[[str, int], tuple[int, object]]  # (prompt, n-th call for it) -> (status, body)
+
+
+class FakeOpenAI:
+    """Test stub of an OpenAI-compatible /v1/chat/completions endpoint, loopback only."""
+
+    def __init__(self, behaviour: Behaviour, delay_s: float = 0.0):
+        self.behaviour, self.delay_s = behaviour, delay_s
+        self.calls: list[str] = []
+        self.auth: set[str] = set()
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body["messages"][0]["content"]
+                with fake.lock:
+                    fake.calls.append(prompt)
+                    fake.auth.add(self.headers.get("Authorization", ""))
+                    nth = fake.calls.count(prompt)
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                time.sleep(fake.delay_s)
+                status, payload = fake.behaviour(prompt, nth)
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                with fake.lock:
+                    fake.in_flight -= 1
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def server_factory():
+    servers: list[FakeOpenAI] = []
+
+    def make(behaviour: Behaviour, delay_s: float = 0.0) -> FakeOpenAI:
+        servers.append(FakeOpenAI(behaviour, delay_s))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+
+
+def good(prompt: str, nth: int) -> tuple[int, object]:
+    return 200, completion(str(fake_score(prompt)))
+
+
+def cfg(server: FakeOpenAI, **overrides) -> ElicitConfig:
+    values = dict(backend="openai", model="fake-gpt", prompt_version="v1", on_missing="fail",
+                  base_url=server.base_url, api_key_env=KEY_ENV, concurrency=4, max_retries=2,
+                  retry_wait_s=0.01, timeout_s=10.0, usd_per_1m_input_tokens=10.0, usd_per_1m_output_tokens=30.0)
+    return ElicitConfig(**(values | overrides))
+
+
+def records(n: int) -> list[dict]:
+    return [{"id": f"s{i}", "dataset": "d", "instruction": f"Question {i}?", "input": "", "output": f"Answer {i}"}
+            for i in range(n)]
+
+
+def assert_key_never_written(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), f"API key written to {path}"
+
+
+def test_success_with_and_without_logprobs(server_factory, tmp_path):
+    def reply(prompt: str, nth: int):
+        if "Question 0?" in prompt:
+            return 200, completion("3", top={"3": 0.5, "4": 0.25, "x": 0.25})  # EV over 3 and 4 only
+        if "Question 1?" in prompt:
+            return 200, completion("10", top={"10": 0.5, "9": 0.5})
+        return 200, completion(f"Score: {fake_score(prompt)}")  # no logprobs: parsed integer
+
+    server = server_factory(reply)
+    rows, stats = elicit_scores(records(6), OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+                                ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert rows[0]["score"] == pytest.approx((3 * 0.5 + 4 * 0.25) / 0.75)
+    assert rows[1]["score"] == pytest.approx(9.5)
+    assert [r["score"] for r in rows[2:]] == [fake_score(build_elicit_prompt(r, "v1")) for r in records(6)[2:]]
+    assert stats.missing == 0 and stats.requested == 6
+    assert stats.cost_usd == pytest.approx(6 * (1000 * 10 + 2 * 30) / 1e6)
+    assert server.auth == {f"Bearer {SECRET}"}
+    assert_key_never_written(tmp_path)
+
+
+def test_rate_limit_then_success_is_retried(server_factory, tmp_path):
+    server = server_factory(lambda p, nth: (429, {"error": {"message": "slow down"}}) if nth == 1 else good(p, nth))
+    rows, stats = elicit_scores(records(5), OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+                                ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.missing == 0 and len(server.calls) == 10
+    assert all(count == 2 for count in Counter(server.calls).values())
+
+
+def test_garbage_replies_are_missing_and_cached(server_factory, tmp_path):
+    garbage = ["I cannot rate this.", "", "42", "3 or 4"]
+    server = server_factory(lambda p, nth: (200, completion(garbage[int(p.split("Question ")[1][0]) % 4])))
+    cache = ScoreCache(tmp_path / "c.jsonl")
+    rows, stats = elicit_scores(records(4), OpenAIElicitor(cfg(server), "openai:fake-gpt"), cache, "v1",
+                                progress=False)
+    assert stats.missing == 4 and all(r["missing"] and r["error"] is None for r in rows)
+    assert sorted(r["raw"] for r in rows) == sorted(garbage)
+    elicit_scores(records(4), OpenAIElicitor(cfg(server), "openai:fake-gpt"), ScoreCache(tmp_path / "c.jsonl"),
+                  "v1", progress=False)
+    assert len(server.calls) == 4  # greedy garbage is not asked again
+
+
+def test_non_json_body_is_missing_not_a_crash(server_factory, tmp_path):
+    server = server_factory(lambda p, nth: (200, "<html>proxy error</html>"))
+    rows, stats = elicit_scores(records(2), OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+                                ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.missing == 2 and all(r["missing"] for r in rows)
+
+
+def write_experiment(tmp_path: Path, server: FakeOpenAI, size: int, **elicit) -> Path:
+    raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
+    raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
+    raw["elicit"] = {"backend": "openai", "model": "fake-gpt", "prompt_version": "v1", "on_missing": "fail",
+                     "base_url": server.base_url, "api_key_env": KEY_ENV, "max_retries": 2, "retry_wait_s": 0.01,
+                     "timeout_s": 10.0, "cache_dir": str(tmp_path / "cache")} | elicit
+    path = tmp_path / "fake.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(server_factory, tmp_path, data_mirror,
+                                                                         monkeypatch):
+    monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
+    failing = {"on": True}
+    server = server_factory(
+        lambda p, nth: (500, {"error": {"message": f"boom {SECRET}"}}) if failing["on"] else good(p, nth)
+    )
+    experiment = write_experiment(tmp_path, server, size=3)
+    out = tmp_path / "out" / "scores.jsonl"
+    with pytest.raises(SystemExit) as info:
+        main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
+    assert str(info.value).startswith("error: 6 of 6 samples could not be scored (missing")
+    assert "InternalServerError" in str(info.value) and SECRET not in str(info.value)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 and all(r["missing"] and r["error"].startswith("InternalServerError") for r in rows)
+    assert len(server.calls) == 6 * 3  # first try + max_retries=2, per sample
+    # the server recovers: failed requests were not cached as answers, so the rerun asks again and succeeds
+    failing["on"] = False
+    main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert not any(r["missing"] for r in rows) and len(server.calls) == 6 * 4
+    meta = json.loads((tmp_path / "out" / "scores.jsonl.meta.json").read_text())
+    assert meta["n_requested"] == 6 and meta["elicit_config"]["api_key_env"] == KEY_ENV
+    assert_key_never_written(tmp_path)
+
+
+def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(server_factory, tmp_path, data_mirror):
+    server = server_factory(good, delay_s=0.15)
+    n = 2 * 8
+    experiment = write_experiment(tmp_path, server, size=8, concurrency=2)
+    out, cache = tmp_path / "out" / "scores.jsonl", tmp_path / "cache" / "openai_fake-gpt_v1.jsonl"
+    env = os.environ | {"UAL_DATA_MIRROR": str(data_mirror), KEY_ENV: SECRET}
+    command = [sys.executable, "-m", "ual.elicit", "--experiment", str(experiment), "--out", str(out)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not (cache.exists() and len(cache.read_bytes().splitlines()) >= 5):
+        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()[-2000:]
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()  # killed before the end: no partial output file
+    with cache.open("ab") as handle:  # as if the kill had cut a line in half
+        handle.write(b'{"key": "deadbeef", "id": "x", "sco')
+    done = {json.loads(line)["key"] for line in cache.read_bytes().splitlines()[:-1]}
+    first_run_calls = list(server.calls)
+    assert len(first_run_calls) < n
+
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    second_run_calls = server.calls[len(first_run_calls):]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
+    assert len(rows) == n and not any(r["missing"] for r in rows)  # nothing lost
+    assert len(keys) == len(set(keys)) == n  # no duplicate, and the half line is gone
+    assert len(second_run_calls) == n - len(done)  # cached samples are not asked again
+    assert len(set(second_run_calls)) == len(second_run_calls)
+    assert len(first_run_calls) - len(done) <= 2  # at most the requests in flight were lost
+    data = load_experiment(experiment).data.model_copy(update={"mirror": str(data_mirror)})
+    prompts = [build_elicit_prompt(r, "v1") for r in build_scenario(data, "mixed")]
+    assert [r["score"] for r in rows] == [fake_score(p) for p in prompts]
+    assert server.max_in_flight <= 2
+    assert_key_never_written(tmp_path)
