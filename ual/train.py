@@ -1,0 +1,391 @@
+"""Fine-tune a base model with SFT, fixed label smoothing or UAL (per-sample label smoothing).
+
+The methods differ only in the per-sample epsilon read from the epsilon file of ``ual.smoothing``
+(``sft``: all 0, ``ls``: one constant, ``ual``/``ual_shuffled``: per sample); model, data, recipe and code
+path are the same (DESIGN.md sections 2, 3, 6).
+
+Inputs: the experiment YAML (``model``, ``data``, ``train``), a scenario (training set =
+``ual.data.build_scenario(experiment.data, scenario)``), a method, a seed and the epsilon JSONL
+(``{"id", "dataset", "uncertainty", "epsilon"}`` per training sample, sidecar ``<file>.meta.json``).
+Outputs, in ``--out DIR``: the model (safetensors, loadable by ``ual.models.load_model(DIR)``), its tokenizer
+and ``train_metrics.json`` (written last, atomically: per-step loss, tokens/s, peak memory, method,
+scenario, seed, epsilon sha256, resolved config, provenance); ``DIR/checkpoint-N`` while training (removed
+once the final model is verified). Command::
+
+    python -m ual.train --experiment experiments/tiny.yaml --scenario mixed --method ual --seed 0 \\
+        --epsilon results/tiny/mixed/ual/epsilon.jsonl --out results/tiny/mixed/ual/seed0/model
+
+Several GPUs: ``deepspeed --num_gpus 8 -m ual.train ...`` or ``torchrun --nproc_per_node 8 -m ual.train ...``.
+
+Checks before any step: the epsilon file exists, parses, has exactly the training set's ids, every epsilon is
+finite and in [0, 1), and it fits the method (sft all zero, ls constant, sidecar mapping = the method's).
+After saving: the checkpoint reloads with the model's parameter count and no all-zero tensor (the classic
+ZeRO-3 empty-save bug, anchors.md s0.10).
+
+DeepSpeed (``train.deepspeed``: a JSON under experiments/deepspeed/, or null for none; the same code path
+either way): HF fills the "auto" values. Without CUDA it runs with ``DS_ACCELERATOR=cpu``, the gloo backend
+and fp32 (use the ``*_cpu.json`` configs, which set ``torch_adam``). A plain ``python -m ual.train`` with
+DeepSpeed runs as a one-process group (MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK defaulted). The first
+CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards).
+
+Resume: a rerun with the same ``--out`` continues from the last ``checkpoint-N`` there (``--resume PATH``
+picks one, ``--fresh`` ignores them); the data order is fixed by ``--seed`` (Trainer seed and data_seed), so
+the loss trace continues as if never interrupted. A checkpoint of another run (other config, method, seed or
+epsilon file) is refused.
+
+Changelog: v1 - initial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ual.config import METHODS, SCENARIOS, Experiment, TrainConfig, config_hash, load_experiment, resolved_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EpsilonFileError", "build_trainer", "load_epsilon", "run_training", "to_training_arguments", "verify_checkpoint", "main"]
+
+METRICS_FILE = "train_metrics.json"
+RUN_FILE = "train_run.json"  # identity of the run owning DIR's checkpoints (resume guard)
+
+
+class EpsilonFileError(ValueError):
+    """A missing, malformed or mismatched epsilon file; the message names the file (and line or id)."""
+
+
+# ---- epsilon file -----------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_epsilon_lines(path: Path) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            sample_id, eps = row["id"], row["epsilon"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EpsilonFileError(f"{path}:{number}: expected a JSON object with 'id' and 'epsilon' ({exc})") from None
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+            raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps!r} is not a finite number")
+        if not 0.0 <= eps < 1.0:
+            raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps} outside [0, 1)")
+        if sample_id in values:
+            raise EpsilonFileError(f"{path}:{number}: duplicate id {sample_id}")
+        values[sample_id] = float(eps)
+    return values
+
+
+def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list[float]:
+    """Epsilon of each training record (in record order), validated against the set and the method.
+
+    Raises:
+        EpsilonFileError: the file is missing or malformed, an epsilon is non-finite or outside [0, 1),
+            its ids differ from the training set's, or its values or sidecar do not fit ``method``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EpsilonFileError(f"epsilon file {path} not found (it is written by python -m ual.smoothing)")
+    values = _read_epsilon_lines(path)
+    ids = [record["id"] for record in records]
+    missing = [i for i in ids if i not in values]
+    extra = sorted(set(values) - set(ids))
+    if missing or extra:
+        raise EpsilonFileError(
+            f"{path}: ids do not match the training set ({len(ids)} samples; the file has {len(values)}): "
+            f"{len(missing)} training ids missing from the file (e.g. {missing[:3]}), {len(extra)} ids in the "
+            f"file not in the training set (e.g. {extra[:3]}). Was it made for another scenario or data slice?"
+        )
+    epsilon = [values[i] for i in ids]
+    meta_path = path.with_name(path.name + ".meta.json")
+    if meta_path.is_file():
+        from ual.smoothing import METHOD_MAPPINGS
+
+        mapping = json.loads(meta_path.read_text()).get("mapping")
+        if mapping is not None and mapping != METHOD_MAPPINGS[method]:
+            raise EpsilonFileError(
+                f"{meta_path}: mapping '{mapping}' but method '{method}' trains with '{METHOD_MAPPINGS[method]}'"
+            )
+    if method == "sft" and any(epsilon):
+        raise EpsilonFileError(f"{path}: method 'sft' needs epsilon 0 for every sample; max is {max(epsilon)}")
+    if method == "ls" and len(set(epsilon)) > 1:
+        raise EpsilonFileError(f"{path}: method 'ls' needs one constant epsilon; found {len(set(epsilon))} values")
+    return epsilon
+
+
+# ---- configuration and environment -------------------------------------------------------------------
+
+
+def to_training_arguments(cfg: TrainConfig, seed: int, out: Path, deepspeed: str | None = None):
+    """The one mapping TrainConfig -> transformers ``TrainingArguments`` (style guide s4.3)."""
+    from transformers import TrainingArguments
+
+    on_cpu = not torch.cuda.is_available()
+    distributed = deepspeed is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return TrainingArguments(
+        output_dir=str(out),
+        seed=seed,
+        data_seed=seed,  # the seed fixes the data order (open-instruct #188)
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_epochs,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps in transformers 5
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=cfg.bf16,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        remove_unused_columns=False,  # keep the epsilon column (transformers #25054)
+        deepspeed=deepspeed,
+        ddp_backend="gloo" if on_cpu and distributed else None,
+        use_cpu=on_cpu,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_deepspeed_env() -> None:
+    """Defaults for a one-process DeepSpeed group from a plain ``python -m ual.train`` (no launcher)."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if "WORLD_SIZE" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+
+
+def _peak_memory() -> dict[str, Any]:
+    if torch.cuda.is_available():
+        return {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated())}
+    return {"kind": "rss", "bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+# ---- checkpoint --------------------------------------------------------------------------------------
+
+
+def verify_checkpoint(folder: Path, expected_parameters: int) -> dict[str, int]:
+    """Reload ``folder``; check its parameter count and that no tensor is all zeros (ZeRO-3 empty save)."""
+    from ual.models import load_model
+
+    model, _ = load_model(str(folder))
+    count = sum(p.numel() for p in model.parameters())
+    if count != expected_parameters:
+        raise RuntimeError(f"{folder}: checkpoint has {count} parameters, the trained model {expected_parameters}")
+    state = model.state_dict()
+    empty = [name for name, tensor in state.items() if tensor.numel() == 0 or not tensor.float().abs().sum() > 0]
+    if empty:
+        raise RuntimeError(f"{folder}: {len(empty)} saved tensors are empty or all zero (e.g. {empty[:3]}); "
+                           "under ZeRO-3 set stage3_gather_16bit_weights_on_model_save: true")
+    return {"parameters": count, "tensors": len(state)}
+
+
+def _run_identity(experiment: Experiment, scenario: str, method: str, seed: int, eps_sha: str) -> dict[str, Any]:
+    return {"experiment": experiment.name, "config_hash": config_hash(experiment), "scenario": scenario,
+            "method": method, "seed": seed, "epsilon_sha256": eps_sha}
+
+
+def _resume_point(out: Path, identity: dict[str, Any], resume: str | None, fresh: bool) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume:
+        if not Path(resume).is_dir():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint folder")
+        return resume
+    last = None if fresh or not out.is_dir() else get_last_checkpoint(str(out))
+    if last is not None:
+        previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).is_file() else None
+        if previous != identity:
+            raise RuntimeError(f"{out} holds checkpoints of another run ({previous}); use another --out or --fresh")
+        logger.info("resuming from %s", last)
+    return last
+
+
+# ---- training ----------------------------------------------------------------------------------------
+
+
+def build_trainer(
+    experiment: Experiment,
+    records: Sequence[dict],
+    epsilon: Sequence[float],
+    seed: int,
+    out: Path,
+    model_and_tokenizer: tuple[Any, Any] | None = None,
+    callbacks: Sequence[Any] = (),
+):
+    """The ``UALTrainer`` of one run (model loaded unless given) and the number of tokenised rows."""
+    from ual.collate import EpsilonCollator, TrainDataset, build_examples, pack_examples
+    from ual.trainer import UALTrainer
+
+    cfg = experiment.train
+    if cfg.deepspeed:
+        if not Path(cfg.deepspeed).is_file():
+            raise FileNotFoundError(f"train.deepspeed: {cfg.deepspeed} not found")
+        prepare_deepspeed_env()
+    args = to_training_arguments(cfg, seed, out, cfg.deepspeed)  # before the model: sets up DeepSpeed ZeRO-3
+    if model_and_tokenizer is None:
+        from ual.models import load_model
+
+        mc = experiment.model
+        model_and_tokenizer = load_model(mc.source, mc.revision, mc.dtype, mc.num_hidden_layers)
+    model, tokenizer = model_and_tokenizer
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+    examples = build_examples(records, epsilon, tokenizer, experiment.model.prompt_template, cfg.max_length)
+    rows = pack_examples(examples, cfg.max_length) if cfg.packing else examples
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    trainer = UALTrainer(
+        model=model, args=args, train_dataset=TrainDataset(rows), data_collator=EpsilonCollator(pad_id),
+        processing_class=tokenizer, loss_path=cfg.loss_path, callbacks=list(callbacks),
+    )
+    return trainer, len(rows)
+
+
+def run_training(
+    experiment: Experiment,
+    records: Sequence[dict],
+    method: str,
+    seed: int,
+    epsilon_path: str | Path,
+    out: str | Path,
+    scenario: str,
+    resume: str | None = None,
+    fresh: bool = False,
+    callbacks: Sequence[Any] = (),
+    model_and_tokenizer: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """Train, save, verify and write ``train_metrics.json``; return the metrics ({} on ranks other than 0).
+
+    ``model_and_tokenizer`` lets tests reuse one loaded model; by default it is loaded from
+    ``experiment.model``. Extra ``callbacks`` are Trainer callbacks (tests use them to stop a run).
+    """
+    from ual.provenance import run_metadata
+    from ual.trainer import StepRecorder
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}'; expected one of {METHODS}")
+    cfg, out, epsilon_path = experiment.train, Path(out), Path(epsilon_path)
+    epsilon = load_epsilon(epsilon_path, records, method)  # every input check before the model loads
+    eps_sha = _sha256(epsilon_path)
+    identity = _run_identity(experiment, scenario, method, seed, eps_sha)
+    checkpoint = _resume_point(out, identity, resume, fresh)
+    trainer, num_rows = build_trainer(experiment, records, epsilon, seed, out, model_and_tokenizer, callbacks)
+    expected_parameters = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in trainer.model.parameters())
+    logger.info("%s / %s / seed %d: %d samples in %d rows, epsilon mean %.4f", scenario, method, seed,
+                len(records), num_rows, sum(epsilon) / len(epsilon))
+    recorder = StepRecorder(trainer)
+    trainer.add_callback(recorder)
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / RUN_FILE, identity)
+
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    runtime = time.perf_counter() - started
+    trainer.save_model(str(out))  # all ranks: ZeRO-3 gathers the 16-bit weights here
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return {}
+
+    check = verify_checkpoint(out, expected_parameters)
+    steps = [
+        {k: entry[k] for k in ("step", "loss", "grad_norm", "learning_rate") if k in entry}
+        for entry in trainer.state.log_history if "loss" in entry
+    ]
+    timed = recorder.records
+    seconds = sum(r["seconds"] for r in timed)
+    world = trainer.args.world_size
+    metrics = {
+        "method": method, "scenario": scenario, "seed": seed, "experiment": experiment.name,
+        "epsilon_file": str(epsilon_path), "epsilon_sha256": eps_sha,
+        "epsilon_summary": {"n": len(epsilon), "mean": sum(epsilon) / len(epsilon),
+                            "min": min(epsilon), "max": max(epsilon)},
+        "num_samples": len(records), "num_rows": num_rows, "packing": cfg.packing,
+        "loss_path": trainer.loss_path, "deepspeed": cfg.deepspeed,
+        "deepspeed_config": json.loads(Path(cfg.deepspeed).read_text()) if cfg.deepspeed else None,
+        "world_size": world, "resumed_from": checkpoint,
+        "global_steps": trainer.state.global_step, "train_runtime_s": runtime,
+        "final_train_loss": result.training_loss,
+        "steps": steps, "step_timing": timed,
+        # rank 0's tokens times the number of ranks (ranks see equal batch shapes on average)
+        "tokens_per_second": world * sum(r["tokens"] for r in timed) / seconds if seconds else None,
+        "response_tokens_per_second": world * sum(r["response_tokens"] for r in timed) / seconds if seconds else None,
+        "peak_memory": _peak_memory(),
+        "checkpoint": check,
+        "config": resolved_config(experiment),
+        "provenance": run_metadata(stage="train", model=experiment.model.source),
+    }
+    for stale in out.glob("checkpoint-*"):  # only needed to resume an unfinished run
+        shutil.rmtree(stale)
+    _write_json(out / METRICS_FILE, metrics)
+    logger.info("saved %s (%d steps, final loss %.4f, %.0f tokens/s)", out, trainer.state.global_step,
+                steps[-1]["loss"] if steps else float("nan"), metrics["tokens_per_second"] or 0.0)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train SFT / LS / UAL from an experiment file.")
+    parser.add_argument("--experiment", required=True, type=Path)
+    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
+    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--epsilon", required=True, type=Path, help="epsilon JSONL of python -m ual.smoothing")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (model + train_metrics.json)")
+    parser.add_argument("--resume", default=None, help="checkpoint folder (default: the last one in --out)")
+    parser.add_argument("--fresh", action="store_true", help="ignore checkpoints already in --out")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from ual.data import build_scenario
+
+    experiment = load_experiment(args.experiment)
+    records = build_scenario(experiment.data, args.scenario)
+    try:
+        run_training(experiment, records, args.method, args.seed, args.epsilon, args.out, args.scenario,
+                     resume=args.resume, fresh=args.fresh)
+    except EpsilonFileError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

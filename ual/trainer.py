@@ -1,0 +1,156 @@
+"""HF ``Trainer`` subclass that trains with the UAL loss (per-sample label smoothing) of ``ual.losses``.
+
+Inputs: batches of ``ual.collate.EpsilonCollator`` (``input_ids``, ``labels``, ``epsilon``, ``num_tokens`` and
+``attention_mask`` or ``position_ids``). Outputs: gradients, and per-step records (seconds, tokens) in
+``UALTrainer.step_records``. Used by ``ual.train``; nothing here parses config.
+
+Normalisation (DESIGN.md s2, anchors.md s2.1): the loss of a micro-batch is the sum of its response-token
+losses divided by the number of response tokens (after the causal shift) of the whole optimiser step: all
+gradient-accumulation micro-batches and, when distributed, all ranks (summed with an all-reduce).
+``get_batch_samples`` counts it with ``ual.losses.count_response_tokens``, independent of the model's
+``loss_type`` (transformers 5.24.0 counts the same ``labels[..., 1:]`` only for models whose loss is
+``ForCausalLMLoss``; tests/integration/test_train.py checks both agree for Llama). Because the loss is
+already normalised over the step, ``loss_is_scaled_for_ga = True`` stops Trainer from dividing by
+``gradient_accumulation_steps`` again (under DeepSpeed Trainer passes ``scale_wrt_gas=False`` as well).
+Data-parallel backends (DDP, DeepSpeed) average gradients over ranks, so the loss is multiplied by the
+number of processes, as Trainer does for ``num_items_in_batch`` losses. The logged loss of a step is the
+token mean over that step.
+
+Loss paths (``train.loss_path``):
+- ``reference``: the wrapped model's forward gives logits; ``label_smoothed_nll_reference``.
+- ``lean``: the wrapped model's forward runs with ``logits_to_keep`` = no position (so DDP/DeepSpeed hooks
+  still run and no (B, T, V) logits exist); a forward hook on ``get_decoder()`` captures the last hidden
+  states, and ``label_smoothed_nll_lean`` uses ``get_output_embeddings().weight`` (and bias). Refused for
+  models that soft-cap or scale logits (the identity of ual.losses does not hold). Under DeepSpeed ZeRO-3
+  the LM head weight is partitioned outside its module's forward, so the run falls back to the reference
+  path with a warning (gathering it by hand would also have to re-gather it for backward).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from ual.losses import count_response_tokens, label_smoothed_nll_lean, label_smoothed_nll_reference
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LOSS_PATHS", "StepRecorder", "UALTrainer", "check_lean_supported"]
+
+LOSS_PATHS = ("reference", "lean")
+
+# config attributes that put a non-linear map (or a scale) between h @ W.T and the logits
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def check_lean_supported(model: torch.nn.Module) -> None:
+    """Raise ``ValueError`` if the lean loss path cannot reproduce this model's logits."""
+    config = model.config
+    for attr in _LOGIT_TRANSFORMS:
+        value = getattr(config, attr, None)
+        if value not in (None, 1, 1.0):
+            raise ValueError(
+                f"train.loss_path 'lean' needs plain logits h @ W.T (+ b); {type(model).__name__} has "
+                f"config.{attr}={value!r}. Use train.loss_path: reference."
+            )
+    if model.get_output_embeddings() is None or model.get_decoder() is None:
+        raise ValueError(f"train.loss_path 'lean' needs get_decoder() and an LM head; {type(model).__name__} lacks one")
+
+
+class UALTrainer(Trainer):
+    """Trainer whose loss is the UAL loss with a global (per optimiser step) token normaliser."""
+
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args: Any, loss_path: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if loss_path not in LOSS_PATHS:
+            raise ValueError(f"unknown loss path '{loss_path}'; expected one of {LOSS_PATHS}")
+        if loss_path == "lean":
+            check_lean_supported(self.model)
+            from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+            if is_deepspeed_zero3_enabled():
+                logger.warning("loss_path 'lean' under DeepSpeed ZeRO-3: the LM head is partitioned; "
+                               "using the reference path (materialised logits) instead")
+                loss_path = "reference"
+        self.loss_path = loss_path
+        self.step_tokens = 0  # real (non-pad) input tokens of the current optimiser step, this rank
+        self.step_response_tokens = 0
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
+        """The micro-batches of one optimiser step and their global count of response tokens."""
+        batch_samples = []
+        for _ in range(num_batches):
+            try:
+                batch_samples.append(next(epoch_iterator))
+            except StopIteration:
+                break
+        local = sum(count_response_tokens(batch["labels"]) for batch in batch_samples)
+        count = torch.tensor(local, dtype=torch.long, device=device)
+        if self.args.world_size > 1:
+            count = self.accelerator.reduce(count, reduction="sum")
+        return batch_samples, count
+
+    def _hidden_states(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        decoder = self.accelerator.unwrap_model(model).get_decoder()
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(module, args, output):
+            captured["hidden"] = output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+        handle = decoder.register_forward_hook(hook)
+        try:
+            model(**inputs, logits_to_keep=torch.zeros(0, dtype=torch.long, device=inputs["input_ids"].device))
+        finally:
+            handle.remove()
+        return captured["hidden"]
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        epsilon = inputs.pop("epsilon")
+        labels = inputs.pop("labels")
+        num_tokens = inputs.pop("num_tokens", None)
+        if model.training:
+            self.step_tokens += int(num_tokens) if num_tokens is not None else labels.numel()
+            self.step_response_tokens += count_response_tokens(labels)
+        scale = 1.0
+        if num_items_in_batch is not None and self.args.world_size > 1:
+            scale = float(self.accelerator.num_processes)  # undo the gradient average over ranks
+        outputs = None
+        if self.loss_path == "lean":
+            hidden = self._hidden_states(model, inputs)
+            head = self.accelerator.unwrap_model(model).get_output_embeddings()
+            loss = label_smoothed_nll_lean(
+                hidden, head.weight, labels, epsilon, bias=head.bias, num_items=num_items_in_batch
+            )
+        else:
+            outputs = model(**inputs)
+            loss = label_smoothed_nll_reference(outputs.logits, labels, epsilon, num_items=num_items_in_batch)
+        loss = loss * scale
+        return (loss, outputs) if return_outputs else loss
+
+
+class StepRecorder(TrainerCallback):
+    """Wall time and token counts of every optimiser step run in this process."""
+
+    def __init__(self, trainer: UALTrainer):
+        self.trainer = trainer
+        self.records: list[dict[str, float]] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+        self.trainer.step_tokens = 0
+        self.trainer.step_response_tokens = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.records.append({
+            "step": state.global_step,
+            "seconds": time.perf_counter() - self._start,
+            "tokens": self.trainer.step_tokens,
+            "response_tokens": self.trainer.step_response_tokens,
+        })
