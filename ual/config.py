@@ -183,12 +183,12 @@ class AnalysisConfig(_Section):
     middle_layer: int | None = Field(
         default=None,
         ge=0,
-        description="also analyse hidden_states[i] (0 = embeddings, i = output of decoder layer i; null: last only)",
+        description="also analyse hidden_states[i] (0 = embeddings, i = decoder layer i); null = last only",
     )
     seed: int = 0
-    bootstrap_resamples: int = Field(default=200, ge=1, description="bootstrap resamples of the states per metric")
+    bootstrap_resamples: int = Field(default=200, ge=1, description="bootstrap resamples per metric")
     batch_size: int = Field(default=8, ge=1, description="teacher-forcing batch size (inference only)")
-    tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity (capped at (n - 1) / 3)")
+    tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
 
 
 class Experiment(_Section):
