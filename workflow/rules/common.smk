@@ -104,6 +104,11 @@ def analysed_models_arg(wildcards, input):
     return " ".join(f"{m}={Path(input[f'model_{m}']).parent}" for m in MAIN_METHODS)
 
 
+def output_dir(wildcards, output):
+    """The folder of a rule's first output (for CLIs that write several files there)."""
+    return str(Path(output[0]).parent)
+
+
 TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 

@@ -32,4 +32,5 @@ rule score_task:
         judge_api=1,
     shell:
         "python -m ual.evaluate --experiment {input.exp} --task {wildcards.task} --outputs {input.outputs}"
+        " --method {wildcards.variant} --scenario {wildcards.scenario} --seed {wildcards.seed}"
         " --out {output.metrics} > {log} 2>&1"

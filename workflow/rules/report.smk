@@ -9,16 +9,15 @@ rule make_tables:
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
         all_tables(),
+    params:
+        out=output_dir,
     conda:
         "../../environment.yml"
     log:
         f"logs/make_tables/{NAME}.log",
-    params:
-        results=f"results/{NAME}",
-        out=f"paper_tables/{NAME}",
     shell:
-        "python -m ual.report tables --experiment {input.exp} --results {params.results} --out {params.out}"
-        " > {log} 2>&1"
+        "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
+        " --clustering {input.clustering} --scores {input.scores} --out {params.out} > {log} 2>&1"
 
 
 rule make_figures:
@@ -30,15 +29,15 @@ rule make_figures:
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
         all_figures(),
+    params:
+        out=output_dir,
     conda:
         "../../environment.yml"
     log:
         f"logs/make_figures/{NAME}.log",
-    params:
-        results=f"results/{NAME}",
-        out=f"figures/{NAME}",
     shell:
-        "python -m ual.report figures --experiment {input.exp} --results {params.results} --out {params.out}"
+        "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
+        " --clustering {input.clustering} --train {input.train} --scores {input.scores} --out {params.out}"
         " > {log} 2>&1"
 
 
