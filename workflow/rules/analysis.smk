@@ -6,6 +6,8 @@ rule cluster_hidden_states:
         unpack(cluster_inputs),
     output:
         metrics="results/{exp}/seed{seed}/analysis/{scenario}/clustering.json",
+        tsne_png="results/{exp}/seed{seed}/analysis/{scenario}/tsne.png",
+        tsne_pdf="results/{exp}/seed{seed}/analysis/{scenario}/tsne.pdf",
     params:
         models=analysed_models_arg,
     conda:

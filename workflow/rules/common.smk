@@ -82,6 +82,11 @@ def clustering_files(wildcards=None):
     return [f"results/{NAME}/seed{seed}/analysis/{scenario}/clustering.json" for seed in SEEDS for scenario in SCENARIOS]
 
 
+def tsne_files(wildcards=None):
+    """The t-SNE figure of the ablation scenario, which becomes fig_clusters."""
+    return [f"results/{NAME}/seed{SEEDS[0]}/analysis/{ABLATION_SCENARIO}/tsne.{ext}" for ext in ("png", "pdf")]
+
+
 def train_metric_files(wildcards=None):
     return [
         f"results/{NAME}/seed{seed}/train/{scenario}/{variant}/train_metrics.json"
@@ -114,7 +119,7 @@ FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 
 
 def all_tables():
-    return [f"paper_tables/{NAME}/{t}.{ext}" for t in TABLES for ext in ("md", "csv", "tex")]
+    return [f"paper_tables/{NAME}/{t}.{ext}" for t in TABLES for ext in ("md", "csv", "tex", "provenance.json")]
 
 
 def all_figures():

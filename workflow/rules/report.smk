@@ -26,6 +26,7 @@ rule make_figures:
         metrics=metric_files(),
         clustering=clustering_files(),
         train=train_metric_files(),
+        tsne=tsne_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
         all_figures(),

@@ -1,0 +1,139 @@
+"""Table builder on hand-written result files: exact cells, improvement arithmetic, "not reported" cells.
+
+Run: python -m pytest tests/unit/test_report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ual.report import collect, tables
+from ual.report import main as report_main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_metric(root: Path, scenario: str, variant: str, task: str, value: float, error: float | None = None):
+    path = root / "seed0" / "evaluate" / scenario / variant / f"{task}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if task == "alpacaeval":
+        body = {"metric": "win_rate", "win_rate": value, "standard_error": error}
+    else:
+        body = {"metric": "accuracy", "accuracy": value, "ci95_low": value - (error or 0), "ci95_high": value + (error or 0)}
+    body |= {"task": task, "method": variant, "scenario": scenario, "seed": 0, "n": 10,
+             "provenance": {"git_sha": "abc123def4567890", "versions": {"torch": "2.13.0"}}}
+    path.write_text(json.dumps(body))
+    return path
+
+
+@pytest.fixture()
+def results(tmp_path):
+    files = []
+    # AlpacaEval win rates are in percent (alpaca_eval's unit); accuracies are fractions.
+    values = {
+        ("mixed", "sft"): (40.0, 0.50, 0.10),
+        ("mixed", "ls"): (42.0, 0.52, 0.10),
+        ("mixed", "ual"): (44.0, 0.55, 0.12),
+        ("mixed", "ual_shuffled"): (41.0, 0.51, 0.09),
+        ("mixed", "ual_epsmax0.5"): (43.0, 0.40, 0.08),
+        ("high", "sft"): (30.0, 0.20, 0.05),
+        ("high", "ls"): (31.0, 0.20, 0.05),
+        ("high", "ual"): (33.0, 0.25, 0.04),
+    }
+    for (scenario, variant), (wr, gsm, math_acc) in values.items():
+        files.append(write_metric(tmp_path, scenario, variant, "alpacaeval", wr, 1.5))
+        files.append(write_metric(tmp_path, scenario, variant, "gsm8k", gsm, 0.05))
+        files.append(write_metric(tmp_path, scenario, variant, "math", math_acc, 0.02))
+    return files
+
+
+def reported():
+    return pd.read_csv(REPO / "resources" / "paper_reported.csv")
+
+
+def test_main_table_cells_and_improvement_arithmetic(results):
+    metrics = collect.read_metrics(results)
+    table = tables.main_table(metrics, reported(), ["high", "mixed"], ["alpacaeval", "gsm8k", "math"])
+    cells = {(r["scenario"], r["row"]): r for r in table.to_dict("records")}
+    sft = cells[("mixed", "SFT")]
+    assert sft["AlpacaEval win rate (%)"] == "40.00 ± 1.50"
+    assert sft["GSM8K acc. (%)"] == "50.00 ± 5.00"
+    assert sft["MATH acc. (%)"] == "10.00 ± 2.00"
+    points = cells[("mixed", "UAL - SFT (points)")]
+    assert (points["AlpacaEval win rate (%)"], points["GSM8K acc. (%)"], points["MATH acc. (%)"]) == (
+        "4.00", "5.00", "2.00")
+    relative = cells[("mixed", "UAL - SFT (relative %)")]
+    # 44/40 - 1 = 10 %; 55/50 - 1 = 10 %; 12/10 - 1 = 20 %; low-entropy average (10 + 20) / 2 = 15 %
+    assert relative["AlpacaEval win rate (%)"] == "10.00"
+    assert (relative["GSM8K acc. (%)"], relative["MATH acc. (%)"]) == ("10.00", "20.00")
+    assert relative["low-entropy avg."] == "15.00"
+    paper = cells[("mixed", "paper, UAL vs SFT (%)")]
+    assert paper["AlpacaEval win rate (%)"] == "10.62" and paper["low-entropy avg."] == "1.81"
+    assert paper["GSM8K acc. (%)"] == tables.NOT_REPORTED
+    high_paper = cells[("high", "paper, UAL vs SFT (%)")]
+    assert set(high_paper.values()) - {"high", "paper, UAL vs SFT (%)"} == {tables.NOT_REPORTED}
+    assert cells[("high", "UAL - SFT (relative %)")]["AlpacaEval win rate (%)"] == "10.00"
+
+
+def test_missing_runs_show_as_not_available(results):
+    metrics = collect.read_metrics(results)
+    table = tables.main_table(metrics, reported(), ["low"], ["alpacaeval", "gsm8k"])
+    assert set(table.loc[table.row == "UAL", "GSM8K acc. (%)"]) == {"n/a"}
+    assert set(table.loc[table.row == "UAL - SFT (relative %)", "low-entropy avg."]) == {"n/a"}
+
+
+def test_ablation_table_lists_controls_and_sweep_in_order(results):
+    metrics = collect.read_metrics(results)
+    table = tables.ablation_table(metrics, "mixed", ["gsm8k"], eps_max=0.2, sweep=[0.1, 0.2, 0.5])
+    assert table["variant"].tolist() == [
+        "SFT (eps = 0)", "LS (constant = mean UAL eps)", "UAL, shuffled eps", "UAL (eps_max = 0.2)",
+        "UAL (eps_max = 0.5)"]  # eps_max 0.1 was not run, so it is left out rather than invented
+    assert table["GSM8K acc. (%)"].tolist() == ["50.00 ± 5.00", "52.00 ± 5.00", "51.00 ± 5.00", "55.00 ± 5.00",
+                                                 "40.00 ± 5.00"]
+    assert set(table["paper"]) == {tables.NOT_REPORTED}
+
+
+def test_writer_gives_the_same_cells_in_markdown_latex_and_csv(results, tmp_path):
+    metrics = collect.read_metrics(results)
+    table = tables.main_table(metrics, reported(), ["mixed"], ["alpacaeval", "gsm8k", "math"])
+    provenance = {"experiment": "unit", "model": "m", "elicitor": "e", "judge": "j", "seeds": [0],
+                  "git_sha": ["abc123def4567890"]}
+    paths = tables.write_table(table, tmp_path / "out", "table_main", "Main", provenance)
+    md, tex, csv, sidecar = (p.read_text() for p in paths)
+    assert "| mixed      | UAL - SFT (relative %)" in md and "git abc123def456" in md
+    assert "44.00 $\\pm$ 1.50" in tex and "% Provenance: experiment unit" in tex
+    pd.testing.assert_frame_equal(pd.read_csv(paths[2], dtype=str, keep_default_na=False), table.astype(str))
+    assert "44.00 ± 1.50" in csv
+    assert json.loads(sidecar)["git_sha"] == ["abc123def4567890"]
+
+
+def test_bad_metric_file_names_the_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps({"task": "gsm8k", "metric": "accuracy", "method": "ual", "scenario": "mixed"}))
+    with pytest.raises(ValueError, match=r"broken\.json: metric file lacks 'seed'"):
+        collect.read_metrics([bad])
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken\.json: cannot read result JSON"):
+        collect.read_metrics([bad])
+
+
+def test_uncertainty_table_by_dataset(tmp_path):
+    scores = tmp_path / "scores.jsonl"
+    rows = [{"dataset": "gsm8k", "score": s, "uncertainty": (s - 1) / 9} for s in (1.0, 2.0, 3.0)]
+    rows += [{"dataset": "alpaca", "score": 9.0, "uncertainty": 8 / 9}, {"dataset": "alpaca", "score": None,
+                                                                        "uncertainty": None}]
+    scores.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    table = tables.uncertainty_table(collect.read_scores(scores)).set_index("dataset")
+    assert table.loc["gsm8k", "mean score"] == "2.00" and table.loc["gsm8k", "sd"] == "1.00"
+    assert table.loc["gsm8k", "median"] == "2.00" and table.loc["gsm8k", "mean u"] == "0.111"
+    assert table.loc["alpaca", "missing"] == "1" and table.loc["alpaca", "n"] == "2"
+
+
+def test_cli_requires_existing_experiment(tmp_path):
+    with pytest.raises(SystemExit):
+        report_main(["tables", "--experiment", str(tmp_path / "none.yaml"), "--metrics", "x", "--clustering", "y",
+                     "--scores", "z", "--out", str(tmp_path)])

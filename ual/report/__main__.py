@@ -1,0 +1,3 @@
+from ual.report import main
+
+main()

@@ -1,0 +1,151 @@
+"""Read the workflow's result files into tidy tables (pandas), with nothing computed but unit changes.
+
+Inputs (paths are given explicitly by the workflow; nothing is globbed):
+- evaluate metrics ``results/<exp>/seed<s>/evaluate/<scenario>/<variant>/<task>.json`` (ual.evaluate): a
+  ``metric`` name whose value is under that key, ``task``, ``method`` (the variant), ``scenario``, ``seed``,
+  and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
+- elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
+- clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` (ual.analysis.clustering);
+- training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train).
+Outputs: pandas DataFrames; percentages are in 0..100.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["read_metrics", "read_scores", "read_clustering", "read_train_logs", "provenance_summary"]
+
+
+def _load(path: str | Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read result JSON ({exc})") from None
+
+
+def _as_percent(value: float | None, metric: str) -> float | None:
+    """Accuracies are stored as fractions, alpaca_eval win rates already in percent."""
+    if value is None:
+        return None
+    return value if metric in {"win_rate", "length_controlled_winrate"} else 100.0 * value
+
+
+def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per (scenario, variant, seed, task): value and error in percent, judge, provenance."""
+    rows = []
+    for path in paths:
+        data = _load(path)
+        for key in ("task", "metric", "method", "scenario", "seed"):
+            if data.get(key) is None:
+                raise ValueError(f"{path}: metric file lacks '{key}'")
+        metric = data["metric"]
+        if metric not in data:
+            raise ValueError(f"{path}: metric '{metric}' has no value in the file")
+        if data.get("standard_error") is not None:
+            error, error_kind = _as_percent(data["standard_error"], metric), "se"
+        elif data.get("ci95_low") is not None:
+            half = (data["ci95_high"] - data["ci95_low"]) / 2
+            error, error_kind = _as_percent(half, metric), "ci95/2"
+        else:
+            error, error_kind = None, None
+        provenance = data.get("provenance", {})
+        rows.append(
+            {
+                "scenario": data["scenario"],
+                "variant": data["method"],
+                "seed": int(data["seed"]),
+                "task": data["task"],
+                "metric": metric,
+                "value": _as_percent(data[metric], metric),
+                "error": error,
+                "error_kind": error_kind,
+                "n": data.get("n"),
+                "judge": data.get("judge"),
+                "model": data.get("model"),
+                "git_sha": provenance.get("git_sha"),
+                "versions": json.dumps(provenance.get("versions", {}), sort_keys=True),
+                "file": str(path),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """The elicited uncertainty of every training sample (one row per cached record)."""
+    rows = []
+    with Path(path).open() as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise ValueError(f"{path}:{number}: not a JSON line") from None
+    frame = pd.DataFrame(rows)
+    missing = {"dataset", "score", "uncertainty"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: score records lack {sorted(missing)}")
+    return frame
+
+
+def read_clustering(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per (scenario, seed, model, layer, metric) with value and bootstrap interval."""
+    rows = []
+    for path in paths:
+        data = _load(path)
+        parts = Path(path).parts
+        scenario = data.get("scenario") or parts[-2]
+        seed = data.get("seed")
+        if seed is None:
+            seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
+        for model, result in data["models"].items():
+            for layer, layer_result in result["layers"].items():
+                for metric, values in layer_result["metrics"].items():
+                    rows.append(
+                        {
+                            "scenario": scenario,
+                            "seed": int(seed),
+                            "model": model,
+                            "layer": layer,
+                            "metric": metric,
+                            "value": values["value"],
+                            "ci95_low": values.get("ci95_low"),
+                            "ci95_high": values.get("ci95_high"),
+                            "n_states": layer_result.get("n_states"),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
+    """Per-step training loss of every run: scenario, variant, seed, step, loss."""
+    rows = []
+    for path in paths:
+        data = _load(path)
+        parts = Path(path).parts
+        variant, scenario = parts[-2], parts[-3]
+        seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
+        for entry in data.get("steps", []):
+            if entry.get("loss") is not None:
+                rows.append({"scenario": scenario, "variant": variant, "seed": seed,
+                             "step": entry["step"], "loss": entry["loss"]})
+    return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "step", "loss"])
+
+
+def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s)."""
+    versions = sorted(set(metrics["versions"])) if not metrics.empty else []
+    return {
+        "experiment": experiment.name,
+        "model": f"{experiment.model.name} ({experiment.model.source})",
+        "elicitor": f"{experiment.elicit.backend}:{experiment.elicit.model} prompt {experiment.elicit.prompt_version}",
+        "judge": f"{experiment.evaluate.judge} vs {experiment.evaluate.reference_outputs}",
+        "seeds": sorted({int(s) for s in metrics["seed"]}) if not metrics.empty else [],
+        "git_sha": sorted({s for s in metrics["git_sha"] if s}) if not metrics.empty else [],
+        "versions": json.loads(versions[0]) if len(versions) == 1 else [json.loads(v) for v in versions],
+        **(extra or {}),
+    }
