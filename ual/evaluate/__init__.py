@@ -1,0 +1,172 @@
+"""Score model outputs on the paper's benchmarks: GSM8K and MATH (MetaMath protocol), AlpacaEval (alpaca_eval).
+
+Inputs: ``--outputs`` = the model outputs of ``python -m ual.generate`` (alpaca_eval model_outputs format: a
+JSON list of {instruction, output, generator, dataset, id}) for the items the experiment selects
+(``evaluate.sizes`` drawn by ``data.seed``), and the gold records / reference outputs from ``ual.data``.
+Outputs: ``--out metrics.json`` (metric values, the run's model / method / scenario / seed, judge, task version,
+provenance) and per-item records beside it (``<out stem>.items.jsonl``; AlpacaEval: ``annotations.json`` and
+the judge cache ``annotations_cache/``).
+
+    python -m ual.evaluate --experiment experiments/tiny.yaml --task gsm8k \\
+        --outputs results/tiny/.../gsm8k/outputs.json --out results/tiny/.../gsm8k/metrics.json \\
+        [--method ual --scenario mixed --seed 0]
+
+Extension point: ``TASKS`` (a dataset/split, the task module with ``evaluate(...)``, generation stop strings).
+
+Changelog: v1 - initial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ual.config import Experiment, load_experiment
+from ual.evaluate.gsm8k import STOP_STRINGS as METAMATH_STOP_STRINGS
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Task", "TASKS", "OutputsError", "task_records", "read_model_outputs", "write_json", "main"]
+
+# A base model trained on the Alpaca template may run on into a new turn; cut the answer where it would.
+ALPACA_STOP_STRINGS = ("### Instruction:", "### Input:", "### Response:")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark: where its items come from and which module scores them."""
+
+    dataset: str  # name in ual.data.DATASETS
+    split: str | None  # None: taken from the experiment (math: evaluate.math_split)
+    module: str  # exposes evaluate(outputs, records, experiment, out, outputs_path) -> dict and TASK_VERSION
+    stop_strings: tuple[str, ...]
+    match_key: str  # how outputs are matched to items: "id" (ours) or "instruction" (alpaca_eval's key)
+
+
+TASKS: dict[str, Task] = {
+    "gsm8k": Task("gsm8k", "test", "ual.evaluate.gsm8k", METAMATH_STOP_STRINGS, "id"),
+    "math": Task("math", None, "ual.evaluate.hendrycks_math", METAMATH_STOP_STRINGS, "id"),
+    "alpacaeval": Task("alpaca_eval", "eval", "ual.evaluate.alpacaeval", ALPACA_STOP_STRINGS, "instruction"),
+}
+
+
+class OutputsError(ValueError):
+    """A model outputs file that cannot be scored (the message names the file and row)."""
+
+
+def task_records(task: str, experiment: Experiment) -> list[dict]:
+    """The items of ``task`` the experiment evaluates: ``evaluate.sizes[task]`` drawn by ``data.seed``."""
+    from ual.data import load_records, subsample
+
+    spec = TASKS[task]
+    if task not in experiment.evaluate.sizes:
+        raise KeyError(f"experiment '{experiment.name}': evaluate.sizes has no entry for task '{task}'")
+    split = spec.split or experiment.evaluate.math_split
+    records = load_records(spec.dataset, split, experiment.data.mirror)
+    return subsample(records, experiment.evaluate.sizes[task], experiment.data.seed)
+
+
+def read_model_outputs(path: Path, match_key: str) -> list[dict]:
+    """Load and check a model outputs file: a JSON list of objects with string ``instruction``, ``output``
+    (and ``match_key``), no duplicate ``match_key``. Errors name the file and the 1-based row."""
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OutputsError(f"{path}: cannot read model outputs ({exc})") from None
+    if not isinstance(rows, list):
+        raise OutputsError(f"{path}: expected a JSON list of model outputs, got {type(rows).__name__}")
+    seen: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise OutputsError(f"{path}: row {number}: expected an object, got {type(row).__name__}")
+        for key in dict.fromkeys(("instruction", "output", match_key)):
+            if not isinstance(row.get(key), str):
+                raise OutputsError(f"{path}: row {number}: missing or non-string '{key}'")
+        key = row[match_key]
+        if key in seen:
+            raise OutputsError(f"{path}: rows {seen[key]} and {number} have the same {match_key} {key[:80]!r}")
+        seen[key] = number
+    return rows
+
+
+def match_outputs(path: Path, rows: list[dict], records: list[dict], match_key: str) -> dict[str, str]:
+    """Map record id -> output; the outputs must cover exactly the experiment's items."""
+    by_key = {row[match_key]: row["output"] for row in rows}
+    record_key = "id" if match_key == "id" else "instruction"
+    wanted = {r[record_key] for r in records}
+    missing, extra = wanted - by_key.keys(), by_key.keys() - wanted
+    if missing or extra:
+        raise OutputsError(
+            f"{path}: outputs do not match the experiment's items: {len(missing)} missing, {len(extra)} not "
+            f"selected (first: {sorted(missing or extra)[0][:80]!r}); regenerate with the same experiment"
+        )
+    return {r["id"]: by_key[r[record_key]] for r in records}
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(payload, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    os.replace(temp, path)
+
+
+def evaluate_task(
+    experiment: Experiment, task: str, outputs_path: Path, out: Path, run: dict[str, Any]
+) -> dict[str, Any]:
+    """Score one task's outputs and write ``out`` (metrics.json); returns the metrics dict."""
+    from ual.provenance import run_metadata
+
+    spec = TASKS[task]
+    module = importlib.import_module(spec.module)
+    records = task_records(task, experiment)
+    rows = read_model_outputs(outputs_path, spec.match_key)
+    outputs = match_outputs(outputs_path, rows, records, spec.match_key)
+    meta_path = Path(str(outputs_path) + ".meta.json")
+    generation = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    metrics = module.evaluate(outputs, records, experiment, Path(out), Path(outputs_path))
+    payload = {
+        "task": task,
+        "task_version": module.TASK_VERSION,
+        **metrics,
+        "experiment": experiment.name,
+        "model": generation.get("model"),
+        "generator": rows[0].get("generator") if rows else None,
+        **run,
+        "outputs_file": str(outputs_path),
+        "generation": {k: generation.get(k) for k in ("backend", "max_new_tokens", "batch_size", "prompt")},
+        "provenance": run_metadata(stage="evaluate", evaluate_config=experiment.evaluate.model_dump(mode="json")),
+    }
+    payload.setdefault("judge", None)
+    write_json(out, payload)
+    logger.info("%s: %s", task, {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
+    return payload
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Score model outputs on GSM8K, MATH or AlpacaEval.")
+    parser.add_argument("--experiment", type=Path, required=True)
+    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    parser.add_argument("--outputs", type=Path, required=True, help="model outputs of python -m ual.generate")
+    parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--method", help="recorded in the metrics (sft, ls, ual, ...)")
+    parser.add_argument("--scenario", help="recorded in the metrics (high, low, mixed)")
+    parser.add_argument("--seed", type=int, help="training seed, recorded in the metrics")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    experiment = load_experiment(args.experiment)
+    run = {"method": args.method, "scenario": args.scenario, "seed": args.seed}
+    try:
+        evaluate_task(experiment, args.task, args.outputs, args.out, run)
+    except (OutputsError, KeyError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None

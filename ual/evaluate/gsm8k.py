@@ -1,0 +1,147 @@
+"""GSM8K with the MetaMath evaluation protocol: prompt, answer extraction, numeric comparison, accuracy.
+
+Protocol (meta-math/MetaMath ``eval_gsm8k.py`` @ fe667b14f9a4, described in ../shared/reference/anchors.md s3.3):
+- prompt: the Alpaca template around the question, followed by " Let's think step by step."
+  (``build_prompt``); greedy decoding that stops at MetaMath's stop strings (``STOP_STRINGS``);
+- answer: the text after the LAST "The answer is: "; in it, the first number matching
+  ``[-+]?\\d*[.,/]?\\d+``; commas removed, a fraction a/b evaluated (a/0 reads as a), the value ROUNDED to an
+  integer with Python's ``round`` (half to even, as in MetaMath); no marker or no number: wrong;
+- gold: the final number of the reference solution (``record["answer"]`` from ``ual.data``: the ``#### X``
+  value with thousands commas removed), compared as an integer.
+
+Deviation from MetaMath (documented, version 1): a number with two or more thousands groups ("1,450,000") is
+read whole; MetaMath's regex stops after the first group and reads 1450, which marks a correct answer wrong
+(the GSM8K test set has such golds, e.g. 1450000). Numbers with one group ("1,000") read the same either way.
+
+Inputs: model outputs (alpaca_eval model_outputs format with ``id``) + the gold records of ``ual.data``.
+Outputs: per-item records {id, question, output, extracted, gold, correct, has_marker} and accuracy with a
+bootstrap 95 % interval (``ual.evaluate.accuracy``). Run through ``python -m ual.evaluate --task gsm8k``.
+
+Changelog: TASK_VERSION 1 - initial (MetaMath protocol + the thousands-group deviation above).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from ual.evaluate.accuracy import accuracy_with_ci, items_path, write_items
+from ual.prompts import render_alpaca
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ANSWER_MARKER",
+    "STOP_STRINGS",
+    "TASK_VERSION",
+    "build_prompt",
+    "extract_answer",
+    "parse_gold",
+    "is_correct",
+    "score_items",
+    "evaluate",
+]
+
+TASK_VERSION = 1
+ANSWER_MARKER = "The answer is: "
+# MetaMath eval_gsm8k.py / eval_math.py SamplingParams(stop=...): the same list for both tasks.
+STOP_STRINGS: tuple[str, ...] = (
+    "Question:", "Question", "USER:", "USER", "ASSISTANT:", "ASSISTANT",
+    "Instruction:", "Instruction", "Response:", "Response",
+)
+COT_TRIGGER = " Let's think step by step."
+
+# MetaMath's pattern, preceded by one alternative for numbers with >= 2 thousands groups (see docstring).
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?|\d*[.,/]?\d+)")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
+
+
+def build_prompt(question: str) -> str:
+    """The MetaMath evaluation prompt: Alpaca template + " Let's think step by step."
+
+    >>> build_prompt("What is 2+3?").endswith("### Response: Let's think step by step.")
+    True
+    """
+    return render_alpaca(question) + COT_TRIGGER
+
+
+def _to_int(number: str) -> int | None:
+    """A matched number string -> the rounded integer MetaMath compares (None when not a finite number)."""
+    number = number.replace(",", "")
+    if "/" in number:
+        numerator, denominator = number.split("/", 1)
+        if not (_PLAIN_NUMBER.fullmatch(numerator) and _PLAIN_NUMBER.fullmatch(denominator)):
+            return None
+        if float(denominator) == 0:
+            return round(float(numerator))
+        return round(float(Fraction(numerator) / Fraction(denominator)))
+    value = float(number)
+    if value in (float("inf"), float("-inf")):
+        return None
+    return round(value)
+
+
+def extract_answer(completion: str) -> int | None:
+    """The integer answer of a completion under the MetaMath rules; None when there is none.
+
+    >>> extract_answer("3 + 4 = 7 eggs.\\nThe answer is: 7")
+    7
+    >>> extract_answer("The answer is: 5. Oops. The answer is: $1,200.50")
+    1200
+    >>> extract_answer("It is 7.") is None
+    True
+    """
+    if ANSWER_MARKER not in completion:
+        return None
+    tail = completion.rsplit(ANSWER_MARKER, 1)[1].strip()
+    match = _NUMBER.search(tail)
+    if match is None:
+        return None
+    return _to_int(match.group())
+
+
+def parse_gold(answer: str | None, item_id: str = "?") -> int:
+    """The gold integer of a GSM8K record (``record["answer"]``, e.g. "18" or "-3" or "1,450,000")."""
+    if answer is None or not _PLAIN_NUMBER.fullmatch(answer.replace(",", "").strip()):
+        raise ValueError(f"GSM8K record {item_id}: gold answer {answer!r} is not a number")
+    return round(float(answer.replace(",", "")))
+
+
+def is_correct(extracted: int | None, gold: int) -> bool:
+    """MetaMath's comparison: a missing answer is wrong; otherwise integer equality."""
+    return extracted is not None and extracted == gold
+
+
+def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
+    """Per-item records for every gold record (``outputs`` maps record id -> completion)."""
+    items = []
+    for record in records:
+        completion = outputs[record["id"]]
+        extracted = extract_answer(completion)
+        gold = parse_gold(record["answer"], record["id"])
+        items.append({
+            "id": record["id"],
+            "question": record["instruction"],
+            "output": completion,
+            "extracted": extracted,
+            "gold": gold,
+            "correct": is_correct(extracted, gold),
+            "has_marker": ANSWER_MARKER in completion,
+        })
+    return items
+
+
+def evaluate(outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path) -> dict:
+    """Score, write the per-item records beside ``out``, and return the metrics (see ``ual.evaluate``)."""
+    items = score_items(outputs, records)
+    write_items(items_path(out), items)
+    return {
+        "metric": "accuracy",
+        **accuracy_with_ci([item["correct"] for item in items]),
+        "n_missing_marker": sum(not item["has_marker"] for item in items),
+        "protocol": "MetaMath eval_gsm8k (anchors.md s3.3), thousands-group deviation (gsm8k.py)",
+        "items_file": str(items_path(out)),
+    }
