@@ -8,6 +8,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+envvars:
+    "PATH",  # rules run the `python` of the environment that runs Snakemake (workflow/rules/common.smk)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/elicit.smk"
 include: "workflow/rules/train.smk"

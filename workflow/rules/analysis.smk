@@ -9,6 +9,7 @@ rule cluster_hidden_states:
         tsne_png="results/{exp}/seed{seed}/analysis/{scenario}/tsne.png",
         tsne_pdf="results/{exp}/seed{seed}/analysis/{scenario}/tsne.pdf",
     params:
+        config=config_params("model", "data", "analysis"),
         models=analysed_models_arg,
     conda:
         "../../environment.yml"

@@ -7,20 +7,18 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from ual.config import load_experiment, resolved_config
+from ual.config import config_hash, load_experiment, resolved_config
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
 # also when snakemake is called as .venv/bin/snakemake without activating the environment.
-envvars:
-    "PATH",
-
-
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 # The experiment is the file given with --configfile (default: the tiny profile). There is deliberately no
 # `configfile:` directive: Snakemake would merge it with --configfile and mix two experiments.
 if workflow.overwrite_configfiles:
-    EXPERIMENT_FILE = Path(workflow.overwrite_configfiles[-1]).resolve().relative_to(Path.cwd().resolve())
+    EXPERIMENT_FILE = Path(workflow.overwrite_configfiles[-1]).resolve()
+    if EXPERIMENT_FILE.is_relative_to(Path.cwd().resolve()):
+        EXPERIMENT_FILE = EXPERIMENT_FILE.relative_to(Path.cwd().resolve())
 else:
     EXPERIMENT_FILE = Path("experiments/tiny.yaml")
     config.update(yaml.safe_load(EXPERIMENT_FILE.read_text()))
@@ -29,6 +27,20 @@ else:
 EXP = load_experiment(EXPERIMENT_FILE)
 # ...and the exported JSON Schema kept honest against the same config.
 validate(resolved_config(EXP, with_name=False), "../schemas/experiment.schema.json")
+
+# All rules take the experiment file as input, but `ancient`, so its mtime alone reruns nothing. What a stage
+# reads of it is tracked through a hash of those sections in `params` (rerun trigger "params"), so editing
+# evaluate.max_new_tokens reruns generation and scoring and leaves the trained models alone.
+EXP_INPUT = ancient(str(EXPERIMENT_FILE))
+SECTION_HASHES = {
+    name: config_hash(getattr(EXP, name)) for name in type(EXP).model_fields if name not in ("name", "description")
+}
+
+
+def config_params(*sections):
+    """A params value that changes exactly when one of these experiment sections changes."""
+    return " ".join(f"{name}={SECTION_HASHES[name]}" for name in sections)
+
 
 NAME = EXP.name
 SEEDS = EXP.train.seeds
@@ -101,7 +113,7 @@ def cluster_inputs(wildcards):
         f"model_{m}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{m}/train_metrics.json"
         for m in MAIN_METHODS
     }
-    return {"exp": str(EXPERIMENT_FILE), **models}
+    return {"exp": EXP_INPUT, **models}
 
 
 def analysed_models_arg(wildcards, input):

@@ -3,9 +3,11 @@
 
 rule elicit_scores:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
     output:
         scores="results/{exp}/elicit/scores.jsonl",
+    params:
+        config=config_params("data", "elicit"),
     conda:
         "../../environment.yml"
     log:
@@ -20,11 +22,12 @@ rule elicit_scores:
 
 rule map_epsilon:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
         scores="results/{exp}/elicit/scores.jsonl",
     output:
         epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
     params:
+        config=config_params("data", "elicit", "epsilon"),
         args=smoothing_args,
     conda:
         "../../environment.yml"

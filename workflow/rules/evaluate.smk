@@ -3,10 +3,12 @@
 
 rule generate_outputs:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
         model="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     output:
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
+    params:
+        config=config_params("model", "data", "evaluate"),
     conda:
         "../../environment.yml"
     log:
@@ -20,10 +22,12 @@ rule generate_outputs:
 
 rule score_task:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
     output:
         metrics="results/{exp}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json",
+    params:
+        config=config_params("data", "evaluate"),
     conda:
         "../../environment.yml"
     log:

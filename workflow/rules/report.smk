@@ -3,13 +3,14 @@
 
 rule make_tables:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
         metrics=metric_files(),
         clustering=clustering_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
         all_tables(),
     params:
+        config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
     conda:
         "../../environment.yml"
@@ -22,7 +23,7 @@ rule make_tables:
 
 rule make_figures:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
         metrics=metric_files(),
         clustering=clustering_files(),
         train=train_metric_files(),
@@ -31,6 +32,7 @@ rule make_figures:
     output:
         all_figures(),
     params:
+        config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
     conda:
         "../../environment.yml"

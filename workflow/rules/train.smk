@@ -3,11 +3,12 @@
 
 rule train_model:
     input:
-        exp=str(EXPERIMENT_FILE),
+        exp=EXP_INPUT,
         epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
     output:
         metrics="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     params:
+        config=config_params("model", "data", "train"),
         method=variant_method,
     conda:
         "../../environment.yml"
