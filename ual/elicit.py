@@ -208,6 +208,8 @@ def elicit_scores(
     stats, start = RunStats(), time.perf_counter()
     keys = [cache_key(r["id"], prompt_version, elicitor.name) for r in records]
     pending = [(k, r) for k, r in zip(keys, records, strict=True) if cache.get(k) is None]
+    if elicitor.batch_size > 1:  # similar lengths per batch: less padding (results keep ``records`` order)
+        pending.sort(key=lambda item: len(item[1]["instruction"]) + len(item[1]["input"]) + len(item[1]["output"]))
     stats.cached, stats.requested = len(records) - len(pending), len(pending)
     logger.info("%s: %d samples, %d cached, %d to score", elicitor.name, len(records), stats.cached, len(pending))
     fresh: dict[str, dict] = {}

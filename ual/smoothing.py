@@ -128,7 +128,9 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
     return stats
 
 
-def _read_scores(path: Path) -> dict[str, dict]:
+def _read_scores(path: Path, expected: dict[str, str] | None = None) -> dict[str, dict]:
+    """Score records by id; a row whose ``prompt_version``/``elicitor`` differ from ``expected`` is an error
+    (a stale scores file from another elicitor or prompt must not be mapped silently)."""
     scores: dict[str, dict] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -140,6 +142,9 @@ def _read_scores(path: Path) -> dict[str, dict]:
         for key in ("id", "missing", "uncertainty"):
             if key not in row:
                 raise ValueError(f"{path}: row {number}: missing field '{key}'")
+        for key, value in (expected or {}).items():
+            if key in row and row[key] != value:
+                raise ValueError(f"{path}: row {number}: {key} is {row[key]!r} but the experiment's is {value!r}")
         u = row["uncertainty"]
         if not row["missing"] and not (isinstance(u, int | float) and 0.0 <= u <= 1.0):
             raise ValueError(f"{path}: row {number}: uncertainty {u!r} is not a number in [0, 1]")
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ual.config import ConfigError, load_experiment
     from ual.data import DataError, build_scenario
+    from ual.elicit import elicitor_name
     from ual.provenance import run_metadata
 
     try:
@@ -214,7 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         eps_max = experiment.epsilon.eps_max if args.eps_max is None else args.eps_max
         mapping = METHOD_MAPPINGS[args.method]
         lines, n_imputed = epsilon_records(
-            records, _read_scores(args.scores), mapping, eps_min, eps_max, experiment.data.seed,
+            records,
+            _read_scores(args.scores, {"prompt_version": experiment.elicit.prompt_version,
+                                       "elicitor": elicitor_name(experiment.elicit)}),
+            mapping, eps_min, eps_max, experiment.data.seed,
             experiment.elicit.on_missing,
         )
     except (ConfigError, DataError, ValueError, OSError) as exc:

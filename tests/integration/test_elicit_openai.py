@@ -261,3 +261,18 @@ def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(serve
     assert [r["score"] for r in rows] == [fake_score(p) for p in prompts]
     assert server.max_in_flight <= 2
     assert_key_never_written(tmp_path)
+
+
+def test_on_missing_median_lets_the_run_finish_with_missing_recorded(server_factory, tmp_path, data_mirror,
+                                                                     monkeypatch):
+    monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
+    server = server_factory(lambda p, nth: (200, completion("no idea" if fake_score(p) <= 3 else "4")))
+    experiment = write_experiment(tmp_path, server, size=10, on_missing="median", concurrency=8)
+    out = tmp_path / "scores.jsonl"
+    main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    data = load_experiment(experiment).data.model_copy(update={"mirror": str(data_mirror)})
+    expected = [fake_score(build_elicit_prompt(r, "v1")) <= 3 for r in build_scenario(data, "mixed")]
+    assert sum(expected) > 0 and [r["missing"] for r in rows] == expected
+    assert all(r["raw"] == "no idea" and r["score"] is None for r in rows if r["missing"])
+    assert json.loads((tmp_path / "scores.jsonl.meta.json").read_text())["n_missing"] == sum(expected)

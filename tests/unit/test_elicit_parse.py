@@ -113,3 +113,12 @@ def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
     again, stub2 = None, StubElicitor()
     again, stats2 = elicit_scores(records, stub2, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
     assert stub2.prompts == [] and stats2.cached == 5 and again == rows  # a cached rerun sends nothing
+
+
+@pytest.mark.parametrize("module", ["ual.elicit", "ual.data", "ual.smoothing"])
+def test_doctests_of_the_pure_functions_pass(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

