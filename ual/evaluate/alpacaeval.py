@@ -179,7 +179,12 @@ class UalPairwiseAnnotator(PairwiseAnnotator):
         # alpaca_eval 0.6.6 calls .query on a missing cache when is_store_missing_annotations=False.
         if self.df_annotations is None:
             return df_to_annotate
-        return super()._apply_cached_annotations(df_to_annotate)
+        merged = super()._apply_cached_annotations(df_to_annotate)
+        # Cached integer preferences (1 / 2) load as int64, and alpaca_eval then writes 1.5 (draws) into the
+        # column, which pandas >= 3 refuses; preferences are floats in [1, 2] anyway.
+        if self.annotation_key in merged:
+            merged[self.annotation_key] = merged[self.annotation_key].astype(float)
+        return merged
 
 
 # --------------------------------------------------------------------------- references and judging

@@ -1,0 +1,145 @@
+"""GSM8K under the MetaMath protocol: prompt, extraction edge cases, gold solutions, accuracy CI, lm-eval hooks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ual.evaluate import gsm8k
+from ual.evaluate.accuracy import accuracy_with_ci
+
+LMEVAL_DIR = Path(gsm8k.__file__).parent / "lmeval_tasks"
+
+
+def test_prompt_is_metamaths_exact_text():
+    # anchors.md s3.3: the eval_gsm8k.py prompt, character for character.
+    expected = (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Instruction:\nJanet has 3 apples.\n\n### Response: Let's think step by step."
+    )
+    assert gsm8k.build_prompt("Janet has 3 apples.") == expected
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("3 + 4 = 7.\nThe answer is: 7", 7),
+        ("The answer is: 18", 18),
+        ("The answer is: $18.", 18),  # currency sign and full stop
+        ("The answer is: 1,000", 1000),  # one thousands group
+        ("The answer is: 1,450,000", 1450000),  # two groups: read whole (documented deviation)
+        ("The answer is: -3", -3),  # negative
+        ("The answer is: +5", 5),
+        ("The answer is: 3/4", 1),  # fraction evaluated (0.75), then rounded
+        ("The answer is: 7/2", 4),  # 3.5 rounds half to even -> 4
+        ("The answer is: 5/2", 2),  # 2.5 rounds half to even -> 2 (Python round, as MetaMath)
+        ("The answer is: 6/0", 6),  # a/0 reads as a
+        ("The answer is: 2.5", 2),
+        ("The answer is: 0.75", 1),
+        ("The answer is: .5", 0),
+        ("The answer is: 12 apples", 12),  # units after the number
+        ("The answer is: 45 minutes and 30 seconds", 45),  # the first number after the marker
+        ("The answer is: 3.\nThe answer is: 4", 4),  # several markers: the last wins
+        ("The answer is: x = 12", 12),
+        ("The answer is:18", None),  # the marker needs its colon AND space
+        ("The answer is 18", None),  # missing marker
+        ("#### 18", None),  # the GSM8K reference format is not the MetaMath marker
+        ("", None),
+        ("The answer is: unknown", None),  # marker without a number
+        ("The answer is: 12,34", 1234),  # MetaMath's regex reads the comma as part of the number
+    ],
+)
+def test_extract_answer_edge_cases(completion, expected):
+    assert gsm8k.extract_answer(completion) == expected
+
+
+@pytest.mark.parametrize(("gold", "value"), [("18", 18), ("-3", -3), ("1450000", 1450000), ("1,450,000", 1450000)])
+def test_parse_gold(gold, value):
+    assert gsm8k.parse_gold(gold) == value
+
+
+@pytest.mark.parametrize("gold", [None, "", "eighteen", "3/4"])
+def test_parse_gold_rejects_non_numbers_naming_the_item(gold):
+    with pytest.raises(ValueError, match="abc123"):
+        gsm8k.parse_gold(gold, "abc123")
+
+
+def test_missing_answer_is_wrong():
+    assert not gsm8k.is_correct(None, 0)
+    assert gsm8k.is_correct(0, 0)
+
+
+def _corrupt(solution: str) -> str:
+    head, answer = solution.rsplit(gsm8k.ANSWER_MARKER, 1)
+    return f"{head}{gsm8k.ANSWER_MARKER}{int(answer.replace(',', '')) + 1}"
+
+
+def test_gold_solutions_of_the_mirror_test_set_score_100_percent_and_corrupted_ones_0(data_mirror):
+    from ual.data import load_records
+
+    records = load_records("gsm8k", "test", data_mirror)
+    assert len(records) == 1319
+    gold_outputs = {r["id"]: r["output"] for r in records}
+    assert all(r["output"].rstrip().splitlines()[-1].startswith("The answer is: ") for r in records)
+    items = gsm8k.score_items(gold_outputs, records)
+    assert accuracy_with_ci([i["correct"] for i in items])["accuracy"] == 1.0
+    corrupted = gsm8k.score_items({r["id"]: _corrupt(r["output"]) for r in records}, records)
+    assert not any(i["correct"] for i in corrupted)
+    assert all(i["has_marker"] for i in corrupted)
+
+
+def test_metamath_reference_file_golds_agree_with_ual_data(data_mirror):
+    # MetaMath's own GSM8K_test.jsonl: gold after "#### " equals ual.data's answer for every item, in order.
+    import json
+
+    from ual.data import load_records
+
+    rows = [json.loads(line) for line in (data_mirror / "metamathqa/GSM8K_test.jsonl").read_text().splitlines()]
+    records = load_records("gsm8k", "test", data_mirror)
+    golds = [int(row["response"].split("#### ")[-1].replace(",", "")) for row in rows]
+    assert golds == [gsm8k.parse_gold(r["answer"]) for r in records]
+
+
+def test_accuracy_ci_is_deterministic_and_brackets_the_mean():
+    correct = [True] * 30 + [False] * 70
+    first, second = accuracy_with_ci(correct), accuracy_with_ci(correct)
+    assert first == second
+    assert first["accuracy"] == 0.3 and first["n"] == 100 and first["n_correct"] == 30
+    assert first["ci95_low"] < 0.3 < first["ci95_high"]
+    # Normal approximation: 0.3 +- 1.96 * sqrt(0.3 * 0.7 / 100) = [0.210, 0.390]; the bootstrap is close.
+    assert first["ci95_low"] == pytest.approx(0.21, abs=0.02)
+    assert first["ci95_high"] == pytest.approx(0.39, abs=0.02)
+    with pytest.raises(ValueError, match="non-empty"):
+        accuracy_with_ci([])
+
+
+def _lmeval_yaml() -> dict:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+    return yaml.load((LMEVAL_DIR / "ual_gsm8k_metamath.yaml").read_text(), Loader=Loader)  # noqa: S506
+
+
+def test_lmeval_task_uses_metamaths_stop_strings_and_our_hooks():
+    task = _lmeval_yaml()
+    assert tuple(task["generation_kwargs"]["until"]) == gsm8k.STOP_STRINGS
+    assert task["generation_kwargs"]["do_sample"] is False
+    hooks = {task[k] for k in ("custom_dataset", "doc_to_text", "process_results")}
+    module = (LMEVAL_DIR / "metamath_gsm8k.py").read_text()
+    for hook in hooks:
+        name = re.fullmatch(r"!function metamath_gsm8k\.(\w+)", hook).group(1)
+        assert f"def {name}(" in module
+
+
+def test_lmeval_process_results_scores_gold_right_and_corrupted_wrong(data_mirror):
+    from ual.data import load_records
+    from ual.evaluate.lmeval_tasks import metamath_gsm8k
+
+    records = load_records("gsm8k", "test", data_mirror)[:50]
+    assert all(metamath_gsm8k.process_results(r, [r["output"]]) == {"exact_match": 1} for r in records)
+    assert all(metamath_gsm8k.process_results(r, [_corrupt(r["output"])]) == {"exact_match": 0} for r in records)
+    assert metamath_gsm8k.doc_to_text(records[0]) == gsm8k.build_prompt(records[0]["instruction"])
