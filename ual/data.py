@@ -13,8 +13,9 @@ Normalisation choices (DESIGN.md section 3):
 - ``gsm8k`` solutions are rewritten MetaMath-style: calculator annotations ``<<48/2=24>>`` dropped and the
   final ``#### X`` line replaced by ``The answer is: X``; ``answer`` = X with thousands commas removed (also
   used in the rewritten line, so the training target and the gold answer agree).
-- ``math``: ``answer`` = the last brace-balanced ``\\boxed{...}`` of the solution (test, 5,000 problems) or the
-  upstream ``answer`` field (math500); ``output`` = the solution unchanged.
+- ``math``: ``answer`` = the last brace-balanced ``\\boxed{...}`` of the solution (test, 5,000 problems)
+  or the upstream ``answer`` field (math500; the two agree on all 500 shared problems); ``output`` = the
+  solution unchanged.
 - ``alpaca_eval`` (split ``eval``): the 805 instructions in alpaca_eval's order, ``output`` = "" (the
   references come from ``load_alpaca_eval_references``, in alpaca_eval's model_outputs format).
 - Exact duplicate records (same id) are dropped with a warning (14 of the 999 rows of alpaca_en_demo.json),
@@ -75,7 +76,7 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- pure normalisers
 
 
-def record_id(dataset: str, instruction: str, input: str, output: str) -> str:  # noqa: A002
+def record_id(dataset: str, instruction: str, input: str, output: str) -> str:
     """Stable content hash of a record (first 16 hex digits of sha256).
 
     >>> record_id("gsm8k", "q", "", "a") == record_id("gsm8k", "q", "", "a")
@@ -119,7 +120,7 @@ def extract_boxed(solution: str) -> str | None:
     matches = list(_BOXED.finditer(solution))
     if not matches:
         return None
-    rest = solution[matches[-1].end():]
+    rest = solution[matches[-1].end() :]
     depth, out = 1, []
     for char in rest:
         if char == "{":
@@ -143,7 +144,7 @@ def _field(row: dict[str, Any], key: str, allow_empty: bool = False) -> str:
     return value
 
 
-def _make(dataset: str, instruction: str, input: str, output: str, answer: str | None) -> dict:  # noqa: A002
+def _make(dataset: str, instruction: str, input: str, output: str, answer: str | None) -> dict:
     return {
         "id": record_id(dataset, instruction, input, output),
         "dataset": dataset,
@@ -215,7 +216,9 @@ DATASETS: dict[str, dict[str, Source]] = {
     },
     "math": {
         "train": Source(None, "EleutherAI/hendrycks_math", _math, hub_config="all", substitute=_SUB_LOW),
-        "test": Source("math/test.jsonl", "EleutherAI/hendrycks_math", _math, hub_config="all", hub_split="test"),
+        "test": Source(
+            "math/test.jsonl", "EleutherAI/hendrycks_math", _math, hub_config="all", hub_split="test"
+        ),
         "math500": Source("math/math500.jsonl", "HuggingFaceH4/MATH-500", _math, hub_split="test"),
     },
     "alpaca_eval": {
@@ -228,8 +231,13 @@ DATASETS: dict[str, dict[str, Source]] = {
     },
 }
 _MATH_SUBJECTS = (  # EleutherAI/hendrycks_math has one config per subject; "all" concatenates them
-    "algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-    "prealgebra", "precalculus",
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
 )
 
 
@@ -350,9 +358,13 @@ def load_alpaca_eval_references(generator: str, mirror: str | Path | None = None
     else:
         tried = f"the mirror file {root / relative} (absent)" if root else "no mirror (UAL_DATA_MIRROR unset)"
         if generator not in ALPACA_EVAL_HUB_FILES:
-            raise DataError(f"alpaca_eval references of '{generator}': not found in {tried}; the hub "
-                            f"dataset tatsu-lab/alpaca_eval carries only {sorted(ALPACA_EVAL_HUB_FILES)}")
-        source = Source(None, "tatsu-lab/alpaca_eval", _alpaca_eval, hub_file=ALPACA_EVAL_HUB_FILES[generator])
+            raise DataError(
+                f"alpaca_eval references of '{generator}': not found in {tried}; the hub "
+                f"dataset tatsu-lab/alpaca_eval carries only {sorted(ALPACA_EVAL_HUB_FILES)}"
+            )
+        source = Source(
+            None, "tatsu-lab/alpaca_eval", _alpaca_eval, hub_file=ALPACA_EVAL_HUB_FILES[generator]
+        )
         try:
             rows, origin = _hub_rows(source), f"hub:tatsu-lab/alpaca_eval/{source.hub_file}"
         except Exception as exc:  # noqa: BLE001
@@ -400,7 +412,9 @@ def build_scenario(data_cfg: DataConfig, scenario: str) -> list[dict]:
     records: list[dict] = []
     for part in parts:
         slice_ = getattr(data_cfg, part)
-        records += subsample(load_records(slice_.dataset, slice_.split, data_cfg.mirror), slice_.size, data_cfg.seed)
+        records += subsample(
+            load_records(slice_.dataset, slice_.split, data_cfg.mirror), slice_.size, data_cfg.seed
+        )
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         raise DataError(f"scenario '{scenario}': the high and low slices share records (duplicate ids)")

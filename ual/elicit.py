@@ -1,7 +1,8 @@
 """Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (DESIGN.md section 2).
 
 Inputs: the experiment YAML (``data`` for the samples: the union of the high and low slices, which covers
-every scenario; ``elicit`` for the backend) and the versioned prompt ``ual/prompts/elicit_uncertainty_<v>.txt``.
+every scenario; ``elicit`` for the backend) and the versioned prompt
+``ual/prompts/elicit_uncertainty_<v>.txt``.
 Outputs: ``scores.jsonl``, one record per sample in data order,
 ``{key, id, dataset, prompt_version, elicitor, raw, score, uncertainty, missing, seconds, cost_usd, error}``
 with score in [1, 10] (null if missing) and uncertainty = (score - 1) / 9, plus ``scores.jsonl.meta.json``
@@ -56,8 +57,14 @@ from ual.config import ElicitConfig
 from ual.prompts import load_prompt
 
 __all__ = [
-    "ELICITORS", "Reply", "ScoreCache", "build_elicit_prompt", "elicit_scores", "elicitor_name",
-    "expected_score", "parse_uncertainty",
+    "ELICITORS",
+    "Reply",
+    "ScoreCache",
+    "build_elicit_prompt",
+    "elicit_scores",
+    "elicitor_name",
+    "expected_score",
+    "parse_uncertainty",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,8 +155,10 @@ class ScoreCache:
                 record = json.loads(line)
                 self.records[record["key"]] = record
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{self.path}: line {number} is not a score record; "
-                                 "the cache is corrupt beyond a truncated last line") from None
+                raise ValueError(
+                    f"{self.path}: line {number} is not a score record; "
+                    "the cache is corrupt beyond a truncated last line"
+                ) from None
 
     def get(self, key: str) -> dict | None:
         record = self.records.get(key)
@@ -209,9 +218,13 @@ def elicit_scores(
     keys = [cache_key(r["id"], prompt_version, elicitor.name) for r in records]
     pending = [(k, r) for k, r in zip(keys, records, strict=True) if cache.get(k) is None]
     if elicitor.batch_size > 1:  # similar lengths per batch: less padding (results keep ``records`` order)
-        pending.sort(key=lambda item: len(item[1]["instruction"]) + len(item[1]["input"]) + len(item[1]["output"]))
+        pending.sort(
+            key=lambda item: len(item[1]["instruction"]) + len(item[1]["input"]) + len(item[1]["output"])
+        )
     stats.cached, stats.requested = len(records) - len(pending), len(pending)
-    logger.info("%s: %d samples, %d cached, %d to score", elicitor.name, len(records), stats.cached, len(pending))
+    logger.info(
+        "%s: %d samples, %d cached, %d to score", elicitor.name, len(records), stats.cached, len(pending)
+    )
     fresh: dict[str, dict] = {}
 
     def run(batch: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], list[Reply], float]:
@@ -245,10 +258,18 @@ def _score_record(key: str, record: dict, version: str, name: str, reply: Reply,
     if score is not None and not 1.0 <= score <= 10.0:
         score = None
     return {
-        "key": key, "id": record["id"], "dataset": record["dataset"], "prompt_version": version,
-        "elicitor": name, "raw": reply.raw, "score": score,
-        "uncertainty": None if score is None else (score - 1.0) / 9.0, "missing": score is None,
-        "seconds": round(seconds, 4), "cost_usd": reply.cost_usd, "error": reply.error,
+        "key": key,
+        "id": record["id"],
+        "dataset": record["dataset"],
+        "prompt_version": version,
+        "elicitor": name,
+        "raw": reply.raw,
+        "score": score,
+        "uncertainty": None if score is None else (score - 1.0) / 9.0,
+        "missing": score is None,
+        "seconds": round(seconds, 4),
+        "cost_usd": reply.cost_usd,
+        "error": reply.error,
     }
 
 
@@ -256,10 +277,14 @@ def _score_record(key: str, record: dict, version: str, name: str, reply: Reply,
 
 
 def _hf_elicitor(cfg: ElicitConfig) -> Elicitor:
+    import torch
+
     from ual.elicit_backends import HFElicitor
     from ual.models import load_model
 
     model, tokenizer = load_model(cfg.model, revision=cfg.revision)
+    if torch.cuda.is_available():
+        model = model.cuda()
     return HFElicitor(model, tokenizer, batch_size=cfg.batch_size, name=elicitor_name(cfg))
 
 
@@ -299,7 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Elicit an uncertainty score for every training sample.")
     parser.add_argument("--experiment", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, default=None, help="cache JSONL (default under elicit.cache_dir)")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="cache JSONL (default under elicit.cache_dir)"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -315,24 +342,41 @@ def main(argv: list[str] | None = None) -> None:
         name = elicitor_name(cfg)
         safe = re.sub(r"[^A-Za-z0-9.\-]+", "_", name)
         cache = ScoreCache(args.cache or Path(cfg.cache_dir) / f"{safe}_{cfg.prompt_version}.jsonl")
-        rows, stats = elicit_scores(records, ELICITORS[cfg.backend](cfg), cache, cfg.prompt_version,
-                                    progress=not args.no_progress)
+        rows, stats = elicit_scores(
+            records, ELICITORS[cfg.backend](cfg), cache, cfg.prompt_version, progress=not args.no_progress
+        )
     except (ConfigError, DataError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
     _write_atomic(args.out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     meta = {
-        "elicitor": name, "prompt_version": cfg.prompt_version, "cache": str(cache.path), "n": len(rows),
-        "n_cached": stats.cached, "n_requested": stats.requested, "n_missing": stats.missing,
-        "cost_usd": stats.cost_usd, "seconds": round(stats.seconds, 3), "on_missing": cfg.on_missing,
+        "elicitor": name,
+        "prompt_version": cfg.prompt_version,
+        "cache": str(cache.path),
+        "n": len(rows),
+        "n_cached": stats.cached,
+        "n_requested": stats.requested,
+        "n_missing": stats.missing,
+        "cost_usd": stats.cost_usd,
+        "seconds": round(stats.seconds, 3),
+        "on_missing": cfg.on_missing,
         "elicit_config": resolved_config(experiment)["elicit"],
         "provenance": run_metadata(stage="elicit", experiment=experiment.name),
     }
     _write_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
-    logger.info("wrote %d scores to %s (%d cached, %d requested, %d missing, $%.4f)", len(rows), args.out,
-                stats.cached, stats.requested, stats.missing, stats.cost_usd)
+    logger.info(
+        "wrote %d scores to %s (%d cached, %d requested, %d missing, $%.4f)",
+        len(rows),
+        args.out,
+        stats.cached,
+        stats.requested,
+        stats.missing,
+        stats.cost_usd,
+    )
     if stats.missing and cfg.on_missing == "fail":
-        raise SystemExit(f"error: {stats.missing} of {len(rows)} samples could not be scored (missing; first "
-                         f"errors: {stats.failures}); see {args.out}, or set elicit.on_missing: median")
+        raise SystemExit(
+            f"error: {stats.missing} of {len(rows)} samples could not be scored (missing; first "
+            f"errors: {stats.failures}); see {args.out}, or set elicit.on_missing: median"
+        )
 
 
 if __name__ == "__main__":

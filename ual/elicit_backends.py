@@ -76,16 +76,21 @@ class HFElicitor:
     @torch.inference_mode()
     def score(self, prompts: list[str]) -> list[Reply]:
         self.tokenizer.padding_side = "left"
-        batch = self.tokenizer([self.render(p) for p in prompts], return_tensors="pt", padding=True,
-                               add_special_tokens=False)
+        batch = self.tokenizer(
+            [self.render(p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+        )
         input_ids, mask = batch["input_ids"], batch["attention_mask"]
         if self.one_id is not None:  # the "1" of a two-token "10": P("0" | "1") from the same pass
             input_ids = torch.cat([input_ids, torch.full_like(input_ids[:, :1], self.one_id)], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         # explicit positions so a left-padded row scores as it would alone
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                            position_ids=positions.to(self.device), logits_to_keep=2).logits.float()
+        logits = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            logits_to_keep=2,
+        ).logits.float()
         first = logits[:, 0 if self.one_id is not None else 1].softmax(-1)  # (B, V) at the answer position
         after_one = logits[:, 1].softmax(-1) if self.one_id is not None else None
         replies = []
@@ -95,8 +100,12 @@ class HFElicitor:
                 p_zero = float(after_one[row, self.zeros].sum())
                 mass["10"] += mass["1"] * p_zero
                 mass["1"] *= 1.0 - p_zero
-            raw = json.dumps({"probs": {k: float(f"{v:.4g}") for k, v in mass.items()},
-                              "answer_mass": float(f"{sum(mass.values()):.4g}")})
+            raw = json.dumps(
+                {
+                    "probs": {k: float(f"{v:.4g}") for k, v in mass.items()},
+                    "answer_mass": float(f"{sum(mass.values()):.4g}"),
+                }
+            )
             replies.append(Reply(raw=raw, score=expected_score(mass)))
         return replies
 
@@ -130,16 +139,24 @@ class OpenAIElicitor:
     def _request(self, prompt: str) -> Any:
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-        kwargs: dict[str, Any] = {"model": self.cfg.model, "temperature": 0, "max_tokens": self.cfg.max_tokens,
-                                  "messages": [{"role": "user", "content": prompt}]}
+        kwargs: dict[str, Any] = {
+            "model": self.cfg.model,
+            "temperature": 0,
+            "max_tokens": self.cfg.max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
         if self.cfg.logprobs:
             kwargs.update(logprobs=True, top_logprobs=20)
         retrying = Retrying(
-            retry=retry_if_exception(_retryable), stop=stop_after_attempt(self.cfg.max_retries + 1),
-            wait=wait_exponential_jitter(initial=self.cfg.retry_wait_s, max=60.0, jitter=self.cfg.retry_wait_s),
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.cfg.max_retries + 1),
+            wait=wait_exponential_jitter(
+                initial=self.cfg.retry_wait_s, max=60.0, jitter=self.cfg.retry_wait_s
+            ),
             reraise=True,
-            before_sleep=lambda state: logger.debug("retry %d after %s", state.attempt_number,
-                                                    type(state.outcome.exception()).__name__),
+            before_sleep=lambda state: logger.debug(
+                "retry %d after %s", state.attempt_number, type(state.outcome.exception()).__name__
+            ),
         )
         return retrying(self.client.chat.completions.create, **kwargs)
 
@@ -154,7 +171,9 @@ class OpenAIElicitor:
                 choice = completion.choices[0]
                 content = choice.message.content or ""
             except Exception as exc:  # noqa: BLE001 - recorded as missing with its reason
-                replies.append(Reply(raw="", score=None, error=self._scrub(f"{type(exc).__name__}: {exc}")[:300]))
+                replies.append(
+                    Reply(raw="", score=None, error=self._scrub(f"{type(exc).__name__}: {exc}")[:300])
+                )
                 continue
             score: float | None = parse_uncertainty(content)
             tokens = getattr(getattr(choice, "logprobs", None), "content", None)
@@ -166,8 +185,14 @@ class OpenAIElicitor:
                 if not (score == 10 and "10" not in probs):  # digit-splitting endpoint: keep the integer
                     score = expected_score(probs)
             usage = completion.usage
-            cost = 0.0 if usage is None else (
-                usage.prompt_tokens * self.cfg.usd_per_1m_input_tokens
-                + usage.completion_tokens * self.cfg.usd_per_1m_output_tokens) / 1e6
+            cost = (
+                0.0
+                if usage is None
+                else (
+                    usage.prompt_tokens * self.cfg.usd_per_1m_input_tokens
+                    + usage.completion_tokens * self.cfg.usd_per_1m_output_tokens
+                )
+                / 1e6
+            )
             replies.append(Reply(raw=self._scrub(content), score=score, cost_usd=cost))
         return replies

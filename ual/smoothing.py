@@ -41,8 +41,8 @@ import numpy as np
 
 __all__ = [
     "EPSILON_MAPPINGS",
-    "METHOD_MAPPINGS",
     "MAPPING_VERSION",
+    "METHOD_MAPPINGS",
     "map_epsilon",
     "score_to_epsilon",
     "summarize",
@@ -90,7 +90,12 @@ EPSILON_MAPPINGS: dict[str, EpsilonMapping] = {
     "shuffled": _shuffled,
     "zero": _zero,
 }
-METHOD_MAPPINGS: dict[str, str] = {"sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled"}
+METHOD_MAPPINGS: dict[str, str] = {
+    "sft": "zero",
+    "ls": "constant",
+    "ual": "linear",
+    "ual_shuffled": "shuffled",
+}
 
 
 def map_epsilon(
@@ -144,7 +149,9 @@ def _read_scores(path: Path, expected: dict[str, str] | None = None) -> dict[str
                 raise ValueError(f"{path}: row {number}: missing field '{key}'")
         for key, value in (expected or {}).items():
             if key in row and row[key] != value:
-                raise ValueError(f"{path}: row {number}: {key} is {row[key]!r} but the experiment's is {value!r}")
+                raise ValueError(
+                    f"{path}: row {number}: {key} is {row[key]!r} but the experiment's is {value!r}"
+                )
         u = row["uncertainty"]
         if not row["missing"] and not (isinstance(u, int | float) and 0.0 <= u <= 1.0):
             raise ValueError(f"{path}: row {number}: uncertainty {u!r} is not a number in [0, 1]")
@@ -153,27 +160,39 @@ def _read_scores(path: Path, expected: dict[str, str] | None = None) -> dict[str
 
 
 def epsilon_records(
-    records: list[dict], scores: dict[str, dict], mapping: str, eps_min: float, eps_max: float,
-    seed: int, on_missing: str,
+    records: list[dict],
+    scores: dict[str, dict],
+    mapping: str,
+    eps_min: float,
+    eps_max: float,
+    seed: int,
+    on_missing: str,
 ) -> tuple[list[dict], int]:
     """Epsilon-file lines for a training set, and the number of imputed (missing) scores."""
     absent = [r["id"] for r in records if r["id"] not in scores]
     if absent:
-        raise ValueError(f"{len(absent)} training samples have no score (first ids: {absent[:5]}); "
-                         "rerun python -m ual.elicit for this experiment")
+        raise ValueError(
+            f"{len(absent)} training samples have no score (first ids: {absent[:5]}); "
+            "rerun python -m ual.elicit for this experiment"
+        )
     missing = [r["id"] for r in records if scores[r["id"]]["missing"]]
     scored = [scores[r["id"]]["uncertainty"] for r in records if not scores[r["id"]]["missing"]]
     if missing and on_missing != "median":
-        raise ValueError(f"{len(missing)} training samples have a missing score (first ids: {missing[:5]}) "
-                         "and elicit.on_missing is 'fail'")
+        raise ValueError(
+            f"{len(missing)} training samples have a missing score (first ids: {missing[:5]}) "
+            "and elicit.on_missing is 'fail'"
+        )
     if missing and not scored:
         raise ValueError("every training sample has a missing score; nothing to take a median of")
     median = float(np.median(scored)) if scored else 0.0
-    uncertainty = [median if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"])
-                   for r in records]
+    uncertainty = [
+        median if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"]) for r in records
+    ]
     epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed)
-    lines = [{"id": r["id"], "dataset": r["dataset"], "uncertainty": u, "epsilon": e}
-             for r, u, e in zip(records, uncertainty, epsilon, strict=True)]
+    lines = [
+        {"id": r["id"], "dataset": r["dataset"], "uncertainty": u, "epsilon": e}
+        for r, u, e in zip(records, uncertainty, epsilon, strict=True)
+    ]
     return lines, len(missing)
 
 
@@ -221,24 +240,45 @@ def main(argv: list[str] | None = None) -> None:
         mapping = METHOD_MAPPINGS[args.method]
         lines, n_imputed = epsilon_records(
             records,
-            _read_scores(args.scores, {"prompt_version": experiment.elicit.prompt_version,
-                                       "elicitor": elicitor_name(experiment.elicit)}),
-            mapping, eps_min, eps_max, experiment.data.seed,
+            _read_scores(
+                args.scores,
+                {
+                    "prompt_version": experiment.elicit.prompt_version,
+                    "elicitor": elicitor_name(experiment.elicit),
+                },
+            ),
+            mapping,
+            eps_min,
+            eps_max,
+            experiment.data.seed,
             experiment.elicit.on_missing,
         )
     except (ConfigError, DataError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
     meta = {
-        "mapping": mapping, "mapping_version": MAPPING_VERSION, "method": args.method,
-        "scenario": args.scenario, "eps_min": eps_min, "eps_max": eps_max, "seed": experiment.data.seed,
-        "experiment": experiment.name, "scores_file": str(args.scores), "n": len(lines),
-        "n_imputed": n_imputed, "summary": dataset_summaries(lines),
+        "mapping": mapping,
+        "mapping_version": MAPPING_VERSION,
+        "method": args.method,
+        "scenario": args.scenario,
+        "eps_min": eps_min,
+        "eps_max": eps_max,
+        "seed": experiment.data.seed,
+        "experiment": experiment.name,
+        "scores_file": str(args.scores),
+        "n": len(lines),
+        "n_imputed": n_imputed,
+        "summary": dataset_summaries(lines),
         "provenance": run_metadata(stage="smoothing"),
     }
     _write_atomic(args.out, "".join(json.dumps(line) + "\n" for line in lines))
     _write_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
-    logger.info("wrote %d epsilon values (%s, mean %.4f) to %s", len(lines), mapping,
-                meta["summary"]["all"]["epsilon"].get("mean", 0.0), args.out)
+    logger.info(
+        "wrote %d epsilon values (%s, mean %.4f) to %s",
+        len(lines),
+        mapping,
+        meta["summary"]["all"]["epsilon"].get("mean", 0.0),
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def samples(data_mirror) -> list[dict]:
-    return (subsample(load_records("gsm8k", "train", data_mirror), 3, seed=0)
-            + subsample(load_records("alpaca_gpt4_demo", "train", data_mirror), 3, seed=0))
+    return subsample(load_records("gsm8k", "train", data_mirror), 3, seed=0) + subsample(
+        load_records("alpaca_gpt4_demo", "train", data_mirror), 3, seed=0
+    )
 
 
 class CountingElicitor(HFElicitor):

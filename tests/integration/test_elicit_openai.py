@@ -44,13 +44,33 @@ def completion(content: str, top: dict[str, float] | None = None) -> dict:
     logprobs = None
     if top is not None:
         first = content.strip()[:2] if content.strip()[:2] == "10" else content.strip()[:1]
-        logprobs = {"content": [{"token": first, "logprob": math.log(top.get(first, 1e-9)), "bytes": None,
-                                 "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": None}
-                                                  for t, p in top.items()]}]}
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake-gpt",
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                         "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 2, "total_tokens": 1002}}
+        logprobs = {
+            "content": [
+                {
+                    "token": first,
+                    "logprob": math.log(top.get(first, 1e-9)),
+                    "bytes": None,
+                    "top_logprobs": [
+                        {"token": t, "logprob": math.log(p), "bytes": None} for t, p in top.items()
+                    ],
+                }
+            ]
+        }
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-gpt",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": logprobs,
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 2, "total_tokens": 1002},
+    }
 
 
 Behaviour = Callable[[str, int], tuple[int, object]]  # (prompt, n-th call for it) -> (status, body)
@@ -68,7 +88,7 @@ class FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = body["messages"][0]["content"]
                 with fake.lock:
@@ -123,15 +143,28 @@ def good(prompt: str, nth: int) -> tuple[int, object]:
 
 
 def cfg(server: FakeOpenAI, **overrides) -> ElicitConfig:
-    values = dict(backend="openai", model="fake-gpt", prompt_version="v1", on_missing="fail",
-                  base_url=server.base_url, api_key_env=KEY_ENV, concurrency=4, max_retries=2,
-                  retry_wait_s=0.01, timeout_s=10.0, usd_per_1m_input_tokens=10.0, usd_per_1m_output_tokens=30.0)
+    values = dict(
+        backend="openai",
+        model="fake-gpt",
+        prompt_version="v1",
+        on_missing="fail",
+        base_url=server.base_url,
+        api_key_env=KEY_ENV,
+        concurrency=4,
+        max_retries=2,
+        retry_wait_s=0.01,
+        timeout_s=10.0,
+        usd_per_1m_input_tokens=10.0,
+        usd_per_1m_output_tokens=30.0,
+    )
     return ElicitConfig(**(values | overrides))
 
 
 def records(n: int) -> list[dict]:
-    return [{"id": f"s{i}", "dataset": "d", "instruction": f"Question {i}?", "input": "", "output": f"Answer {i}"}
-            for i in range(n)]
+    return [
+        {"id": f"s{i}", "dataset": "d", "instruction": f"Question {i}?", "input": "", "output": f"Answer {i}"}
+        for i in range(n)
+    ]
 
 
 def assert_key_never_written(root: Path) -> None:
@@ -149,11 +182,18 @@ def test_success_with_and_without_logprobs(server_factory, tmp_path):
         return 200, completion(f"Score: {fake_score(prompt)}")  # no logprobs: parsed integer
 
     server = server_factory(reply)
-    rows, stats = elicit_scores(records(6), OpenAIElicitor(cfg(server), "openai:fake-gpt"),
-                                ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    rows, stats = elicit_scores(
+        records(6),
+        OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+        ScoreCache(tmp_path / "c.jsonl"),
+        "v1",
+        progress=False,
+    )
     assert rows[0]["score"] == pytest.approx((3 * 0.5 + 4 * 0.25) / 0.75)
     assert rows[1]["score"] == pytest.approx(9.5)
-    assert [r["score"] for r in rows[2:]] == [fake_score(build_elicit_prompt(r, "v1")) for r in records(6)[2:]]
+    assert [r["score"] for r in rows[2:]] == [
+        fake_score(build_elicit_prompt(r, "v1")) for r in records(6)[2:]
+    ]
     assert stats.missing == 0 and stats.requested == 6
     assert stats.cost_usd == pytest.approx(6 * (1000 * 10 + 2 * 30) / 1e6)
     assert server.auth == {f"Bearer {SECRET}"}
@@ -161,9 +201,16 @@ def test_success_with_and_without_logprobs(server_factory, tmp_path):
 
 
 def test_rate_limit_then_success_is_retried(server_factory, tmp_path):
-    server = server_factory(lambda p, nth: (429, {"error": {"message": "slow down"}}) if nth == 1 else good(p, nth))
-    rows, stats = elicit_scores(records(5), OpenAIElicitor(cfg(server), "openai:fake-gpt"),
-                                ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    server = server_factory(
+        lambda p, nth: (429, {"error": {"message": "slow down"}}) if nth == 1 else good(p, nth)
+    )
+    _, stats = elicit_scores(
+        records(5),
+        OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+        ScoreCache(tmp_path / "c.jsonl"),
+        "v1",
+        progress=False,
+    )
     assert stats.missing == 0 and len(server.calls) == 10
     assert all(count == 2 for count in Counter(server.calls).values())
 
@@ -172,35 +219,56 @@ def test_garbage_replies_are_missing_and_cached(server_factory, tmp_path):
     garbage = ["I cannot rate this.", "", "42", "3 or 4"]
     server = server_factory(lambda p, nth: (200, completion(garbage[int(p.split("Question ")[1][0]) % 4])))
     cache = ScoreCache(tmp_path / "c.jsonl")
-    rows, stats = elicit_scores(records(4), OpenAIElicitor(cfg(server), "openai:fake-gpt"), cache, "v1",
-                                progress=False)
+    rows, stats = elicit_scores(
+        records(4), OpenAIElicitor(cfg(server), "openai:fake-gpt"), cache, "v1", progress=False
+    )
     assert stats.missing == 4 and all(r["missing"] and r["error"] is None for r in rows)
     assert sorted(r["raw"] for r in rows) == sorted(garbage)
-    elicit_scores(records(4), OpenAIElicitor(cfg(server), "openai:fake-gpt"), ScoreCache(tmp_path / "c.jsonl"),
-                  "v1", progress=False)
+    elicit_scores(
+        records(4),
+        OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+        ScoreCache(tmp_path / "c.jsonl"),
+        "v1",
+        progress=False,
+    )
     assert len(server.calls) == 4  # greedy garbage is not asked again
 
 
 def test_non_json_body_is_missing_not_a_crash(server_factory, tmp_path):
     server = server_factory(lambda p, nth: (200, "<html>proxy error</html>"))
-    rows, stats = elicit_scores(records(2), OpenAIElicitor(cfg(server), "openai:fake-gpt"),
-                                ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    rows, stats = elicit_scores(
+        records(2),
+        OpenAIElicitor(cfg(server), "openai:fake-gpt"),
+        ScoreCache(tmp_path / "c.jsonl"),
+        "v1",
+        progress=False,
+    )
     assert stats.missing == 2 and all(r["missing"] for r in rows)
 
 
 def write_experiment(tmp_path: Path, server: FakeOpenAI, size: int, **elicit) -> Path:
     raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
     raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
-    raw["elicit"] = {"backend": "openai", "model": "fake-gpt", "prompt_version": "v1", "on_missing": "fail",
-                     "base_url": server.base_url, "api_key_env": KEY_ENV, "max_retries": 2, "retry_wait_s": 0.01,
-                     "timeout_s": 10.0, "cache_dir": str(tmp_path / "cache")} | elicit
+    raw["elicit"] = {
+        "backend": "openai",
+        "model": "fake-gpt",
+        "prompt_version": "v1",
+        "on_missing": "fail",
+        "base_url": server.base_url,
+        "api_key_env": KEY_ENV,
+        "max_retries": 2,
+        "retry_wait_s": 0.01,
+        "timeout_s": 10.0,
+        "cache_dir": str(tmp_path / "cache"),
+    } | elicit
     path = tmp_path / "fake.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
 
 
-def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(server_factory, tmp_path, data_mirror,
-                                                                         monkeypatch):
+def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(
+    server_factory, tmp_path, data_mirror, monkeypatch
+):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     failing = {"on": True}
     server = server_factory(
@@ -225,7 +293,9 @@ def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(server_
     assert_key_never_written(tmp_path)
 
 
-def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(server_factory, tmp_path, data_mirror):
+def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(
+    server_factory, tmp_path, data_mirror
+):
     server = server_factory(good, delay_s=0.15)
     n = 2 * 8
     experiment = write_experiment(tmp_path, server, size=8, concurrency=2)
@@ -246,9 +316,11 @@ def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(serve
     first_run_calls = list(server.calls)
     assert len(first_run_calls) < n
 
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    second_run_calls = server.calls[len(first_run_calls):]
+    second_run_calls = server.calls[len(first_run_calls) :]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
     assert len(rows) == n and not any(r["missing"] for r in rows)  # nothing lost
@@ -263,8 +335,9 @@ def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(serve
     assert_key_never_written(tmp_path)
 
 
-def test_on_missing_median_lets_the_run_finish_with_missing_recorded(server_factory, tmp_path, data_mirror,
-                                                                     monkeypatch):
+def test_on_missing_median_lets_the_run_finish_with_missing_recorded(
+    server_factory, tmp_path, data_mirror, monkeypatch
+):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     server = server_factory(lambda p, nth: (200, completion("no idea" if fake_score(p) <= 3 else "4")))
     experiment = write_experiment(tmp_path, server, size=10, on_missing="median", concurrency=8)

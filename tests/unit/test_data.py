@@ -60,8 +60,9 @@ def test_each_mirrored_dataset_normalises_to_the_record_schema(data_mirror, data
         assert record["dataset"] == dataset
         assert record["instruction"].strip()
         assert all(isinstance(record[k], str) for k in ("id", "instruction", "input", "output"))
-    assert records[0]["id"] == record_id(dataset, records[0]["instruction"], records[0]["input"],
-                                         records[0]["output"])
+    assert records[0]["id"] == record_id(
+        dataset, records[0]["instruction"], records[0]["input"], records[0]["output"]
+    )
 
 
 def test_mirror_is_read_from_env_when_no_argument(data_mirror, monkeypatch):
@@ -176,8 +177,9 @@ def test_neither_mirror_nor_hub_gives_one_error_naming_both(tmp_path, hub_offlin
         ("math", "EleutherAI/hendrycks_math", "gsm8k train"),
     ],
 )
-def test_dataset_absent_from_mirror_says_so_and_names_the_substitute(tmp_path, hub_offline, dataset, hub_id,
-                                                                     substitute):
+def test_dataset_absent_from_mirror_says_so_and_names_the_substitute(
+    tmp_path, hub_offline, dataset, hub_id, substitute
+):
     with pytest.raises(DataError) as info:
         load_records(dataset, "train", tmp_path)
     message = str(info.value)
@@ -194,8 +196,15 @@ def test_unknown_dataset_and_split_are_named():
 
 
 def test_registry_covers_the_shared_interface():
-    assert set(DATASETS) == {"alpaca_gpt4", "alpaca", "alpaca_gpt4_demo", "metamathqa", "gsm8k", "math",
-                             "alpaca_eval"}
+    assert set(DATASETS) == {
+        "alpaca_gpt4",
+        "alpaca",
+        "alpaca_gpt4_demo",
+        "metamathqa",
+        "gsm8k",
+        "math",
+        "alpaca_eval",
+    }
     assert set(DATASETS["gsm8k"]) >= {"train", "test"} and set(DATASETS["math"]) >= {"test", "math500"}
 
 
@@ -226,7 +235,9 @@ def test_build_scenario_mixed_is_high_then_low(data_mirror):
     _need(data_mirror, "instruct/alpaca_en_demo.json")
     _need(data_mirror, "gsm8k/train.jsonl")
     cfg = DataConfig(
-        mirror=str(data_mirror), seed=0, scenarios=["high", "low", "mixed"],
+        mirror=str(data_mirror),
+        seed=0,
+        scenarios=["high", "low", "mixed"],
         high=DatasetSlice(dataset="alpaca_gpt4_demo", split="train", size=8),
         low=DatasetSlice(dataset="gsm8k", split="train", size=5),
     )

@@ -22,12 +22,29 @@ RECORD = {"id": "abc", "dataset": "d", "instruction": "Add 2 and 3.", "input": "
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        ("7", 7), ("10", 10), ("1", 1), (" 4\n", 4), ("Score: 8", 8), ("8/10", 8), ("8 out of 10", 8),
-        ("Uncertainty score (1-10): 6", 6), ("On a scale of 1 to 10, I'd say 2.", 2), ("5.", 5),
-        ("**9**", 9), ("3.0", 3),
+        ("7", 7),
+        ("10", 10),
+        ("1", 1),
+        (" 4\n", 4),
+        ("Score: 8", 8),
+        ("8/10", 8),
+        ("8 out of 10", 8),
+        ("Uncertainty score (1-10): 6", 6),
+        ("On a scale of 1 to 10, I'd say 2.", 2),
+        ("5.", 5),
+        ("**9**", 9),
+        ("3.0", 3),
         # malformed: nothing, out of range, several different numbers, non-integers, words
-        ("", None), ("I cannot rate this.", None), ("11", None), ("0", None), ("-3", None),
-        ("3 or 4", None), ("between 2 and 5", None), ("7.5", None), ("seven", None), ("1-10", None),
+        ("", None),
+        ("I cannot rate this.", None),
+        ("11", None),
+        ("0", None),
+        ("-3", None),
+        ("3 or 4", None),
+        ("between 2 and 5", None),
+        ("7.5", None),
+        ("seven", None),
+        ("1-10", None),
         ("v2", None),
     ],
 )
@@ -53,8 +70,17 @@ def test_prompt_contains_the_sample_and_ends_with_the_score_cue():
 def test_cache_key_depends_on_sample_prompt_version_and_elicitor():
     base = cache_key("abc", "v1", "hf:m")
     assert base == cache_key("abc", "v1", "hf:m")
-    assert len({base, cache_key("abd", "v1", "hf:m"), cache_key("abc", "v2", "hf:m"),
-                cache_key("abc", "v1", "openai:m")}) == 4
+    assert (
+        len(
+            {
+                base,
+                cache_key("abd", "v1", "hf:m"),
+                cache_key("abc", "v2", "hf:m"),
+                cache_key("abc", "v1", "openai:m"),
+            }
+        )
+        == 4
+    )
 
 
 def _row(key: str, score: float | None = 5.0, error: str | None = None) -> dict:
@@ -96,8 +122,10 @@ class StubElicitor:
 
     def score(self, prompts: list[str]) -> list[Reply]:
         self.prompts += prompts
-        return [Reply(raw="r", score=None if "nope" in p else float(len(p) % 10 + 1), cost_usd=0.5)
-                for p in prompts]
+        return [
+            Reply(raw="r", score=None if "nope" in p else float(len(p) % 10 + 1), cost_usd=0.5)
+            for p in prompts
+        ]
 
 
 def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
@@ -108,8 +136,20 @@ def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
     assert stats.requested == 5 and stats.missing == 1 and stats.cost_usd == 2.5
     assert rows[3]["missing"] and rows[3]["score"] is None and rows[3]["uncertainty"] is None
     assert all(r["uncertainty"] == (r["score"] - 1) / 9 for r in rows if not r["missing"])
-    assert set(rows[0]) == {"key", "id", "dataset", "prompt_version", "elicitor", "raw", "score", "uncertainty",
-                            "missing", "seconds", "cost_usd", "error"}
+    assert set(rows[0]) == {
+        "key",
+        "id",
+        "dataset",
+        "prompt_version",
+        "elicitor",
+        "raw",
+        "score",
+        "uncertainty",
+        "missing",
+        "seconds",
+        "cost_usd",
+        "error",
+    }
     again, stub2 = None, StubElicitor()
     again, stats2 = elicit_scores(records, stub2, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
     assert stub2.prompts == [] and stats2.cached == 5 and again == rows  # a cached rerun sends nothing

