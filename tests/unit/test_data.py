@@ -247,3 +247,13 @@ def test_build_scenario_mixed_is_high_then_low(data_mirror):
     assert build_scenario(cfg, "mixed") == mixed
     with pytest.raises(DataError, match="unknown scenario 'both'"):
         build_scenario(cfg, "both")
+
+
+def test_missing_alpaca_eval_references_name_mirror_and_hub(tmp_path, hub_offline):
+    with pytest.raises(DataError) as info:
+        load_alpaca_eval_references("gpt4_1106_preview", tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "alpaca_eval/results/gpt4_1106_preview/model_outputs.json") in message
+    assert "tatsu-lab/alpaca_eval (alpaca_eval_gpt4_baseline.json)" in message
+    with pytest.raises(DataError, match="the hub dataset tatsu-lab/alpaca_eval carries only"):
+        load_alpaca_eval_references("my_model", tmp_path)
