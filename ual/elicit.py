@@ -233,7 +233,8 @@ def elicit_scores(
         return batch, replies, (time.perf_counter() - began) / len(batch)
 
     bar = tqdm(total=len(pending), desc=f"elicit {elicitor.name}", unit="sample", disable=not progress)
-    with ThreadPoolExecutor(max_workers=elicitor.concurrency) as pool:
+    pool = ThreadPoolExecutor(max_workers=elicitor.concurrency)
+    try:
         futures = [pool.submit(run, b) for b in _batches(pending, elicitor.batch_size)]
         for future in as_completed(futures):
             batch, replies, seconds = future.result()
@@ -245,6 +246,10 @@ def elicit_scores(
                 stats.cost_usd += reply.cost_usd
             bar.update(len(batch))
             bar.set_postfix(cost=f"${stats.cost_usd:.4f}")
+    except BaseException:  # Ctrl-C or a backend crash: drop the queue instead of draining it
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     bar.close()
     rows = [fresh.get(k) or cache.get(k) for k in keys]
     stats.missing = sum(row["missing"] for row in rows)

@@ -162,3 +162,24 @@ def test_doctests_of_the_pure_functions_pass(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+class CrashingStub(StubElicitor):
+    """Test stub: the second call raises, as a crashed backend would."""
+
+    concurrency = 1
+
+    def score(self, prompts: list[str]) -> list[Reply]:
+        if self.prompts:
+            raise RuntimeError("backend crashed")
+        return super().score(prompts)
+
+
+def test_a_crash_keeps_finished_records_and_the_rerun_scores_only_the_rest(tmp_path):
+    records = [RECORD | {"id": f"id{i}", "output": "x" * i} for i in range(6)]
+    with pytest.raises(RuntimeError, match="backend crashed"):
+        elicit_scores(records, CrashingStub(), ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert len(ScoreCache(tmp_path / "c.jsonl").records) == 2
+    stub = StubElicitor()
+    rows, stats = elicit_scores(records, stub, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.cached == 2 and len(stub.prompts) == 4 and len(rows) == 6
