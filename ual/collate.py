@@ -25,7 +25,8 @@ Choices (the MetaMath recipe, anchors.md s2.2, unless stated):
   most ``max_length`` tokens (no example is split). ``position_ids`` restart at 0 for every segment and no
   ``attention_mask`` is passed, so transformers' mask builder (``find_packed_sequence_indices``) makes the
   attention block-diagonal: segments never attend to each other, with eager and SDPA attention on CPU as on
-  GPU. ``epsilon`` becomes per token, each segment carrying its own value. Trailing padding is one more
+  GPU. transformers 5.24 only does so without a KV cache, so ``ual.trainer`` calls the model with
+  ``use_cache=False`` (tests/integration/test_train.py checks packed == unpacked loss). ``epsilon`` becomes per token, each segment carrying its own value. Trailing padding is one more
   segment with label -100.
 
 Changelog: v1 - initial.

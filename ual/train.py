@@ -206,9 +206,18 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def verify_checkpoint(folder: Path, expected_parameters: int) -> dict[str, int]:
     """Reload ``folder``; check its parameter count and that no tensor is all zeros (ZeRO-3 empty save)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
     from ual.models import load_model
 
-    model, _ = load_model(str(folder))
+    # Under ZeRO-3 from_pretrained would partition the reloaded copy too (0 local elements per tensor):
+    # load it as a plain model, then restore the run's DeepSpeed config.
+    active = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        model, _ = load_model(str(folder))
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = active
     count = sum(p.numel() for p in model.parameters())
     if count != expected_parameters:
         raise RuntimeError(f"{folder}: checkpoint has {count} parameters, the trained model {expected_parameters}")

@@ -114,6 +114,9 @@ class UALTrainer(Trainer):
         epsilon = inputs.pop("epsilon")
         labels = inputs.pop("labels")
         num_tokens = inputs.pop("num_tokens", None)
+        # no KV cache in training: it is useless here, and with a cache transformers skips the packed-sequence
+        # (block-diagonal) mask that position_ids imply
+        inputs = {**inputs, "use_cache": False}
         if model.training:
             self.step_tokens += int(num_tokens) if num_tokens is not None else labels.numel()
             self.step_response_tokens += count_response_tokens(labels)
