@@ -23,7 +23,8 @@ GPU (documented, not run on the development machines, which have none): a random
 model FLOPs utilisation (MFU = 6 * N_params * tokens/s + attention FLOPs, over the GPU's peak dense bf16
 FLOP/s; target >= 40 % on one H100, ``--peak-tflops 989``)::
 
-    python benchmarks/train.py --model random-llama-0.5b --bf16 --deepspeed experiments/deepspeed/zero2.json \\
+    python benchmarks/train.py --model random-llama-0.5b --bf16 \\
+        --deepspeed experiments/deepspeed/zero2.json \\
         --batch 16 --length 1024 --steps 20 --peak-tflops 989
 
 Writes benchmarks/out/train.json.
@@ -44,10 +45,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("hf_sft", "sft", "ual_lean", "ual_reference")
 RANDOM_MODELS = {
-    "random-llama-0.5b": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                              num_key_value_heads=16, intermediate_size=2816, vocab_size=32000),
-    "random-llama-tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              num_key_value_heads=4, intermediate_size=128, vocab_size=49152),
+    "random-llama-0.5b": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "intermediate_size": 2816,
+        "vocab_size": 32000,
+    },
+    "random-llama-tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "intermediate_size": 128,
+        "vocab_size": 49152,
+    },
 }
 
 
@@ -59,8 +72,17 @@ def _rss_bytes() -> int:
 def _records(count: int, words: int) -> list[dict]:
     """Deterministic synthetic samples with long responses, so rows fill ``--length``."""
     text = " ".join(f"step {i} adds {i % 7} to the total" for i in range(words // 6 + 1))
-    return [{"id": f"b{i}", "dataset": "bench", "instruction": f"Explain calculation number {i}.", "input": "",
-             "output": text, "answer": None} for i in range(count)]
+    return [
+        {
+            "id": f"b{i}",
+            "dataset": "bench",
+            "instruction": f"Explain calculation number {i}.",
+            "input": "",
+            "output": text,
+            "answer": None,
+        }
+        for i in range(count)
+    ]
 
 
 def _model(args):
@@ -91,13 +113,28 @@ def run_case(case: str, args) -> dict:
 
     torch.set_num_threads(args.threads)
     base = load_experiment(REPO / "experiments/tiny.yaml")
-    train = base.train.model_copy(update=dict(
-        max_length=args.length, per_device_batch_size=args.batch, gradient_accumulation_steps=1,
-        max_steps=args.steps, deepspeed=args.deepspeed, bf16=args.bf16, learning_rate=1e-5, warmup_ratio=0.0,
-        lr_scheduler="constant", loss_path="lean" if case == "ual_lean" else "reference", save_steps=10**6))
+    train = base.train.model_copy(
+        update={
+            "max_length": args.length,
+            "per_device_batch_size": args.batch,
+            "gradient_accumulation_steps": 1,
+            "max_steps": args.steps,
+            "deepspeed": args.deepspeed,
+            "bf16": args.bf16,
+            "learning_rate": 1e-5,
+            "warmup_ratio": 0.0,
+            "lr_scheduler": "constant",
+            "loss_path": "lean" if case == "ual_lean" else "reference",
+            "save_steps": 10**6,
+        }
+    )
     experiment = base.model_copy(update={"train": train})
     records = _records(args.batch * args.steps, args.length)
-    epsilon = [0.0] * len(records) if case in ("hf_sft", "sft") else [0.2 * (i % 5) / 4 for i in range(len(records))]
+    epsilon = (
+        [0.0] * len(records)
+        if case in ("hf_sft", "sft")
+        else [0.2 * (i % 5) / 4 for i in range(len(records))]
+    )
     model, tokenizer = _model(args)
     parameters = sum(p.numel() for p in model.parameters())
     out = Path(tempfile.mkdtemp(prefix="bench_train_"))
@@ -106,6 +143,7 @@ def run_case(case: str, args) -> dict:
     if lengths != {args.length}:  # every row is cut to --length, so every step trains batch x length tokens
         raise SystemExit(f"synthetic rows have lengths {sorted(lengths)}, expected all {args.length}")
     if case == "hf_sft":
+
         class DropUALKeys:  # the plain Trainer gets our batches without epsilon / num_tokens
             def __init__(self, collate):
                 self.collate = collate
@@ -115,8 +153,12 @@ def run_case(case: str, args) -> dict:
                 batch.pop("num_tokens"), batch.pop("epsilon")
                 return batch
 
-        trainer = Trainer(model=trainer.model, args=to_training_arguments(train, 0, out, args.deepspeed),
-                          train_dataset=trainer.train_dataset, data_collator=DropUALKeys(trainer.data_collator))
+        trainer = Trainer(
+            model=trainer.model,
+            args=to_training_arguments(train, 0, out, args.deepspeed),
+            train_dataset=trainer.train_dataset,
+            data_collator=DropUALKeys(trainer.data_collator),
+        )
     recorder = StepRecorder(trainer)  # wall time per optimiser step (its token count is UALTrainer-only)
     trainer.add_callback(recorder)
     setup_rss = _rss_bytes()
@@ -126,14 +168,22 @@ def run_case(case: str, args) -> dict:
     timed = recorder.records[1:] or recorder.records  # drop the warm-up step
     seconds = sum(r["seconds"] for r in timed)
     tokens = len(timed) * args.batch * args.length
-    result = {"case": case, "parameters": parameters, "steps_timed": len(timed), "seconds": seconds,
-              "tokens": tokens, "tokens_per_second": tokens / seconds}
+    result = {
+        "case": case,
+        "parameters": parameters,
+        "steps_timed": len(timed),
+        "seconds": seconds,
+        "tokens": tokens,
+        "tokens_per_second": tokens / seconds,
+    }
     if torch.cuda.is_available():
         result["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
         if args.peak_tflops:
             cfg = trainer.model.config if hasattr(trainer.model, "config") else model.config
             attention = 6 * cfg.num_hidden_layers * cfg.hidden_size * args.length  # per token, causal ~ 1/2
-            result["mfu"] = (6 * parameters + attention) * result["tokens_per_second"] / (args.peak_tflops * 1e12)
+            result["mfu"] = (
+                (6 * parameters + attention) * result["tokens_per_second"] / (args.peak_tflops * 1e12)
+            )
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result.update(peak_memory_bytes=peak, peak_above_setup_bytes=max(0, peak - setup_rss))
@@ -150,7 +200,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--deepspeed", default=None, help="DeepSpeed JSON (GPU benchmark)")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="peak dense FLOP/s of the GPU, for MFU")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="peak dense FLOP/s of the GPU, for MFU"
+    )
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
     args = parser.parse_args()
@@ -158,35 +210,55 @@ def main() -> None:
     if args.case:
         print("RESULT " + json.dumps(run_case(args.case, args)))
         return
-    passthrough = [f"--model={args.model}", f"--layers={args.layers}", f"--batch={args.batch}",
-                   f"--length={args.length}", f"--steps={args.steps}", f"--threads={args.threads}"]
+    passthrough = [
+        f"--model={args.model}",
+        f"--layers={args.layers}",
+        f"--batch={args.batch}",
+        f"--length={args.length}",
+        f"--steps={args.steps}",
+        f"--threads={args.threads}",
+    ]
     passthrough += ["--bf16"] * args.bf16 + [f"--deepspeed={args.deepspeed}"] * bool(args.deepspeed)
     passthrough += [f"--peak-tflops={args.peak_tflops}"] * bool(args.peak_tflops)
     results = {}
     for case in args.cases:
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, *passthrough, "--case", case], cwd=REPO,
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(  # noqa: PLW1510 - the return code is checked below
+            [sys.executable, __file__, *passthrough, "--case", case],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
             raise SystemExit(f"case {case} failed:\n{proc.stderr[-3000:]}")
         results[case] = json.loads(lines[-1][7:])
-        print(f"{case:14s} {results[case]['tokens_per_second']:10.1f} tokens/s   peak "
-              f"{results[case]['peak_memory_bytes'] / 2**20:8.0f} MiB   "
-              f"(+{results[case].get('peak_above_setup_bytes', 0) / 2**20:.0f} MiB over set-up)   "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"{case:14s} {results[case]['tokens_per_second']:10.1f} tokens/s   peak "
+            f"{results[case]['peak_memory_bytes'] / 2**20:8.0f} MiB   "
+            f"(+{results[case].get('peak_above_setup_bytes', 0) / 2**20:.0f} MiB over set-up)   "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     base = results.get("hf_sft") or results[args.cases[0]]
     for case, result in results.items():
         result["time_ratio_vs_baseline"] = base["tokens_per_second"] / result["tokens_per_second"]
         result["memory_ratio_vs_baseline"] = result["peak_memory_bytes"] / base["peak_memory_bytes"]
-        print(f"{case:14s} time ratio {result['time_ratio_vs_baseline']:.3f}   "
-              f"peak memory ratio {result['memory_ratio_vs_baseline']:.3f}")
+        print(
+            f"{case:14s} time ratio {result['time_ratio_vs_baseline']:.3f}   "
+            f"peak memory ratio {result['memory_ratio_vs_baseline']:.3f}"
+        )
     from ual.provenance import run_metadata
 
     out = REPO / "benchmarks/out/train.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"settings": {k: v for k, v in vars(args).items() if k != "case"}, "baseline": base["case"],
-               "results": results, "provenance": run_metadata(benchmark="train")}
+    payload = {
+        "settings": {k: v for k, v in vars(args).items() if k != "case"},
+        "baseline": base["case"],
+        "results": results,
+        "provenance": run_metadata(benchmark="train"),
+    }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {out}")
 

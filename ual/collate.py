@@ -26,8 +26,9 @@ Choices (the MetaMath recipe, anchors.md s2.2, unless stated):
   ``attention_mask`` is passed, so transformers' mask builder (``find_packed_sequence_indices``) makes the
   attention block-diagonal: segments never attend to each other, with eager and SDPA attention on CPU as on
   GPU. transformers 5.24 only does so without a KV cache, so ``ual.trainer`` calls the model with
-  ``use_cache=False`` (tests/integration/test_train.py checks packed == unpacked loss). ``epsilon`` becomes per token, each segment carrying its own value. Trailing padding is one more
-  segment with label -100.
+  ``use_cache=False`` (tests/integration/test_train.py checks packed == unpacked loss). ``epsilon``
+  becomes per token, each segment carrying its own value. Trailing padding is one more segment with
+  label -100.
 
 Changelog: v1 - initial.
 """
@@ -75,8 +76,10 @@ def _render_chat(record: dict, tokenizer: Any) -> tuple[str, str]:
         messages + [{"role": "assistant", "content": record["output"].strip()}], tokenize=False
     )
     if not full.startswith(prompt):
-        raise ValueError(f"record {record['id']}: the chat template does not extend the prompt with the answer")
-    response = full[len(prompt):]
+        raise ValueError(
+            f"record {record['id']}: the chat template does not extend the prompt with the answer"
+        )
+    response = full[len(prompt) :]
     eos = tokenizer.eos_token
     if eos and eos in response:  # train up to EOS, not the template's newline after it
         response = response[: response.rindex(eos)]
@@ -125,8 +128,13 @@ def build_examples(
         empty += all(label == IGNORE_INDEX for label in example["labels"][1:])
         examples.append({**example, "epsilon": float(eps), "id": record["id"]})
     if truncated:
-        logger.warning("%d of %d samples truncated to max_length=%d (%d keep no response token)",
-                       truncated, len(examples), max_length, empty)
+        logger.warning(
+            "%d of %d samples truncated to max_length=%d (%d keep no response token)",
+            truncated,
+            len(examples),
+            max_length,
+            empty,
+        )
     return examples
 
 

@@ -44,9 +44,7 @@ import json
 import logging
 import math
 import os
-import resource
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -55,11 +53,26 @@ from typing import Any
 
 import torch
 
-from ual.config import METHODS, SCENARIOS, Experiment, TrainConfig, config_hash, load_experiment, resolved_config
+from ual.config import (
+    METHODS,
+    SCENARIOS,
+    Experiment,
+    TrainConfig,
+    config_hash,
+    load_experiment,
+    resolved_config,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EpsilonFileError", "build_trainer", "load_epsilon", "run_training", "to_training_arguments", "verify_checkpoint", "main"]
+__all__ = [
+    "EpsilonFileError",
+    "build_trainer",
+    "load_epsilon",
+    "main",
+    "run_training",
+    "to_training_arguments",
+]
 
 METRICS_FILE = "train_metrics.json"
 RUN_FILE = "train_run.json"  # identity of the run owning DIR's checkpoints (resume guard)
@@ -85,7 +98,9 @@ def _read_epsilon_lines(path: Path) -> dict[str, float]:
             row = json.loads(line)
             sample_id, eps = row["id"], row["epsilon"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EpsilonFileError(f"{path}:{number}: expected a JSON object with 'id' and 'epsilon' ({exc})") from None
+            raise EpsilonFileError(
+                f"{path}:{number}: expected a JSON object with 'id' and 'epsilon' ({exc})"
+            ) from None
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
             raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps!r} is not a finite number")
         if not 0.0 <= eps < 1.0:
@@ -112,9 +127,10 @@ def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list
     extra = sorted(set(values) - set(ids))
     if missing or extra:
         raise EpsilonFileError(
-            f"{path}: ids do not match the training set ({len(ids)} samples; the file has {len(values)}): "
-            f"{len(missing)} training ids missing from the file (e.g. {missing[:3]}), {len(extra)} ids in the "
-            f"file not in the training set (e.g. {extra[:3]}). Was it made for another scenario or data slice?"
+            f"{path}: ids do not match the training set ({len(ids)} samples; the file has "
+            f"{len(values)}): {len(missing)} training ids missing from the file (e.g. {missing[:3]}), "
+            f"{len(extra)} ids in the file not in the training set (e.g. {extra[:3]}). Was it made for "
+            "another scenario or data slice?"
         )
     epsilon = [values[i] for i in ids]
     meta_path = path.with_name(path.name + ".meta.json")
@@ -123,13 +139,18 @@ def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list
 
         mapping = json.loads(meta_path.read_text()).get("mapping")
         if mapping is not None and mapping != METHOD_MAPPINGS[method]:
+            expected = METHOD_MAPPINGS[method]
             raise EpsilonFileError(
-                f"{meta_path}: mapping '{mapping}' but method '{method}' trains with '{METHOD_MAPPINGS[method]}'"
+                f"{meta_path}: mapping '{mapping}' but method '{method}' trains with '{expected}'"
             )
     if method == "sft" and any(epsilon):
-        raise EpsilonFileError(f"{path}: method 'sft' needs epsilon 0 for every sample; max is {max(epsilon)}")
+        raise EpsilonFileError(
+            f"{path}: method 'sft' needs epsilon 0 for every sample; max is {max(epsilon)}"
+        )
     if method == "ls" and len(set(epsilon)) > 1:
-        raise EpsilonFileError(f"{path}: method 'ls' needs one constant epsilon; found {len(set(epsilon))} values")
+        raise EpsilonFileError(
+            f"{path}: method 'ls' needs one constant epsilon; found {len(set(epsilon))} values"
+        )
     return epsilon
 
 
@@ -171,28 +192,6 @@ def to_training_arguments(cfg: TrainConfig, seed: int, out: Path, deepspeed: str
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_deepspeed_env() -> None:
-    """Defaults for a one-process DeepSpeed group from a plain ``python -m ual.train`` (no launcher)."""
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    if "WORLD_SIZE" not in os.environ:
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
-
-
-def _peak_memory() -> dict[str, Any]:
-    if torch.cuda.is_available():
-        return {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated())}
-    return {"kind": "rss", "bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
-
-
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
     with os.fdopen(fd, "w") as handle:
@@ -201,37 +200,17 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-# ---- checkpoint --------------------------------------------------------------------------------------
-
-
-def verify_checkpoint(folder: Path, expected_parameters: int) -> dict[str, int]:
-    """Reload ``folder``; check its parameter count and that no tensor is all zeros (ZeRO-3 empty save)."""
-    from transformers.integrations import deepspeed as hf_deepspeed
-
-    from ual.models import load_model
-
-    # Under ZeRO-3 from_pretrained would partition the reloaded copy too (0 local elements per tensor):
-    # load it as a plain model, then restore the run's DeepSpeed config.
-    active = hf_deepspeed._hf_deepspeed_config_weak_ref
-    hf_deepspeed.unset_hf_deepspeed_config()
-    try:
-        model, _ = load_model(str(folder))
-    finally:
-        hf_deepspeed._hf_deepspeed_config_weak_ref = active
-    count = sum(p.numel() for p in model.parameters())
-    if count != expected_parameters:
-        raise RuntimeError(f"{folder}: checkpoint has {count} parameters, the trained model {expected_parameters}")
-    state = model.state_dict()
-    empty = [name for name, tensor in state.items() if tensor.numel() == 0 or not tensor.float().abs().sum() > 0]
-    if empty:
-        raise RuntimeError(f"{folder}: {len(empty)} saved tensors are empty or all zero (e.g. {empty[:3]}); "
-                           "under ZeRO-3 set stage3_gather_16bit_weights_on_model_save: true")
-    return {"parameters": count, "tensors": len(state)}
-
-
-def _run_identity(experiment: Experiment, scenario: str, method: str, seed: int, eps_sha: str) -> dict[str, Any]:
-    return {"experiment": experiment.name, "config_hash": config_hash(experiment), "scenario": scenario,
-            "method": method, "seed": seed, "epsilon_sha256": eps_sha}
+def _run_identity(
+    experiment: Experiment, scenario: str, method: str, seed: int, eps_sha: str
+) -> dict[str, Any]:
+    return {
+        "experiment": experiment.name,
+        "config_hash": config_hash(experiment),
+        "scenario": scenario,
+        "method": method,
+        "seed": seed,
+        "epsilon_sha256": eps_sha,
+    }
 
 
 def _resume_point(out: Path, identity: dict[str, Any], resume: str | None, fresh: bool) -> str | None:
@@ -245,7 +224,9 @@ def _resume_point(out: Path, identity: dict[str, Any], resume: str | None, fresh
     if last is not None:
         previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).is_file() else None
         if previous != identity:
-            raise RuntimeError(f"{out} holds checkpoints of another run ({previous}); use another --out or --fresh")
+            raise RuntimeError(
+                f"{out} holds checkpoints of another run ({previous}); use another --out or --fresh"
+            )
         logger.info("resuming from %s", last)
     return last
 
@@ -264,7 +245,7 @@ def build_trainer(
 ):
     """The ``UALTrainer`` of one run (model loaded unless given) and the number of tokenised rows."""
     from ual.collate import EpsilonCollator, TrainDataset, build_examples, pack_examples
-    from ual.trainer import UALTrainer
+    from ual.trainer import UALTrainer, prepare_deepspeed_env
 
     cfg = experiment.train
     if cfg.deepspeed:
@@ -284,8 +265,13 @@ def build_trainer(
     rows = pack_examples(examples, cfg.max_length) if cfg.packing else examples
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainer = UALTrainer(
-        model=model, args=args, train_dataset=TrainDataset(rows), data_collator=EpsilonCollator(pad_id),
-        processing_class=tokenizer, loss_path=cfg.loss_path, callbacks=list(callbacks),
+        model=model,
+        args=args,
+        train_dataset=TrainDataset(rows),
+        data_collator=EpsilonCollator(pad_id),
+        processing_class=tokenizer,
+        loss_path=cfg.loss_path,
+        callbacks=list(callbacks),
     )
     return trainer, len(rows)
 
@@ -309,7 +295,7 @@ def run_training(
     ``experiment.model``. Extra ``callbacks`` are Trainer callbacks (tests use them to stop a run).
     """
     from ual.provenance import run_metadata
-    from ual.trainer import StepRecorder
+    from ual.trainer import StepRecorder, peak_memory, verify_checkpoint
 
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; expected one of {METHODS}")
@@ -319,9 +305,18 @@ def run_training(
     identity = _run_identity(experiment, scenario, method, seed, eps_sha)
     checkpoint = _resume_point(out, identity, resume, fresh)
     trainer, num_rows = build_trainer(experiment, records, epsilon, seed, out, model_and_tokenizer, callbacks)
-    expected_parameters = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in trainer.model.parameters())
-    logger.info("%s / %s / seed %d: %d samples in %d rows, epsilon mean %.4f", scenario, method, seed,
-                len(records), num_rows, sum(epsilon) / len(epsilon))
+    expected_parameters = sum(
+        p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in trainer.model.parameters()
+    )
+    logger.info(
+        "%s / %s / seed %d: %d samples in %d rows, epsilon mean %.4f",
+        scenario,
+        method,
+        seed,
+        len(records),
+        num_rows,
+        sum(epsilon) / len(epsilon),
+    )
     recorder = StepRecorder(trainer)
     trainer.add_callback(recorder)
     if trainer.is_world_process_zero():
@@ -339,27 +334,44 @@ def run_training(
     check = verify_checkpoint(out, expected_parameters)
     steps = [
         {k: entry[k] for k in ("step", "loss", "grad_norm", "learning_rate") if k in entry}
-        for entry in trainer.state.log_history if "loss" in entry
+        for entry in trainer.state.log_history
+        if "loss" in entry
     ]
     timed = recorder.records
     seconds = sum(r["seconds"] for r in timed)
     world = trainer.args.world_size
     metrics = {
-        "method": method, "scenario": scenario, "seed": seed, "experiment": experiment.name,
-        "epsilon_file": str(epsilon_path), "epsilon_sha256": eps_sha,
-        "epsilon_summary": {"n": len(epsilon), "mean": sum(epsilon) / len(epsilon),
-                            "min": min(epsilon), "max": max(epsilon)},
-        "num_samples": len(records), "num_rows": num_rows, "packing": cfg.packing,
-        "loss_path": trainer.loss_path, "deepspeed": cfg.deepspeed,
+        "method": method,
+        "scenario": scenario,
+        "seed": seed,
+        "experiment": experiment.name,
+        "epsilon_file": str(epsilon_path),
+        "epsilon_sha256": eps_sha,
+        "epsilon_summary": {
+            "n": len(epsilon),
+            "mean": sum(epsilon) / len(epsilon),
+            "min": min(epsilon),
+            "max": max(epsilon),
+        },
+        "num_samples": len(records),
+        "num_rows": num_rows,
+        "packing": cfg.packing,
+        "loss_path": trainer.loss_path,
+        "deepspeed": cfg.deepspeed,
         "deepspeed_config": json.loads(Path(cfg.deepspeed).read_text()) if cfg.deepspeed else None,
-        "world_size": world, "resumed_from": checkpoint,
-        "global_steps": trainer.state.global_step, "train_runtime_s": runtime,
+        "world_size": world,
+        "resumed_from": checkpoint,
+        "global_steps": trainer.state.global_step,
+        "train_runtime_s": runtime,
         "final_train_loss": result.training_loss,
-        "steps": steps, "step_timing": timed,
+        "steps": steps,
+        "step_timing": timed,
         # rank 0's tokens times the number of ranks (ranks see equal batch shapes on average)
         "tokens_per_second": world * sum(r["tokens"] for r in timed) / seconds if seconds else None,
-        "response_tokens_per_second": world * sum(r["response_tokens"] for r in timed) / seconds if seconds else None,
-        "peak_memory": _peak_memory(),
+        "response_tokens_per_second": world * sum(r["response_tokens"] for r in timed) / seconds
+        if seconds
+        else None,
+        "peak_memory": peak_memory(),
         "checkpoint": check,
         "config": resolved_config(experiment),
         "provenance": run_metadata(stage="train", model=experiment.model.source),
@@ -367,8 +379,13 @@ def run_training(
     for stale in out.glob("checkpoint-*"):  # only needed to resume an unfinished run
         shutil.rmtree(stale)
     _write_json(out / METRICS_FILE, metrics)
-    logger.info("saved %s (%d steps, final loss %.4f, %.0f tokens/s)", out, trainer.state.global_step,
-                steps[-1]["loss"] if steps else float("nan"), metrics["tokens_per_second"] or 0.0)
+    logger.info(
+        "saved %s (%d steps, final loss %.4f, %.0f tokens/s)",
+        out,
+        trainer.state.global_step,
+        steps[-1]["loss"] if steps else float("nan"),
+        metrics["tokens_per_second"] or 0.0,
+    )
     return metrics
 
 
@@ -378,7 +395,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--method", required=True, choices=METHODS)
     parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--epsilon", required=True, type=Path, help="epsilon JSONL of python -m ual.smoothing")
+    parser.add_argument(
+        "--epsilon", required=True, type=Path, help="epsilon JSONL of python -m ual.smoothing"
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (model + train_metrics.json)")
     parser.add_argument("--resume", default=None, help="checkpoint folder (default: the last one in --out)")
     parser.add_argument("--fresh", action="store_true", help="ignore checkpoints already in --out")
@@ -390,8 +409,17 @@ def main(argv: list[str] | None = None) -> None:
     experiment = load_experiment(args.experiment)
     records = build_scenario(experiment.data, args.scenario)
     try:
-        run_training(experiment, records, args.method, args.seed, args.epsilon, args.out, args.scenario,
-                     resume=args.resume, fresh=args.fresh)
+        run_training(
+            experiment,
+            records,
+            args.method,
+            args.seed,
+            args.epsilon,
+            args.out,
+            args.scenario,
+            resume=args.resume,
+            fresh=args.fresh,
+        )
     except EpsilonFileError as exc:
         raise SystemExit(f"error: {exc}") from None
 

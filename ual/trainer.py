@@ -24,12 +24,19 @@ Loss paths (``train.loss_path``):
   models that soft-cap or scale logits (the identity of ual.losses does not hold). Under DeepSpeed ZeRO-3
   the LM head weight is partitioned outside its module's forward, so the run falls back to the reference
   path with a warning (gathering it by hand would also have to re-gather it for backward).
+
+Also the runtime helpers of ``ual.train``: ``prepare_deepspeed_env`` (one-process DeepSpeed defaults),
+``verify_checkpoint`` (reload, parameter count, no empty tensor) and ``peak_memory``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import resource
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +46,15 @@ from ual.losses import count_response_tokens, label_smoothed_nll_lean, label_smo
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOSS_PATHS", "StepRecorder", "UALTrainer", "check_lean_supported"]
+__all__ = [
+    "LOSS_PATHS",
+    "StepRecorder",
+    "UALTrainer",
+    "check_lean_supported",
+    "peak_memory",
+    "prepare_deepspeed_env",
+    "verify_checkpoint",
+]
 
 LOSS_PATHS = ("reference", "lean")
 
@@ -58,7 +73,9 @@ def check_lean_supported(model: torch.nn.Module) -> None:
                 f"config.{attr}={value!r}. Use train.loss_path: reference."
             )
     if model.get_output_embeddings() is None or model.get_decoder() is None:
-        raise ValueError(f"train.loss_path 'lean' needs get_decoder() and an LM head; {type(model).__name__} lacks one")
+        raise ValueError(
+            f"train.loss_path 'lean' needs get_decoder() and an LM head; {type(model).__name__} lacks one"
+        )
 
 
 class UALTrainer(Trainer):
@@ -75,8 +92,10 @@ class UALTrainer(Trainer):
             from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
             if is_deepspeed_zero3_enabled():
-                logger.warning("loss_path 'lean' under DeepSpeed ZeRO-3: the LM head is partitioned; "
-                               "using the reference path (materialised logits) instead")
+                logger.warning(
+                    "loss_path 'lean' under DeepSpeed ZeRO-3: the LM head is partitioned; "
+                    "using the reference path (materialised logits) instead"
+                )
                 loss_path = "reference"
         self.loss_path = loss_path
         self.step_tokens = 0  # real (non-pad) input tokens of the current optimiser step, this rank
@@ -105,7 +124,9 @@ class UALTrainer(Trainer):
 
         handle = decoder.register_forward_hook(hook)
         try:
-            model(**inputs, logits_to_keep=torch.zeros(0, dtype=torch.long, device=inputs["input_ids"].device))
+            model(
+                **inputs, logits_to_keep=torch.zeros(0, dtype=torch.long, device=inputs["input_ids"].device)
+            )
         finally:
             handle.remove()
         return captured["hidden"]
@@ -151,9 +172,67 @@ class StepRecorder(TrainerCallback):
         self.trainer.step_response_tokens = 0
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.records.append({
-            "step": state.global_step,
-            "seconds": time.perf_counter() - self._start,
-            "tokens": self.trainer.step_tokens,
-            "response_tokens": self.trainer.step_response_tokens,
-        })
+        self.records.append(
+            {
+                "step": state.global_step,
+                "seconds": time.perf_counter() - self._start,
+                "tokens": self.trainer.step_tokens,
+                "response_tokens": self.trainer.step_response_tokens,
+            }
+        )
+
+
+# ---- runtime helpers of ual.train ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_deepspeed_env() -> None:
+    """Defaults for a one-process DeepSpeed group from a plain ``python -m ual.train`` (no launcher)."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if "WORLD_SIZE" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+
+
+def peak_memory() -> dict[str, Any]:
+    if torch.cuda.is_available():
+        return {"kind": "cuda_max_allocated", "bytes": int(torch.cuda.max_memory_allocated())}
+    return {"kind": "rss", "bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def verify_checkpoint(folder: Path, expected_parameters: int) -> dict[str, int]:
+    """Reload ``folder``; check its parameter count and that no tensor is all zeros (ZeRO-3 empty save)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    from ual.models import load_model
+
+    # Under ZeRO-3 from_pretrained would partition the reloaded copy too (0 local elements per tensor):
+    # load it as a plain model, then restore the run's DeepSpeed config.
+    active = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        model, _ = load_model(str(folder))
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = active
+    count = sum(p.numel() for p in model.parameters())
+    if count != expected_parameters:
+        raise RuntimeError(
+            f"{folder}: checkpoint has {count} parameters, the trained model {expected_parameters}"
+        )
+    state = model.state_dict()
+    empty = [
+        name for name, tensor in state.items() if tensor.numel() == 0 or not tensor.float().abs().sum() > 0
+    ]
+    if empty:
+        raise RuntimeError(
+            f"{folder}: {len(empty)} saved tensors are empty or all zero (e.g. {empty[:3]}); "
+            "under ZeRO-3 set stage3_gather_16bit_weights_on_model_save: true"
+        )
+    return {"parameters": count, "tensors": len(state)}

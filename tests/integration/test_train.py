@@ -24,8 +24,14 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS = [
-    {"id": f"r{i:02d}", "dataset": "toy", "instruction": f"What is {i} plus {i + 3}?", "input": "" if i % 3 else "x",
-     "output": f"{i} plus {i + 3} equals {2 * i + 3}. The answer is: {2 * i + 3}", "answer": str(2 * i + 3)}
+    {
+        "id": f"r{i:02d}",
+        "dataset": "toy",
+        "instruction": f"What is {i} plus {i + 3}?",
+        "input": "" if i % 3 else "x",
+        "output": f"{i} plus {i + 3} equals {2 * i + 3}. The answer is: {2 * i + 3}",
+        "answer": str(2 * i + 3),
+    }
     for i in range(12)
 ]
 VARIED = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3] * 2
@@ -33,17 +39,35 @@ VARIED = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3] * 2
 
 def make_experiment(**train):
     base = load_experiment(REPO / "experiments/tiny.yaml")
-    settings = dict(max_length=64, per_device_batch_size=2, gradient_accumulation_steps=2, max_steps=3,
-                    deepspeed=None, learning_rate=1e-4, warmup_ratio=0.0, lr_scheduler="constant",
-                    loss_path="lean", save_steps=100, packing=False)
+    settings = {
+        "max_length": 64,
+        "per_device_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+        "max_steps": 3,
+        "deepspeed": None,
+        "learning_rate": 1e-4,
+        "warmup_ratio": 0.0,
+        "lr_scheduler": "constant",
+        "loss_path": "lean",
+        "save_steps": 100,
+        "packing": False,
+    }
     settings.update(train)
-    return base.model_copy(update={"train": base.train.model_copy(update=settings),
-                                   "model": base.model.model_copy(update={"num_hidden_layers": 2})})
+    return base.model_copy(
+        update={
+            "train": base.train.model_copy(update=settings),
+            "model": base.model.model_copy(update={"num_hidden_layers": 2}),
+        }
+    )
 
 
 def write_epsilon(path: Path, values, records=RECORDS) -> Path:
-    path.write_text("".join(json.dumps({"id": r["id"], "dataset": r["dataset"], "uncertainty": 0.0,
-                                        "epsilon": v}) + "\n" for r, v in zip(records, values, strict=True)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "dataset": r["dataset"], "uncertainty": 0.0, "epsilon": v}) + "\n"
+            for r, v in zip(records, values, strict=True)
+        )
+    )
     return path
 
 
@@ -114,8 +138,17 @@ def runs(workdir, fresh_model):
     def run(tag: str, method: str, values, **train) -> dict:
         if tag not in cache:
             eps = write_epsilon(workdir / f"{tag}.jsonl", values)
-            cache[tag] = run_training(make_experiment(**train), RECORDS, method, 0, eps, workdir / tag, "mixed",
-                                      fresh=True, model_and_tokenizer=fresh_model())
+            cache[tag] = run_training(
+                make_experiment(**train),
+                RECORDS,
+                method,
+                0,
+                eps,
+                workdir / tag,
+                "mixed",
+                fresh=True,
+                model_and_tokenizer=fresh_model(),
+            )
         return cache[tag]
 
     return run
@@ -134,8 +167,9 @@ def traces(workdir, fresh_model):
             else:
                 eps_file = write_epsilon(workdir / f"trace_{method}_{value}.jsonl", [value] * len(RECORDS))
                 epsilon = load_epsilon(eps_file, RECORDS, method)  # the method's own checks
-                trainer, _ = build_trainer(make_experiment(), RECORDS, epsilon, 0,
-                                           workdir / f"trace_{method}_{value}", fresh_model())
+                trainer, _ = build_trainer(
+                    make_experiment(), RECORDS, epsilon, 0, workdir / f"trace_{method}_{value}", fresh_model()
+                )
                 trainer.train()
                 cache[key] = losses(trainer.state.log_history)
         return cache[key]
@@ -149,8 +183,12 @@ def plain_hf_losses(workdir, fresh_model, label_smoothing: float) -> list[float]
     trainer, _ = build_trainer(experiment, RECORDS, [0.0] * len(RECORDS), 0, workdir / "hf", fresh_model())
     args = to_training_arguments(experiment.train, 0, workdir / f"hf{label_smoothing}")
     args.label_smoothing_factor = label_smoothing
-    plain = Trainer(model=trainer.model, args=args, train_dataset=trainer.train_dataset,
-                    data_collator=_DropUALKeys(trainer.data_collator))
+    plain = Trainer(
+        model=trainer.model,
+        args=args,
+        train_dataset=trainer.train_dataset,
+        data_collator=_DropUALKeys(trainer.data_collator),
+    )
     plain.train()
     return losses(plain.state.log_history)
 
@@ -194,7 +232,10 @@ def test_checkpoint_and_metrics_are_written_and_verified(runs, workdir, tiny_smo
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny_smollm2[0].parameters())
     assert on_disk["checkpoint"]["parameters"] == sum(p.numel() for p in model.parameters())
     assert tokenizer.eos_token == "<|im_end|>"
-    changed = model.model.layers[0].self_attn.q_proj.weight - tiny_smollm2[0].model.layers[0].self_attn.q_proj.weight
+    changed = (
+        model.model.layers[0].self_attn.q_proj.weight
+        - tiny_smollm2[0].model.layers[0].self_attn.q_proj.weight
+    )
     assert changed.abs().max() > 0  # trained weights were saved, not the initial ones
 
 
@@ -212,24 +253,40 @@ def test_packed_run_trains_and_packed_loss_equals_unpacked(runs, tiny_smollm2):
     n = count_response_tokens(padded["labels"])
     assert n == count_response_tokens(packed["labels"])
     with torch.no_grad():
-        logits_padded = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
-                              use_cache=False).logits
-        logits_packed = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
-                              use_cache=False).logits
-    loss_padded = label_smoothed_nll_reference(logits_padded, padded["labels"], padded["epsilon"], num_items=n)
-    loss_packed = label_smoothed_nll_reference(logits_packed, packed["labels"], packed["epsilon"], num_items=n)
+        logits_padded = model(
+            input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], use_cache=False
+        ).logits
+        logits_packed = model(
+            input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
+        ).logits
+    loss_padded = label_smoothed_nll_reference(
+        logits_padded, padded["labels"], padded["epsilon"], num_items=n
+    )
+    loss_packed = label_smoothed_nll_reference(
+        logits_packed, packed["labels"], packed["epsilon"], num_items=n
+    )
     assert loss_packed.item() == pytest.approx(loss_padded.item(), rel=1e-5)  # no attention across segments
 
 
-@pytest.mark.parametrize(("loss_path", "splits"), [("lean", ((8, 1), (4, 2), (1, 8))), ("reference", ((8, 1), (2, 4)))])
+@pytest.mark.parametrize(
+    ("loss_path", "splits"), [("lean", ((8, 1), (4, 2), (1, 8))), ("reference", ((8, 1), (2, 4)))]
+)
 def test_gradient_accumulation_does_not_change_the_first_step(workdir, fresh_model, loss_path, splits):
     """batch x accumulation = 8 samples, whatever the split: same loss and same gradient (no clipping)."""
     grads, first_loss = [], []
     for batch, accumulation in splits:
-        experiment = make_experiment(per_device_batch_size=batch, gradient_accumulation_steps=accumulation,
-                                     max_steps=1, max_grad_norm=0.0, loss_path=loss_path, max_length=48)
+        experiment = make_experiment(
+            per_device_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            max_steps=1,
+            max_grad_norm=0.0,
+            loss_path=loss_path,
+            max_length=48,
+        )
         capture = GradCapture()
-        trainer, _ = build_trainer(experiment, RECORDS, VARIED, 0, workdir / f"ga{batch}", fresh_model(), [capture])
+        trainer, _ = build_trainer(
+            experiment, RECORDS, VARIED, 0, workdir / f"ga{batch}", fresh_model(), [capture]
+        )
         trainer.train()
         grads.append(capture.grads)
         first_loss.append(losses(trainer.state.log_history)[0])
@@ -244,15 +301,21 @@ def test_global_normaliser_equals_transformers_count_for_shifted_labels(workdir,
     batches = list(trainer.get_train_dataloader())[:2]
     ours = trainer.get_batch_samples(iter(batches), 2, torch.device("cpu"))[1]
     assert int(ours) == sum(count_response_tokens(b["labels"]) for b in batches)
-    assert trainer._loss_shifts_labels and int(trainer._get_num_items_in_batch(batches, torch.device("cpu"))) == int(ours)
+    assert trainer._loss_shifts_labels and int(
+        trainer._get_num_items_in_batch(batches, torch.device("cpu"))
+    ) == int(ours)
 
 
 def test_seed_controls_data_order(workdir, fresh_model):
     model_and_tokenizer = fresh_model()
 
     def order(seed):
-        trainer, _ = build_trainer(make_experiment(), RECORDS, VARIED, seed, workdir / "order", model_and_tokenizer)
-        return [tuple(row[:40].tolist()) for batch in trainer.get_train_dataloader() for row in batch["input_ids"]]
+        trainer, _ = build_trainer(
+            make_experiment(), RECORDS, VARIED, seed, workdir / "order", model_and_tokenizer
+        )
+        return [
+            tuple(row[:40].tolist()) for batch in trainer.get_train_dataloader() for row in batch["input_ids"]
+        ]
 
     first = order(0)
     assert order(0) == first and sorted(order(1)) == sorted(first) and order(1) != first
@@ -261,16 +324,35 @@ def test_seed_controls_data_order(workdir, fresh_model):
 def test_kill_after_checkpoint_then_resume_continues_the_loss_trace(workdir, fresh_model):
     eps = write_epsilon(workdir / "resume.jsonl", VARIED)
     experiment = make_experiment(max_steps=4, save_steps=2)
-    full = run_training(experiment, RECORDS, "ual", 0, eps, workdir / "uninterrupted", "mixed",
-                        model_and_tokenizer=fresh_model())
+    full = run_training(
+        experiment,
+        RECORDS,
+        "ual",
+        0,
+        eps,
+        workdir / "uninterrupted",
+        "mixed",
+        model_and_tokenizer=fresh_model(),
+    )
     out = workdir / "killed"
     with pytest.raises(_Killed):
-        run_training(experiment, RECORDS, "ual", 0, eps, out, "mixed", callbacks=[KillAfterSave(2)],
-                     model_and_tokenizer=fresh_model())
+        run_training(
+            experiment,
+            RECORDS,
+            "ual",
+            0,
+            eps,
+            out,
+            "mixed",
+            callbacks=[KillAfterSave(2)],
+            model_and_tokenizer=fresh_model(),
+        )
     assert (out / "checkpoint-2").is_dir() and not (out / METRICS_FILE).exists()
     with pytest.raises(RuntimeError, match="holds checkpoints of another run"):
         run_training(experiment, RECORDS, "ual", 1, eps, out, "mixed", model_and_tokenizer=fresh_model())
-    resumed = run_training(experiment, RECORDS, "ual", 0, eps, out, "mixed", model_and_tokenizer=fresh_model())
+    resumed = run_training(
+        experiment, RECORDS, "ual", 0, eps, out, "mixed", model_and_tokenizer=fresh_model()
+    )
     assert resumed["resumed_from"].endswith("checkpoint-2")
     assert losses(resumed) == pytest.approx(losses(full), rel=1e-6)
     assert [s["step"] for s in resumed["step_timing"]] == [3, 4]
@@ -279,8 +361,12 @@ def test_kill_after_checkpoint_then_resume_continues_the_loss_trace(workdir, fre
 def _small_experiment_file(tmp: Path, mirror: Path) -> Path:
     raw = yaml.safe_load((REPO / "experiments/tiny.yaml").read_text())
     raw["model"]["num_hidden_layers"] = 2
-    raw["data"].update(mirror=str(mirror), high={**raw["data"]["high"], "size": 3}, low={**raw["data"]["low"], "size": 3})
-    raw["train"].update(max_length=64, max_steps=1, deepspeed=None, per_device_batch_size=2, gradient_accumulation_steps=1)
+    raw["data"].update(
+        mirror=str(mirror), high={**raw["data"]["high"], "size": 3}, low={**raw["data"]["low"], "size": 3}
+    )
+    raw["train"].update(
+        max_length=64, max_steps=1, deepspeed=None, per_device_batch_size=2, gradient_accumulation_steps=1
+    )
     path = tmp / "small.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -292,7 +378,16 @@ def test_cli_trains_on_the_scenario_and_rejects_a_mismatched_epsilon_file(workdi
     experiment_file = _small_experiment_file(workdir, data_mirror)
     records = build_scenario(load_experiment(experiment_file).data, "mixed")
     eps = write_epsilon(workdir / "cli.jsonl", [0.0] * len(records), records)
-    common = ["--experiment", str(experiment_file), "--scenario", "mixed", "--seed", "0", "--epsilon", str(eps)]
+    common = [
+        "--experiment",
+        str(experiment_file),
+        "--scenario",
+        "mixed",
+        "--seed",
+        "0",
+        "--epsilon",
+        str(eps),
+    ]
     with pytest.raises(SystemExit, match="ids do not match the training set"):
         main([*common[:3], "high", *common[4:], "--method", "sft", "--out", str(workdir / "cli_bad")])
     assert not (workdir / "cli_bad").exists()  # failed before any step

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from ual.config import load_experiment
@@ -26,14 +25,34 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread, as in the subprocesses: faster than two spinning threads on a shared 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _experiment_file(tmp: Path, mirror: Path, deepspeed: str | None) -> Path:
     raw = yaml.safe_load((REPO / "experiments/tiny.yaml").read_text())
     raw["model"]["num_hidden_layers"] = 2
-    raw["data"].update(mirror=str(mirror), high={**raw["data"]["high"], "size": 3},
-                       low={**raw["data"]["low"], "size": 3})
-    raw["train"].update(max_length=128, max_steps=2, per_device_batch_size=2, gradient_accumulation_steps=2,
-                        learning_rate=1e-4, lr_scheduler="constant", warmup_ratio=0.0, loss_path="lean",
-                        deepspeed=deepspeed and str(REPO / deepspeed))
+    raw["data"].update(
+        mirror=str(mirror), high={**raw["data"]["high"], "size": 3}, low={**raw["data"]["low"], "size": 3}
+    )
+    raw["train"].update(
+        max_length=128,
+        max_steps=2,
+        per_device_batch_size=2,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-4,
+        lr_scheduler="constant",
+        warmup_ratio=0.0,
+        loss_path="lean",
+        deepspeed=deepspeed and str(REPO / deepspeed),
+    )
     path = tmp / f"ds_{Path(deepspeed).stem if deepspeed else 'none'}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -44,22 +63,54 @@ def ds_runs(tmp_path_factory, data_mirror):
     from ual.data import build_scenario
 
     tmp = tmp_path_factory.mktemp("deepspeed")
-    files = {name: _experiment_file(tmp, data_mirror, config) for name, config in
-             (("none", None), ("zero2", "experiments/deepspeed/zero2_cpu.json"),
-              ("zero3", "experiments/deepspeed/zero3_cpu.json"))}
+    files = {
+        name: _experiment_file(tmp, data_mirror, config)
+        for name, config in (
+            ("none", None),
+            ("zero2", "experiments/deepspeed/zero2_cpu.json"),
+            ("zero3", "experiments/deepspeed/zero3_cpu.json"),
+        )
+    }
     records = build_scenario(load_experiment(files["none"]).data, "mixed")
     eps = tmp / "epsilon.jsonl"
-    eps.write_text("".join(json.dumps({"id": r["id"], "dataset": r["dataset"], "uncertainty": 0.0,
-                                       "epsilon": 0.05 * (i % 4)}) + "\n" for i, r in enumerate(records)))
+    eps.write_text(
+        "".join(
+            json.dumps(
+                {"id": r["id"], "dataset": r["dataset"], "uncertainty": 0.0, "epsilon": 0.05 * (i % 4)}
+            )
+            + "\n"
+            for i, r in enumerate(records)
+        )
+    )
 
     def args(name):
-        return ["--experiment", str(files[name]), "--scenario", "mixed", "--method", "ual", "--seed", "0",
-                "--epsilon", str(eps), "--out", str(tmp / name)]
+        return [
+            "--experiment",
+            str(files[name]),
+            "--scenario",
+            "mixed",
+            "--method",
+            "ual",
+            "--seed",
+            "0",
+            "--epsilon",
+            str(eps),
+            "--out",
+            str(tmp / name),
+        ]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    procs = {name: subprocess.Popen([sys.executable, "-m", "ual.train", *args(name)], cwd=REPO, env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for name in ("zero2", "zero3")}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "ual.train", *args(name)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in ("zero2", "zero3")
+    }
     main(args("none"))  # meanwhile, the same run without DeepSpeed in this process
     logs = {}
     for name, proc in procs.items():

@@ -21,9 +21,30 @@ from ual.prompts import render_alpaca
 from ual.train import EpsilonFileError, load_epsilon
 
 RECORDS = [
-    {"id": "a", "dataset": "t", "instruction": "Add 2 and 3.", "input": "", "output": "2 + 3 = 5.", "answer": "5"},
-    {"id": "b", "dataset": "t", "instruction": "Translate.", "input": "Bonjour", "output": "Hello", "answer": None},
-    {"id": "c", "dataset": "t", "instruction": "Say hi.", "input": "", "output": " Hi there! ", "answer": None},
+    {
+        "id": "a",
+        "dataset": "t",
+        "instruction": "Add 2 and 3.",
+        "input": "",
+        "output": "2 + 3 = 5.",
+        "answer": "5",
+    },
+    {
+        "id": "b",
+        "dataset": "t",
+        "instruction": "Translate.",
+        "input": "Bonjour",
+        "output": "Hello",
+        "answer": None,
+    },
+    {
+        "id": "c",
+        "dataset": "t",
+        "instruction": "Say hi.",
+        "input": "",
+        "output": " Hi there! ",
+        "answer": None,
+    },
 ]
 
 
@@ -116,7 +137,9 @@ def _write(path, rows, meta=None):
 
 
 def _rows(values, ids=("a", "b", "c")):
-    return [{"id": i, "dataset": "t", "uncertainty": 0.5, "epsilon": v} for i, v in zip(ids, values, strict=True)]
+    return [
+        {"id": i, "dataset": "t", "uncertainty": 0.5, "epsilon": v} for i, v in zip(ids, values, strict=True)
+    ]
 
 
 def test_epsilon_is_returned_in_training_set_order(tmp_path):
@@ -152,7 +175,9 @@ def test_epsilon_outside_unit_interval_or_not_a_number_is_rejected(tmp_path, bad
 def test_malformed_and_duplicate_lines_name_the_line(tmp_path):
     path = tmp_path / "eps.jsonl"
     path.write_text('{"id": "a", "epsilon": 0.1}\n{"id": "b"}\n')
-    with pytest.raises(EpsilonFileError, match=r"eps.jsonl:2: expected a JSON object with 'id' and 'epsilon'"):
+    with pytest.raises(
+        EpsilonFileError, match=r"eps.jsonl:2: expected a JSON object with 'id' and 'epsilon'"
+    ):
         load_epsilon(path, RECORDS, "ual")
     path.write_text('{"id": "a", "epsilon": 0.1}\n{"id": "a", "epsilon": 0.1}\n')
     with pytest.raises(EpsilonFileError, match=r"eps.jsonl:2: duplicate id a"):
@@ -167,5 +192,7 @@ def test_epsilon_must_fit_the_method(tmp_path):
         load_epsilon(varied, RECORDS, "ls")
     linear = _write(tmp_path / "linear.jsonl", _rows([0.1, 0.2, 0.3]), meta={"mapping": "linear"})
     assert load_epsilon(linear, RECORDS, "ual") == [0.1, 0.2, 0.3]
-    with pytest.raises(EpsilonFileError, match="mapping 'linear' but method 'ual_shuffled' trains with 'shuffled'"):
+    with pytest.raises(
+        EpsilonFileError, match="mapping 'linear' but method 'ual_shuffled' trains with 'shuffled'"
+    ):
         load_epsilon(linear, RECORDS, "ual_shuffled")
