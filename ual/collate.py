@@ -14,9 +14,12 @@ Choices (the MetaMath recipe, anchors.md s2.2, unless stated):
 - ``chat``: the tokenizer's chat template; prompt = the user turn with ``add_generation_prompt=True``,
   response = the rest of the rendered conversation up to and including its last EOS (a trailing newline
   after EOS is not trained). The user turn is ``instruction`` or ``instruction + "\\n\\n" + input``.
-- Prompt and response are tokenised separately and concatenated, so the -100 mask falls exactly on the
-  prompt tokens (no merge across the boundary). The tokenizer's own special tokens (e.g. BOS) go in front
-  of the prompt.
+- Token boundary: the prompt is tokenised alone (exactly the ids a generator feeds the model, with the
+  tokenizer's own specials such as BOS) and the response ids are the rest of the tokenisation of
+  prompt + response, so they are the ids the model would generate after that prompt (for SentencePiece
+  tokenizers this keeps "▁Word" instead of a stray "▁" + "Word"). If a token merges across the boundary
+  (the full tokenisation does not start with the prompt's), the response is tokenised on its own and
+  appended. Either way the -100 mask falls exactly on the prompt ids.
 - EOS is a trained label, also when pad == eos: padding is masked by position (collator lengths), never by
   token id.
 - Truncation: the concatenation is cut to ``max_length`` from the right (the MetaMath rule); a sample whose
@@ -108,7 +111,13 @@ def tokenize_example(record: dict, tokenizer: Any, template: str, max_length: in
         raise ValueError("the tokenizer has no EOS token; training needs one to end responses")
     prompt, response = render_example(record, tokenizer, template)
     prompt_ids = tokenizer(prompt)["input_ids"]  # with the tokenizer's own specials (BOS if it has one)
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    full_ids = tokenizer(prompt + response)["input_ids"]
+    if full_ids[: len(prompt_ids)] == prompt_ids:
+        response_ids = full_ids[len(prompt_ids) :]
+    else:  # a token spans the boundary: keep the prompt's own ids, tokenise the response alone
+        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    if not response_ids or response_ids[-1] != tokenizer.eos_token_id:
+        response_ids = response_ids + [tokenizer.eos_token_id]
     input_ids = prompt_ids + response_ids
     labels = [IGNORE_INDEX] * len(prompt_ids) + list(response_ids)
     truncated = len(input_ids) > max_length

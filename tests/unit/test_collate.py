@@ -66,6 +66,16 @@ def test_alpaca_prompt_is_masked_and_response_plus_eos_is_trained(tokenizer):
     assert not example["truncated"]
 
 
+def test_response_ids_continue_the_prompt_ids_as_one_tokenisation(tokenizer):
+    for record in RECORDS:
+        for template in ("alpaca", "chat"):
+            example = tokenize_example(record, tokenizer, template, max_length=512)
+            prompt, response = render_example(record, tokenizer, template)
+            assert tokenizer.decode(example["input_ids"]) == prompt + response + tokenizer.eos_token
+            n_prompt = sum(label == IGNORE_INDEX for label in example["labels"])
+            assert example["input_ids"][:n_prompt] == tokenizer(prompt)["input_ids"]
+
+
 def test_alpaca_separator_is_one_space_and_output_is_stripped(tokenizer):
     prompt, response = render_example(RECORDS[2], tokenizer, "alpaca")
     assert ALPACA_RESPONSE_SEPARATOR == " "
