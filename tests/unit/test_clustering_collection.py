@@ -35,7 +35,7 @@ def test_select_top_tokens_by_count_then_smaller_id():
 
 
 def test_fewer_than_two_distinct_tokens_is_a_clear_error():
-    with pytest.raises(ValueError, match="contain 1 distinct target token\\(s\\); clustering needs at least 2"):
+    with pytest.raises(ValueError, match="contain 1 distinct target token\\(s\\); clustering needs"):
         select_top_tokens({7: 4}, 2)
     with pytest.raises(ValueError, match="contain 0 distinct"):
         select_top_tokens({}, 2)
@@ -60,7 +60,8 @@ def test_plan_draws_max_states_by_seed_and_labels_match_positions():
     plan = plan_states(examples, [0, 1, 2], max_states=50, seed=7)
     assert len(plan.label) == 50 and plan.n_candidates > 50
     again = plan_states(examples, [0, 1, 2], max_states=50, seed=7)
-    assert np.array_equal(plan.position, again.position) and np.array_equal(plan.sample_index, again.sample_index)
+    assert np.array_equal(plan.position, again.position)
+    assert np.array_equal(plan.sample_index, again.sample_index)
     assert not np.array_equal(plan.position, plan_states(examples, [0, 1, 2], max_states=50, seed=8).position)
     for i, t, label in zip(plan.sample_index, plan.position, plan.label, strict=True):
         assert t >= 10 and examples[i].input_ids[t] == label and label in (0, 1, 2)
@@ -82,8 +83,8 @@ def test_split_evenly():
 
 
 def _record(dataset: str, i: int) -> dict:
-    return {"id": f"{dataset}-{i}", "dataset": dataset, "instruction": f"q{i}", "input": "", "output": f"a{i}",
-            "answer": None}
+    return {"id": f"{dataset}-{i}", "dataset": dataset, "instruction": f"q{i}", "input": "",
+            "output": f"a{i}", "answer": None}
 
 
 class StubData:
@@ -106,7 +107,8 @@ class StubData:
 def _experiment(eval_samples: int, scenarios=("high", "low", "mixed")):
     data = SimpleNamespace(high=SimpleNamespace(dataset="hi", split="train"),
                            low=SimpleNamespace(dataset="lo", split="train"), mirror=None, scenarios=scenarios)
-    return SimpleNamespace(name="stub", data=data, analysis=SimpleNamespace(eval_samples=eval_samples, seed=0))
+    analysis = SimpleNamespace(eval_samples=eval_samples, seed=0)
+    return SimpleNamespace(name="stub", data=data, analysis=analysis)
 
 
 @pytest.fixture

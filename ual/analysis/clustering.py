@@ -217,7 +217,10 @@ def save_figure(figure: Any, out_dir: Path, stem: str, provenance: str) -> list[
     written = []
     for fmt, metadata in (("png", {"Description": provenance}), ("pdf", {"Subject": provenance})):
         path = out_dir / f"{stem}.{fmt}"
-        _replace_atomically(path, lambda temp: figure.savefig(temp, format=fmt, dpi=150, metadata=metadata))
+        def write(temp: Path, fmt: str = fmt, metadata: dict = metadata) -> None:
+            figure.savefig(temp, format=fmt, dpi=150, metadata=metadata)
+
+        _replace_atomically(path, write)
         written.append(path)
     return written
 

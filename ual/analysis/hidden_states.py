@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 COLLECTION_VERSION = 1
+# Batches are right-padded to a multiple of this: few distinct shapes, so the framework's per-shape kernel
+# caches stay small and memory stays flat as the sample grows (benchmarks/clustering.py).
+PAD_TO_MULTIPLE_OF = 64
 SCENARIO_SLICES = {"high": ("high",), "low": ("low",), "mixed": ("high", "low")}
 
 
@@ -191,6 +194,10 @@ def resolve_layers(num_hidden_layers: int, middle_layer: int | None) -> dict[str
     return layers
 
 
+def _padded_width(length: int) -> int:
+    return -(-length // PAD_TO_MULTIPLE_OF) * PAD_TO_MULTIPLE_OF
+
+
 def _hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor):
     # The base model returns the same hidden_states without projecting every position onto the vocabulary.
     base = getattr(model, "base_model", model)
@@ -257,7 +264,7 @@ def collect_hidden_states(
     states: dict[str, np.ndarray] = {}
     batches = [needed[start : start + batch_size] for start in range(0, len(needed), batch_size)]
     for batch in tqdm(batches, desc="hidden states", unit="batch", mininterval=5.0):
-        width = max(len(examples[i].input_ids) for i in batch)
+        width = _padded_width(max(len(examples[i].input_ids) for i in batch))
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
         for b, i in enumerate(batch):  # right padding: real positions keep their indices
