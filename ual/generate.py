@@ -47,7 +47,7 @@ from ual.prompts import render_alpaca
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["render_prompt", "truncate_at_stop", "generate_hf", "generate_vllm", "generate_outputs", "main"]
+__all__ = ["generate_hf", "generate_outputs", "generate_vllm", "main", "render_prompt", "truncate_at_stop"]
 
 
 def render_prompt(task: str, record: dict, prompt_template: str, tokenizer: Any = None) -> str:
@@ -115,7 +115,9 @@ def generate_hf(
         stop_strings=list(stop_strings) or None,
     )
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]]
+    lengths = [
+        len(ids) for ids in tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
+    ]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])  # similar lengths share a batch
     texts: list[str] = [""] * len(prompts)
     counts: list[int] = [0] * len(prompts)
@@ -125,7 +127,9 @@ def generate_hf(
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for indices in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             encoded = tokenizer(
-                [prompts[i] for i in indices], return_tensors="pt", padding=True,
+                [prompts[i] for i in indices],
+                return_tensors="pt",
+                padding=True,
                 add_special_tokens=add_special_tokens,
             ).to(device)
             generated = model.generate(**encoded, generation_config=config, tokenizer=tokenizer)
@@ -201,15 +205,26 @@ def generate_outputs(
     if num_hidden_layers is None and model_source == experiment.model.source:
         num_hidden_layers = experiment.model.num_hidden_layers
     settings = {
-        "task": task, "model": model_source, "generator": generator, "backend": backend,
-        "prompt_template": experiment.model.prompt_template, "max_new_tokens": cfg.max_new_tokens[task],
-        "stop_strings": list(TASKS[task].stop_strings), "num_hidden_layers": num_hidden_layers,
+        "task": task,
+        "model": model_source,
+        "generator": generator,
+        "backend": backend,
+        "prompt_template": experiment.model.prompt_template,
+        "max_new_tokens": cfg.max_new_tokens[task],
+        "stop_strings": list(TASKS[task].stop_strings),
+        "num_hidden_layers": num_hidden_layers,
     }
     partial = Path(str(out) + ".partial.jsonl")
     done = _read_partial(partial, settings)
     todo = [r for r in records if r["id"] not in done]
-    logger.info("%s: %d items, %d already done (%s), %d to generate", task, len(records), len(done), partial,
-                len(todo))
+    logger.info(
+        "%s: %d items, %d already done (%s), %d to generate",
+        task,
+        len(records),
+        len(done),
+        partial,
+        len(todo),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     if not partial.is_file():
         partial.write_text(json.dumps({"settings": settings}) + "\n", encoding="utf-8")
@@ -234,40 +249,61 @@ def generate_outputs(
             tokenizer = load_tokenizer(model_source)
         prompts = [render_prompt(task, r, experiment.model.prompt_template, tokenizer) for r in todo]
         texts, counts = generate_vllm(
-            resolve_model(model_source).path, prompts, max_new_tokens=cfg.max_new_tokens[task],
-            stop_strings=TASKS[task].stop_strings, dtype=experiment.model.dtype,
+            resolve_model(model_source).path,
+            prompts,
+            max_new_tokens=cfg.max_new_tokens[task],
+            stop_strings=TASKS[task].stop_strings,
+            dtype=experiment.model.dtype,
         )
         checkpoint(list(range(len(todo))), texts, counts)
     elif todo:
-        model, tokenizer = load_model(model_source, dtype=experiment.model.dtype, num_hidden_layers=num_hidden_layers)
+        model, tokenizer = load_model(
+            model_source, dtype=experiment.model.dtype, num_hidden_layers=num_hidden_layers
+        )
         model.eval()
         if torch.cuda.is_available():
             model.to("cuda")
         prompts = [render_prompt(task, r, experiment.model.prompt_template, tokenizer) for r in todo]
         generate_hf(
-            model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens[task],
-            stop_strings=TASKS[task].stop_strings, batch_size=cfg.batch_size,
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=cfg.max_new_tokens[task],
+            stop_strings=TASKS[task].stop_strings,
+            batch_size=cfg.batch_size,
             add_special_tokens=not (task == "alpacaeval" and experiment.model.prompt_template == "chat"),
             on_batch=checkpoint,
         )
     seconds = time.perf_counter() - start
     outputs = [
-        {"instruction": r["instruction"], "output": done[r["id"]]["output"], "generator": generator,
-         "dataset": r["dataset"], "id": r["id"]}
+        {
+            "instruction": r["instruction"],
+            "output": done[r["id"]]["output"],
+            "generator": generator,
+            "dataset": r["dataset"],
+            "id": r["id"],
+        }
         for r in records
     ]
     new_tokens = sum(done[r["id"]]["new_tokens"] for r in todo)
     write_json(out, outputs)
-    write_json(Path(str(out) + ".meta.json"), {
-        **settings,
-        "model_description": resolve_model(model_source).description,
-        "batch_size": cfg.batch_size,
-        "prompt": "MetaMath (alpaca + \"Let's think step by step.\")" if task != "alpacaeval"
-        else experiment.model.prompt_template,
-        "n_items": len(records), "n_generated_this_run": len(todo), "seconds": round(seconds, 3),
-        "new_tokens_this_run": new_tokens, "tokens_per_second": round(new_tokens / seconds, 2) if todo else None,
-        "provenance": run_metadata(stage="generate", experiment=experiment.name),
-    })
+    write_json(
+        Path(str(out) + ".meta.json"),
+        {
+            **settings,
+            "model_description": resolve_model(model_source).description,
+            "batch_size": cfg.batch_size,
+            "prompt": 'MetaMath (alpaca + "Let\'s think step by step.")'
+            if task != "alpacaeval"
+            else experiment.model.prompt_template,
+            "n_items": len(records),
+            "n_generated_this_run": len(todo),
+            "seconds": round(seconds, 3),
+            "new_tokens_this_run": new_tokens,
+            "tokens_per_second": round(new_tokens / seconds, 2) if todo else None,
+            "provenance": run_metadata(stage="generate", experiment=experiment.name),
+        },
+    )
     partial.unlink()
     logger.info("wrote %s (%d outputs, %.1f s)", out, len(outputs), seconds)
     return outputs
@@ -286,8 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     experiment = load_experiment(args.experiment)
     try:
-        generate_outputs(experiment, args.task, args.model, args.out, args.generator, args.backend,
-                         args.num_hidden_layers)
+        generate_outputs(
+            experiment, args.task, args.model, args.out, args.generator, args.backend, args.num_hidden_layers
+        )
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
 

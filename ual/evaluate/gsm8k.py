@@ -1,6 +1,6 @@
 """GSM8K with the MetaMath evaluation protocol: prompt, answer extraction, numeric comparison, accuracy.
 
-Protocol (meta-math/MetaMath ``eval_gsm8k.py`` @ fe667b14f9a4, described in ../shared/reference/anchors.md s3.3):
+Protocol (meta-math/MetaMath ``eval_gsm8k.py`` @ fe667b14f9a4; ../shared/reference/anchors.md s3.3):
 - prompt: the Alpaca template around the question, followed by " Let's think step by step."
   (``build_prompt``); greedy decoding that stops at MetaMath's stop strings (``STOP_STRINGS``);
 - answer: the text after the LAST "The answer is: "; in it, the first number matching
@@ -38,19 +38,27 @@ __all__ = [
     "STOP_STRINGS",
     "TASK_VERSION",
     "build_prompt",
-    "extract_answer",
-    "parse_gold",
-    "is_correct",
-    "score_items",
     "evaluate",
+    "extract_answer",
+    "is_correct",
+    "parse_gold",
+    "score_items",
 ]
 
 TASK_VERSION = 1
 ANSWER_MARKER = "The answer is: "
 # MetaMath eval_gsm8k.py / eval_math.py SamplingParams(stop=...): the same list for both tasks.
 STOP_STRINGS: tuple[str, ...] = (
-    "Question:", "Question", "USER:", "USER", "ASSISTANT:", "ASSISTANT",
-    "Instruction:", "Instruction", "Response:", "Response",
+    "Question:",
+    "Question",
+    "USER:",
+    "USER",
+    "ASSISTANT:",
+    "ASSISTANT",
+    "Instruction:",
+    "Instruction",
+    "Response:",
+    "Response",
 )
 COT_TRIGGER = " Let's think step by step."
 
@@ -122,19 +130,23 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
         completion = outputs[record["id"]]
         extracted = extract_answer(completion)
         gold = parse_gold(record["answer"], record["id"])
-        items.append({
-            "id": record["id"],
-            "question": record["instruction"],
-            "output": completion,
-            "extracted": extracted,
-            "gold": gold,
-            "correct": is_correct(extracted, gold),
-            "has_marker": ANSWER_MARKER in completion,
-        })
+        items.append(
+            {
+                "id": record["id"],
+                "question": record["instruction"],
+                "output": completion,
+                "extracted": extracted,
+                "gold": gold,
+                "correct": is_correct(extracted, gold),
+                "has_marker": ANSWER_MARKER in completion,
+            }
+        )
     return items
 
 
-def evaluate(outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path) -> dict:
+def evaluate(
+    outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
+) -> dict:
     """Score, write the per-item records beside ``out``, and return the metrics (see ``ual.evaluate``)."""
     items = score_items(outputs, records)
     write_items(items_path(out), items)

