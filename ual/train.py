@@ -26,7 +26,12 @@ DeepSpeed (``train.deepspeed``: a JSON under experiments/deepspeed/, or null for
 either way): HF fills the "auto" values. Without CUDA it runs with ``DS_ACCELERATOR=cpu``, the gloo backend
 and fp32 (use the ``*_cpu.json`` configs, which set ``torch_adam``). A plain ``python -m ual.train`` with
 DeepSpeed runs as a one-process group (MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK defaulted). The first
-CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards).
+CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards). Configs: ``zero2.json``,
+``zero3.json`` (GPU; torch AdamW via ``torch_adam``, so no CUDA op is JIT-built), ``zero3_offload.json``
+(optimizer and parameters on CPU with DeepSpeedCPUAdam, built once with g++), ``zero2_cpu.json``,
+``zero3_cpu.json`` (CPU: fp32, no overlap_comm). Every ZeRO-3 config saves gathered 16-bit weights
+(``stage3_gather_16bit_weights_on_model_save``). Under ZeRO-3 ``loss_path: lean`` falls back to the
+reference path with a warning (ual.trainer).
 
 Resume: a rerun with the same ``--out`` continues from the last ``checkpoint-N`` there (``--resume PATH``
 picks one, ``--fresh`` ignores them); the data order is fixed by ``--seed`` (Trainer seed and data_seed), so
