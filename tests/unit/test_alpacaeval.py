@@ -90,7 +90,7 @@ def test_openai_compatible_judge_goes_through_alpaca_evals_client_config(tmp_pat
     from alpaca_eval.utils import get_all_clients
 
     monkeypatch.setenv("MY_JUDGE_KEY", "sk-never-on-disk")
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "overwritten-by-judge_api_key_env")  # restored after the test
     cfg = _experiment(
         judge="weighted_alpaca_eval_gpt4_turbo",
         judge_model="meta-llama/Llama-3-70B-Instruct",
@@ -120,6 +120,10 @@ def test_stock_judge_keeps_its_name_and_needs_a_key(tmp_path, monkeypatch):
         _experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate, tmp_path
     )
     assert info["annotator"] == "alpaca_eval_gpt4"
+    _, same = alpacaeval.resolve_annotator(
+        _experiment(judge="alpaca_eval_gpt4", judge_model="gpt-4").evaluate, tmp_path
+    )
+    assert same["annotator"] == "alpaca_eval_gpt4"  # naming the stock model changes nothing
     assert yaml.safe_load(path.read_text())["alpaca_eval_gpt4"]["completions_kwargs"]["model_name"] == "gpt-4"
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(alpacaeval.AlpacaEvalError, match="OPENAI_API_KEY"):
@@ -236,3 +240,56 @@ def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
     second = evaluate_task(experiment, "alpacaeval", outputs, out, {})
     assert second["judge_prompts_this_run"] == 0
     assert second["win_rate"] == first["win_rate"]
+
+
+def test_alpacaeval1_gpt4_from_alpaca_evals_published_annotations_matches_its_leaderboard(
+    tmp_path, data_mirror, monkeypatch
+):
+    """The real AlpacaEval 1 annotations of gpt4 (mirror) seeded as our cache: the paper-profile judge
+    ``alpaca_eval_gpt4`` then makes no call, and the metrics equal alpaca_eval's published leaderboard row."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")  # the judge is configured but never called
+    published = json.loads(
+        (data_mirror / "alpaca_eval/results/gpt4/alpaca_eval_gpt4/annotations.json").read_text()
+    )
+    # These annotations were judged against an older text_davinci_003 output set than the mirror's
+    # model_outputs.json (785 of 805 differ), so their own output_1 is passed as a reference file.
+    references = tmp_path / "text_davinci_003_at_annotation_time.json"
+    references.write_text(
+        json.dumps([{"instruction": a["instruction"], "output": a["output_1"]} for a in published])
+    )
+    experiment = _experiment(
+        judge="alpaca_eval_gpt4",
+        judge_model=None,
+        sizes={"alpacaeval": None},
+        reference_outputs=str(references),
+    )
+    out = tmp_path / "eval/alpacaeval.json"
+    (out.parent / "annotations_cache").mkdir(parents=True)
+    (out.parent / "annotations_cache/alpaca_eval_gpt4.json").write_text(json.dumps(published))
+    gpt4_output = {a["instruction"]: a["output_2"] for a in published}
+    rows = [
+        {
+            "instruction": r["instruction"],
+            "output": gpt4_output[r["instruction"]],
+            "generator": "gpt4",
+            "id": r["id"],
+        }
+        for r in task_records("alpacaeval", experiment)
+    ]
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(rows))
+    metrics = evaluate_task(experiment, "alpacaeval", outputs, out, {})
+    leaderboard = (
+        data_mirror
+        / "alpaca_eval/src/alpaca_eval/leaderboards/data_AlpacaEval/alpaca_eval_gpt4_leaderboard.csv"
+    )
+    row = next(line.split(",") for line in leaderboard.read_text().splitlines() if line.startswith("gpt4,"))
+    assert metrics["judge_prompts_this_run"] == 0 and metrics["judge"]["annotator"] == "alpaca_eval_gpt4"
+    assert metrics["win_rate"] == pytest.approx(float(row[1]), abs=1e-9)  # 95.28
+    assert metrics["standard_error"] == pytest.approx(float(row[2]), abs=1e-9)
+    assert (metrics["n_wins"], metrics["n_wins_base"], metrics["n_draws"], metrics["n_total"]) == (
+        761,
+        32,
+        12,
+        805,
+    )

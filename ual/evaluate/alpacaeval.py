@@ -127,14 +127,13 @@ def resolve_annotator(cfg: EvaluateConfig, out_dir: Path) -> tuple[Path, dict[st
         identity = {"model_name": cfg.judge_model, "num_hidden_layers": cfg.judge_num_hidden_layers}
         kwargs.update(identity, batch_size=cfg.judge_batch_size)
     elif fn_completions == "openai_completions":
-        if cfg.judge_model:
-            identity["model_name"] = cfg.judge_model
+        if cfg.judge_model and cfg.judge_model != kwargs.get("model_name"):
+            identity["model_name"] = cfg.judge_model  # the stock model keeps the stock name (and its caches)
         client: dict[str, str] = {}
         if cfg.judge_base_url:
             client["base_url"] = identity["base_url"] = cfg.judge_base_url
-            kwargs.setdefault(
-                "requires_chatml", True
-            )  # a chat endpoint, as alpaca_eval's vLLM-server configs
+            # a chat endpoint, as in alpaca_eval's own vLLM-server configs
+            kwargs.setdefault("requires_chatml", True)
         env = cfg.judge_api_key_env or "OPENAI_API_KEY"
         if not os.environ.get(env):
             raise AlpacaEvalError(f"judge '{cfg.judge}' calls an API: set the environment variable {env}")
