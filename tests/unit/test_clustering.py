@@ -71,15 +71,18 @@ def test_bootstrap_is_seeded_stratified_and_orders_its_interval():
     assert first == bootstrap_metrics(states, labels, resamples=30, seed=0)
     assert first != bootstrap_metrics(states, labels, resamples=30, seed=1)
     for values in first.values():
-        assert values["ci_low"] <= values["bootstrap_mean"] <= values["ci_high"]
+        assert values["ci_low"] < values["value"] < values["ci_high"]
         assert values["bootstrap_std"] > 0
     assert first["silhouette_cosine"]["value"] == cluster_metrics(states, labels)["silhouette_cosine"]
 
 
-def test_summarise_percentile_interval():
-    out = summarise(0.5, np.arange(101, dtype=float), confidence=0.9)
-    assert out == pytest.approx({"value": 0.5, "ci_low": 5.0, "ci_high": 95.0, "bootstrap_mean": 50.0,
-                                 "bootstrap_std": np.std(np.arange(101))})
+def test_summarise_gives_a_normal_interval_around_the_point_value():
+    replicates = np.arange(101, dtype=float)
+    std = np.std(replicates)
+    out = summarise(0.5, replicates, confidence=0.9)
+    z = 1.6448536  # standard normal 95 % quantile
+    assert out == pytest.approx({"value": 0.5, "ci_low": 0.5 - z * std, "ci_high": 0.5 + z * std,
+                                 "bootstrap_mean": 50.0, "bootstrap_std": std})
 
 
 def _analysis(states: np.ndarray, labels: np.ndarray, selection: str = "same") -> ModelAnalysis:
