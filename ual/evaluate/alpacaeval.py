@@ -158,6 +158,7 @@ def resolve_annotator(cfg: EvaluateConfig, out_dir: Path) -> tuple[Path, dict[st
         "annotator": annotator,
         "source_config": str(source),
         "fn_completions": fn_completions,
+        "judge_model": kwargs.get("model_name"),
         **identity,
     }
     return config_path, description
