@@ -11,8 +11,9 @@ import pytest
 import torch
 import yaml
 
-from ual.analysis.clustering import bootstrap_metrics, main
+from ual.analysis.clustering import main
 from ual.analysis.hidden_states import collect_hidden_states
+from ual.analysis.metrics import bootstrap_metrics
 from ual.collate import render_example
 
 pytestmark = pytest.mark.slow

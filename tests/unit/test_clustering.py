@@ -1,21 +1,18 @@
-"""ual.analysis.clustering and .tsne: metric ranking on synthetic states, bootstrap, pairing, figure."""
+"""ual.analysis metrics, clustering and tsne: ranking on synthetic states, bootstrap, pairing, figure."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ual.analysis import clustering
-from ual.analysis.clustering import (
+from ual.analysis import metrics
+from ual.analysis.clustering import ModelAnalysis, paired_differences, parse_models, save_figure
+from ual.analysis.metrics import (
     METRICS,
-    ModelAnalysis,
     bootstrap_metrics,
     bootstrap_replicates,
     cluster_metrics,
     l2_normalise,
-    paired_differences,
-    parse_models,
-    save_figure,
     summarise,
 )
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding
@@ -59,7 +56,7 @@ def test_silhouette_is_cosine_on_the_raw_states():
 def test_bootstrap_with_precomputed_distances_equals_direct_computation(monkeypatch):
     states, labels = _separated(n_per=15, noise=0.4)
     fast = bootstrap_replicates(states, labels, resamples=5, seed=3)
-    monkeypatch.setattr(clustering, "PRECOMPUTE_DISTANCES_MAX", 0)
+    monkeypatch.setattr(metrics, "PRECOMPUTE_DISTANCES_MAX", 0)
     direct = bootstrap_replicates(states, labels, resamples=5, seed=3)
     for name in METRICS:
         np.testing.assert_allclose(fast[name], direct[name], rtol=1e-9, atol=1e-12)

@@ -8,23 +8,12 @@ Inputs: an experiment YAML (``analysis`` section, ``train.max_length``, ``model.
 Held-out records come from ``ual.analysis.hidden_states.heldout_records`` (scenario data minus training ids).
 Outputs, under ``--out`` (written atomically):
 - ``clustering.json``: per model and per layer (``last``; ``layer_<i>`` for ``analysis.middle_layer``) the
-  metrics below with bootstrap intervals, the number of states, the K tokens (id, text, count), a hash of the
+  metrics of ``ual.analysis.metrics`` (silhouette (cosine), Davies-Bouldin, Calinski-Harabasz on L2-normalised
+  states) with bootstrap intervals, the number of states, the K tokens (id, text, count), a hash of the
   drawn positions, the held-out ids' hash, provenance (``ual.provenance.run_metadata``), a flat ``rows``
   list (model, layer, metric, value, ci_low, ci_high, higher_is_better) for tables, and ``differences``:
   every other model minus the first one (sft in ``sft=.. ls=.. ual=..``) with a paired bootstrap interval.
 - ``tsne.png`` and ``tsne.pdf``: one t-SNE panel per model (last layer), coloured by target token, fixed seed.
-
-Metrics (``METRICS``, all on L2-normalised states, scikit-learn): silhouette with cosine distance (in [-1, 1],
-higher = better separated), Davies-Bouldin (lower = better), Calinski-Harabasz (higher = better). On unit
-vectors Euclidean distance is a monotone function of cosine distance, so the three see the same geometry.
-Intervals: stratified bootstrap (states resampled with replacement within each token, so every replicate keeps
-all K clusters at their sizes); the interval is the normal one, ``value +- z * bootstrap_std`` at
-``CONFIDENCE``. Not the percentile interval: these plug-in metrics are biased in small samples (noisy
-centroids; duplicated states at distance 0), the replicates more so than ``value``, and percentile intervals
-of DB / CH often exclude ``value`` (seen on the tiny profile); ``bootstrap_mean`` next to ``value`` shows the
-bias. Replicates reuse the states drawn once: they show the noise of the state sample, not of the held-out
-records. Judge models by the paired ``differences``: all models share the drawn positions and the replicate
-indices, so the bias largely cancels.
 
 Command:
     python -m ual.analysis.clustering --experiment experiments/tiny.yaml --scenario mixed \\
@@ -47,25 +36,26 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from ual.analysis.hidden_states import COLLECTION_VERSION, collect_hidden_states, heldout_records
+from ual.analysis.metrics import (
+    CONFIDENCE,
+    METRICS,
+    METRICS_VERSION,
+    bootstrap_replicates,
+    cluster_metrics,
+    l2_normalise,
+    summarise,
+)
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "METRICS",
-    "METRICS_VERSION",
-    "CONFIDENCE",
-    "l2_normalise",
-    "cluster_metrics",
-    "bootstrap_replicates",
-    "bootstrap_metrics",
-    "summarise",
+    "ModelAnalysis",
     "paired_differences",
     "analyse_model",
     "save_figure",
@@ -73,137 +63,6 @@ __all__ = [
     "run_analysis",
     "main",
 ]
-
-METRICS_VERSION = 1
-CONFIDENCE = 0.95
-
-
-# Above this many states the bootstrap recomputes cosine distances per replicate instead of slicing one
-# precomputed (n, n) matrix (4096^2 float64 = 128 MiB).
-PRECOMPUTE_DISTANCES_MAX = 4096
-
-
-@dataclass(frozen=True)
-class Metric:
-    # (unit-norm states (n, H), labels (n,), cosine distances (n, n) or None) -> value
-    compute: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
-    higher_is_better: bool
-
-
-def _silhouette_cosine(states: np.ndarray, labels: np.ndarray, distances: np.ndarray | None) -> float:
-    from sklearn.metrics import silhouette_score
-
-    if distances is not None:
-        return float(silhouette_score(distances, labels, metric="precomputed"))
-    return float(silhouette_score(states, labels, metric="cosine"))
-
-
-def _davies_bouldin(states: np.ndarray, labels: np.ndarray, distances: np.ndarray | None) -> float:
-    from sklearn.metrics import davies_bouldin_score
-
-    return float(davies_bouldin_score(states, labels))
-
-
-def _calinski_harabasz(states: np.ndarray, labels: np.ndarray, distances: np.ndarray | None) -> float:
-    from sklearn.metrics import calinski_harabasz_score
-
-    return float(calinski_harabasz_score(states, labels))
-
-
-METRICS: dict[str, Metric] = {
-    "silhouette_cosine": Metric(_silhouette_cosine, higher_is_better=True),
-    "davies_bouldin": Metric(_davies_bouldin, higher_is_better=False),
-    "calinski_harabasz": Metric(_calinski_harabasz, higher_is_better=True),
-}
-
-
-def l2_normalise(states: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as float64 (n, H)."""
-    states = np.asarray(states, dtype=np.float64)
-    norms = np.linalg.norm(states, axis=1, keepdims=True)
-    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
-        raise ValueError("hidden states contain an all-zero or non-finite row; cannot L2-normalise")
-    return states / norms
-
-
-def _check_inputs(states: np.ndarray, labels: np.ndarray) -> None:
-    if states.ndim != 2 or labels.shape != (states.shape[0],):
-        raise ValueError(f"expected states (n, H) and labels (n,), got {states.shape} and {labels.shape}")
-    distinct = len(np.unique(labels))
-    if distinct < 2:
-        raise ValueError(f"clustering metrics need at least 2 distinct target tokens, got {distinct}")
-    if distinct >= len(labels):
-        raise ValueError(
-            f"clustering metrics need more states ({len(labels)}) than distinct tokens ({distinct}); "
-            "raise analysis.max_states or eval_samples"
-        )
-
-
-def _all_metrics(
-    unit: np.ndarray, labels: np.ndarray, distances: np.ndarray | None = None
-) -> dict[str, float]:
-    return {name: metric.compute(unit, labels, distances) for name, metric in METRICS.items()}
-
-
-def cluster_metrics(states: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Every metric in ``METRICS`` on the L2-normalised ``states`` (n, H) grouped by ``labels`` (n,)."""
-    labels = np.asarray(labels)
-    _check_inputs(np.asarray(states), labels)
-    return _all_metrics(l2_normalise(states), labels)
-
-
-def bootstrap_replicates(
-    states: np.ndarray, labels: np.ndarray, resamples: int, seed: int
-) -> dict[str, np.ndarray]:
-    """Each metric on ``resamples`` stratified bootstrap replicates -> ``{metric: (resamples,)}``.
-
-    The replicate indices depend only on ``labels`` and ``seed``: models measured on the same drawn positions
-    get the same replicates, so their replicate-wise differences form a paired bootstrap.
-    """
-    labels = np.asarray(labels)
-    _check_inputs(np.asarray(states), labels)
-    unit = l2_normalise(states)
-    # Cosine distances of a replicate are a slice of the full matrix (1 - cos on unit rows): 3x faster.
-    distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0) if len(unit) <= PRECOMPUTE_DISTANCES_MAX else None
-    if distances is not None:
-        np.fill_diagonal(distances, 0.0)
-    groups = [np.flatnonzero(labels == token) for token in np.unique(labels)]
-    rng = np.random.default_rng(seed)
-    replicates: dict[str, list[float]] = {name: [] for name in METRICS}
-    for _ in range(resamples):
-        index = np.concatenate([rng.choice(group, size=len(group), replace=True) for group in groups])
-        subset = distances[np.ix_(index, index)] if distances is not None else None
-        for name, value in _all_metrics(unit[index], labels[index], subset).items():
-            replicates[name].append(value)
-    return {name: np.asarray(values) for name, values in replicates.items()}
-
-
-def summarise(point: float, replicates: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float]:
-    """Point value, normal bootstrap interval ``point +- z * std(replicates)``, replicates' mean and std.
-
-    >>> round(summarise(1.0, np.array([0.0, 2.0]), confidence=0.95)["ci_high"], 4)  # 1 + 1.96 * std 1
-    2.96
-    """
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    std = float(np.std(replicates))
-    return {
-        "value": float(point), "ci_low": float(point - z * std), "ci_high": float(point + z * std),
-        "bootstrap_mean": float(np.mean(replicates)), "bootstrap_std": std,
-    }
-
-
-def bootstrap_metrics(
-    states: np.ndarray, labels: np.ndarray, resamples: int, seed: int, confidence: float = CONFIDENCE
-) -> dict[str, dict[str, float]]:
-    """Point value and stratified-bootstrap normal interval of every metric (see module docstring).
-
-    Returns:
-        ``{metric: {"value", "ci_low", "ci_high", "bootstrap_mean", "bootstrap_std"}}``.
-    """
-    point = cluster_metrics(states, labels)
-    replicates = bootstrap_replicates(states, labels, resamples, seed)
-    return {name: summarise(point[name], replicates[name], confidence) for name in METRICS}
-
 
 def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
