@@ -13,6 +13,8 @@ rule cluster_hidden_states:
         models=analysed_models_arg,
     conda:
         "../../environment.yml"
+    resources:
+        gpu=GPUS,
     log:
         "logs/cluster_hidden_states/{exp}/seed{seed}/{scenario}.log",
     shell:

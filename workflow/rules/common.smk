@@ -1,6 +1,7 @@
 # Shared workflow definitions: the experiment (validated by ual.config), wildcard constraints and the
 # named input functions. No rules here.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -55,11 +56,23 @@ ABLATION_VARIANTS = [m for m in ("ual_shuffled",) if m in EXP.train.methods] + [
 
 
 wildcard_constraints:
-    exp=NAME,
+    exp=re.escape(NAME),
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
     variant=r"sft|ls|ual|ual_shuffled|ual_epsmax[0-9.]+",
     task="|".join(TASKS),
+
+
+# GPUs per job: bf16/fp16 experiments are GPU experiments (1 GPU per job by default); give training more with
+# `--set-resources train_model:gpu=8` or a profile (profiles/slurm). CPU experiments request none.
+GPUS = 0 if EXP.model.dtype == "float32" else 1
+
+
+def train_launcher(wildcards, resources):
+    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it)."""
+    if resources.gpu > 1:
+        return f"torchrun --standalone --nproc_per_node {resources.gpu}"
+    return "python"
 
 
 def variant_method(wildcards):

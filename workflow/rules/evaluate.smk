@@ -14,7 +14,7 @@ rule generate_outputs:
     log:
         "logs/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.log",
     resources:
-        gpu=1 if EXP.model.dtype != "float32" else 0,
+        gpu=GPUS,
     shell:
         "python -m ual.generate --experiment {input.exp} --model $(dirname {input.model}) --task {wildcards.task}"
         " --out {output.outputs} > {log} 2>&1"

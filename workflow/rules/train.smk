@@ -10,6 +10,7 @@ rule train_model:
     params:
         config=config_params("model", "data", "train"),
         method=variant_method,
+        launcher=train_launcher,
     conda:
         "../../environment.yml"
     log:
@@ -17,7 +18,7 @@ rule train_model:
     benchmark:
         "benchmarks/rules/train_model/{exp}/seed{seed}/{scenario}/{variant}.tsv"
     resources:
-        gpu=1 if EXP.model.dtype != "float32" else 0,
+        gpu=GPUS,
     shell:
-        "python -m ual.train --experiment {input.exp} --scenario {wildcards.scenario} --method {params.method}"
+        "{params.launcher} -m ual.train --experiment {input.exp} --scenario {wildcards.scenario} --method {params.method}"
         " --seed {wildcards.seed} --epsilon {input.epsilon} --out $(dirname {output.metrics}) > {log} 2>&1"
