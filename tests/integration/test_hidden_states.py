@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from ual.analysis.clustering import main
-from ual.analysis.hidden_states import collect_hidden_states
+from ual.analysis.hidden_states import collect_hidden_states, tokenize_examples
 from ual.analysis.metrics import bootstrap_metrics
 from ual.collate import render_example
 
@@ -42,9 +42,11 @@ def _collect(model, tokenizer, workdir, **overrides):
 
 
 def _token_ids(tokenizer, record):
-    """Prompt and response ids, computed here independently of ual.analysis."""
+    """Prompt and response ids (no EOS) as training defines them, computed here without ual.analysis."""
     prompt, response = render_example(record, tokenizer, "alpaca")
-    return tokenizer(prompt)["input_ids"], tokenizer(response, add_special_tokens=False)["input_ids"]
+    prompt_ids, full_ids = tokenizer(prompt)["input_ids"], tokenizer(prompt + response)["input_ids"]
+    assert full_ids[: len(prompt_ids)] == prompt_ids  # the boundary does not merge tokens for these records
+    return prompt_ids, full_ids[len(prompt_ids) :]
 
 
 def test_collected_states_have_the_expected_count_and_dimension(tiny_smollm2, tmp_path):
@@ -61,6 +63,18 @@ def test_collected_states_have_the_expected_count_and_dimension(tiny_smollm2, tm
         assert collected.states[name].dtype == np.float32
         assert (tmp_path / f"states_{name}.npy").is_file()  # streamed to disk, not held in memory
     assert collected.token_counts == {token: counts[token] for token in top}
+
+
+@pytest.mark.parametrize("max_length", [48, 70, 256])
+def test_targets_are_the_trained_response_tokens_without_eos_and_cut_at_max_length(tiny_smollm2, max_length):
+    _, tokenizer = tiny_smollm2
+    examples = tokenize_examples(RECORDS, tokenizer, max_length)
+    for record, example in zip(RECORDS, examples, strict=True):
+        prompt_ids, response_ids = _token_ids(tokenizer, record)
+        full = prompt_ids + response_ids + [tokenizer.eos_token_id]
+        expected = full[:max_length] if len(full) > max_length else full[:-1]  # EOS only ever cut, not kept
+        assert example.input_ids == expected and example.prompt_length == min(len(prompt_ids), max_length)
+        assert tokenizer.eos_token_id not in example.input_ids[example.first_target :]
 
 
 def test_states_sit_at_the_position_that_predicts_each_target_token(tiny_smollm2, tmp_path):

@@ -6,11 +6,10 @@ Outputs: ``CollectedStates``: per analysed layer an ``(n, H)`` float32 ``.npy`` 
 per row the target token id, the record index and the target's position.
 
 Procedure (``COLLECTION_VERSION``):
-1. A record is rendered exactly as training renders it, ``ual.collate.render_example`` under
-   ``model.prompt_template`` (alpaca: ``render_alpaca(instruction, input)`` and " " + output); the prompt is
-   tokenised with the tokenizer's special tokens, the response without them, so the prompt / response
-   boundary is exact. No EOS target: its state encodes "stop here", not a token. Sequences are cut at
-   ``max_length`` (the training length) from the right, as in training.
+1. A record is tokenised exactly as training tokenises it, ``ual.collate.tokenize_example`` under
+   ``model.prompt_template`` (alpaca: ``render_alpaca(instruction, input)`` + " " + output + EOS, cut at
+   ``max_length`` from the right); the targets are its trained labels except the final EOS, whose state
+   encodes "stop here", not a token.
 2. Pass 1, tokenizer only: count the response tokens; keep the K most frequent (ties: smaller id). The
    candidate rows are the positions whose target is one of them; ``max_states`` of them are drawn without
    replacement by ``numpy.random.default_rng(seed)``. The draw depends on records, tokenizer and seed only,
@@ -104,18 +103,22 @@ class CollectedStates:
 def tokenize_examples(
     records: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int, template: str = "alpaca"
 ) -> list[TargetExample]:
-    """Prompt + reference response as token ids, rendered as in training (module docstring, step 1)."""
-    from ual.collate import render_example
+    """Prompt + reference response as token ids, tokenised as in training (module docstring, step 1)."""
+    from ual.collate import tokenize_example
+    from ual.losses import IGNORE_INDEX
 
     examples = []
     for row, record in enumerate(records):
         for key in ("instruction", "output"):
             if not isinstance(record.get(key), str):
                 raise KeyError(f"held-out record {row} (id {record.get('id')!r}) has no string '{key}'")
-        prompt, response = render_example(dict(record), tokenizer, template)
-        prompt_ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-        response_ids = list(tokenizer(response, add_special_tokens=False)["input_ids"])
-        examples.append(TargetExample((prompt_ids + response_ids)[:max_length], len(prompt_ids)))
+        tokenized = tokenize_example(dict(record), tokenizer, template, max_length)
+        input_ids, labels = list(tokenized["input_ids"]), tokenized["labels"]
+        prompt_length = next((t for t, label in enumerate(labels) if label != IGNORE_INDEX), len(labels))
+        ends_with_eos = not tokenized["truncated"] and input_ids[-1] == tokenizer.eos_token_id
+        if ends_with_eos and prompt_length < len(labels):
+            input_ids = input_ids[:-1]  # the appended EOS is trained but not a clustering target
+        examples.append(TargetExample(input_ids, prompt_length))
     return examples
 
 
