@@ -267,7 +267,7 @@ def collect_hidden_states(
     states: dict[str, np.ndarray] = {}
     batches = [needed[start : start + batch_size] for start in range(0, len(needed), batch_size)]
     for batch in tqdm(batches, desc="hidden states", unit="batch", mininterval=5.0):
-        width = _padded_width(max(len(examples[i].input_ids) for i in batch))
+        width = min(_padded_width(max(len(examples[i].input_ids) for i in batch)), max_length)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
         for b, i in enumerate(batch):  # right padding: real positions keep their indices
