@@ -299,7 +299,8 @@ def evaluate(
     """Judge the model's outputs against the references and return alpaca_eval's metrics."""
     from ual.data import load_records
 
-    cfg, out_dir = experiment.evaluate, Path(out).parent
+    # absolute: alpaca_eval resolves a relative annotator config against its own package folder
+    cfg, out_dir = experiment.evaluate, Path(out).resolve().parent
     eval_set = load_records("alpaca_eval", "eval", experiment.data.mirror)
     instructions = [r["instruction"] for r in eval_set]
     references = load_references(cfg.reference_outputs, experiment.data.mirror, instructions)

@@ -113,9 +113,9 @@ def read_clustering(paths: list[str | Path]) -> pd.DataFrame:
                             "layer": layer,
                             "metric": metric,
                             "value": values["value"],
-                            "ci95_low": values.get("ci95_low"),
-                            "ci95_high": values.get("ci95_high"),
-                            "n_states": layer_result.get("n_states"),
+                            "ci95_low": values.get("ci_low"),
+                            "ci95_high": values.get("ci_high"),
+                            "n_states": result.get("n_states"),
                         }
                     )
     return pd.DataFrame(rows)
