@@ -300,7 +300,7 @@ def run_training(
     ``experiment.model``. Extra ``callbacks`` are Trainer callbacks (tests use them to stop a run).
     """
     from ual.provenance import run_metadata
-    from ual.trainer import StepRecorder, peak_memory, verify_checkpoint
+    from ual.trainer import SkipFinalCheckpoint, StepRecorder, peak_memory, verify_checkpoint
 
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; expected one of {METHODS}")
@@ -324,6 +324,7 @@ def run_training(
     )
     recorder = StepRecorder(trainer)
     trainer.add_callback(recorder)
+    trainer.add_callback(SkipFinalCheckpoint())
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / RUN_FILE, identity)

@@ -182,6 +182,17 @@ class StepRecorder(TrainerCallback):
         )
 
 
+class SkipFinalCheckpoint(TrainerCallback):
+    """Trainer saves a full checkpoint (weights + optimizer state) after the last step by default; ual.train
+    writes the final weights with ``save_model`` right after, and a finished run never resumes, so that copy
+    (12 bytes per parameter under DeepSpeed) is only disk traffic. Intermediate checkpoints are kept."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = False
+        return control
+
+
 # ---- runtime helpers of ual.train ------------------------------------------------------------------
 
 
