@@ -75,9 +75,12 @@ class HFElicitor:
 
     @torch.inference_mode()
     def score(self, prompts: list[str]) -> list[Reply]:
-        self.tokenizer.padding_side = "left"
-        batch = self.tokenizer(
-            [self.render(p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+        batch = self.tokenizer(  # left padding for this call only: the tokenizer may be shared
+            [self.render(p) for p in prompts],
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+            add_special_tokens=False,
         )
         input_ids, mask = batch["input_ids"], batch["attention_mask"]
         if self.one_id is not None:  # the "1" of a two-token "10": P("0" | "1") from the same pass

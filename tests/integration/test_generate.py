@@ -51,11 +51,12 @@ def test_batched_generation_equals_one_at_a_time(tiny_smollm2, data_mirror):
     prompts = [generate.render_prompt("gsm8k", r, "alpaca") for r in records]
     prompts[1] = prompts[1] + " First,"  # different lengths -> real left padding in the batch
     kwargs = {"max_new_tokens": 12, "stop_strings": STOP_STRINGS, "progress": False}
+    side = tokenizer.padding_side  # the fixture is shared: compare with what it was, not a constant
     batched = generate.generate_hf(model, tokenizer, prompts, batch_size=4, **kwargs)
     single = generate.generate_hf(model, tokenizer, prompts, batch_size=1, **kwargs)
     assert batched == single
     assert all(0 < count <= 12 for count in batched[1])
-    assert tokenizer.padding_side == "right"  # restored
+    assert tokenizer.padding_side == side  # restored
 
 
 @pytest.mark.slow
