@@ -8,6 +8,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 envvars:
     "PATH",  # rules run the `python` of the environment that runs Snakemake (workflow/rules/common.smk)
 

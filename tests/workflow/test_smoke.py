@@ -108,3 +108,10 @@ def test_editing_evaluation_settings_reruns_only_evaluation_and_report(smoke_run
     assert "generate_outputs" in planned and "score_task" in planned and "make_tables" in planned
     for rule in EXPENSIVE:
         assert f"rule {rule}:" not in planned and f"localrule {rule}:" not in planned, f"{rule} would rerun"
+
+
+def test_snakemake_html_report_embeds_the_figures(smoke_run):
+    result = snakemake(smoke_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text(errors="replace")
+    assert "fig_clusters.png" in html and "table_main.csv" in html

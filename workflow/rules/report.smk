@@ -8,7 +8,7 @@ rule make_tables:
         clustering=clustering_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
-        all_tables(),
+        [report(f, caption="../report/table.rst", category="Tables") if f.endswith(".csv") else f for f in all_tables()],
     params:
         config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
@@ -30,7 +30,7 @@ rule make_figures:
         tsne=tsne_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
-        all_figures(),
+        [report(f, caption="../report/figure.rst", category="Figures") if f.endswith(".png") else f for f in all_figures()],
     params:
         config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
