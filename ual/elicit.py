@@ -45,7 +45,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -55,6 +54,7 @@ from typing import Any, Protocol
 
 from ual.config import ElicitConfig
 from ual.prompts import load_prompt
+from ual.provenance import write_text_atomic
 
 __all__ = [
     "ELICITORS",
@@ -305,15 +305,6 @@ ELICITORS: dict[str, Callable[[ElicitConfig], Elicitor]] = {"hf": _hf_elicitor, 
 # --------------------------------------------------------------------------- CLI
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
 def _union(data_cfg: Any) -> list[dict]:
     from ual.data import build_scenario
 
@@ -352,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (ConfigError, DataError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    _write_atomic(args.out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text_atomic(args.out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     meta = {
         "elicitor": name,
         "prompt_version": cfg.prompt_version,
@@ -367,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         "elicit_config": resolved_config(experiment)["elicit"],
         "provenance": run_metadata(stage="elicit", experiment=experiment.name),
     }
-    _write_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
     logger.info(
         "wrote %d scores to %s (%d cached, %d requested, %d missing, $%.4f)",
         len(rows),

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,14 @@ def run_metadata(**extra: Any) -> dict[str, Any]:
     }
     meta.update(extra)
     return meta
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a result file so that readers see the old file or the whole new one, never a half (temp + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)

@@ -31,13 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ual.provenance import write_text_atomic
 
 __all__ = [
     "EPSILON_MAPPINGS",
@@ -207,15 +207,6 @@ def dataset_summaries(lines: list[dict]) -> dict[str, Any]:
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Map elicited uncertainty to per-sample label smoothing.")
     parser.add_argument("--experiment", type=Path, required=True)
@@ -270,8 +261,8 @@ def main(argv: list[str] | None = None) -> None:
         "summary": dataset_summaries(lines),
         "provenance": run_metadata(stage="smoothing"),
     }
-    _write_atomic(args.out, "".join(json.dumps(line) + "\n" for line in lines))
-    _write_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(args.out, "".join(json.dumps(line) + "\n" for line in lines))
+    write_text_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
     logger.info(
         "wrote %d epsilon values (%s, mean %.4f) to %s",
         len(lines),
