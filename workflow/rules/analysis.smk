@@ -17,6 +17,8 @@ rule cluster_hidden_states:
         gpu=GPUS,
     log:
         "logs/cluster_hidden_states/{exp}/seed{seed}/{scenario}.log",
+    benchmark:
+        "benchmarks/rules/cluster_hidden_states/{exp}/seed{seed}/{scenario}.tsv"
     shell:
         "python -m ual.analysis.clustering --experiment {input.exp} --scenario {wildcards.scenario}"
         " --models {params.models} --out $(dirname {output.metrics}) > {log} 2>&1"

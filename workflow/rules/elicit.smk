@@ -33,6 +33,8 @@ rule map_epsilon:
         "../../environment.yml"
     log:
         "logs/map_epsilon/{exp}/{scenario}/{variant}.log",
+    benchmark:
+        "benchmarks/rules/map_epsilon/{exp}/{scenario}/{variant}.tsv"
     shell:
         "python -m ual.smoothing --experiment {input.exp} --scores {input.scores} --scenario {wildcards.scenario}"
         " {params.args} --out {output.epsilon} > {log} 2>&1"

@@ -13,6 +13,8 @@ rule generate_outputs:
         "../../environment.yml"
     log:
         "logs/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.log",
+    benchmark:
+        "benchmarks/rules/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
         gpu=GPUS,
     shell:
@@ -32,6 +34,8 @@ rule score_task:
         "../../environment.yml"
     log:
         "logs/score_task/{exp}/seed{seed}/{scenario}/{variant}/{task}.log",
+    benchmark:
+        "benchmarks/rules/score_task/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
         judge_api=1,
     shell:

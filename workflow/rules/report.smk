@@ -16,6 +16,8 @@ rule make_tables:
         "../../environment.yml"
     log:
         f"logs/make_tables/{NAME}.log",
+    benchmark:
+        f"benchmarks/rules/make_tables/{NAME}.tsv"
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --scores {input.scores} --out {params.out} > {log} 2>&1"
@@ -38,6 +40,8 @@ rule make_figures:
         "../../environment.yml"
     log:
         f"logs/make_figures/{NAME}.log",
+    benchmark:
+        f"benchmarks/rules/make_figures/{NAME}.tsv"
     shell:
         "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --train {input.train} --scores {input.scores} --out {params.out}"
