@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,27 @@ def run_metadata(**extra: Any) -> dict[str, Any]:
     return meta
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a result file so that readers see the old file or the whole new one, never a half (temp + rename)."""
+def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Create ``path`` through ``write(temp)`` on a temporary file beside it, then rename it into place, so
+    readers see the old file or the whole new one, never a half. The file is flushed to disk first and gets
+    the usual permissions (mkstemp's are 0600). The temp file keeps ``path``'s suffix (matplotlib reads it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(Path(temp))
+        with open(temp, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a UTF-8 text result file atomically (see ``replace_atomically``)."""
+    replace_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))

@@ -50,7 +50,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +66,7 @@ from ual.config import (
     load_experiment,
     resolved_config,
 )
+from ual.provenance import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -198,11 +198,7 @@ def to_training_arguments(cfg: TrainConfig, seed: int, out: Path, deepspeed: str
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _run_identity(

@@ -29,11 +29,10 @@ import gc
 import hashlib
 import json
 import logging
-import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from ual.analysis.metrics import (
     summarise,
 )
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding
+from ual.provenance import replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -64,20 +64,6 @@ __all__ = [
     "main",
 ]
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(Path(temp))
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-
 
 def save_figure(figure: Any, out_dir: Path, stem: str, provenance: str) -> list[Path]:
     """``<stem>.png`` and ``<stem>.pdf``, atomically, with the provenance line in their metadata."""
@@ -87,7 +73,7 @@ def save_figure(figure: Any, out_dir: Path, stem: str, provenance: str) -> list[
         def write(temp: Path, fmt: str = fmt, metadata: dict = metadata) -> None:
             figure.savefig(temp, format=fmt, dpi=150, metadata=metadata)
 
-        _replace_atomically(path, write)
+        replace_atomically(path, write)
         written.append(path)
     return written
 
@@ -270,7 +256,7 @@ def run_analysis(
         "provenance": provenance,
     }
     text = json.dumps(report, indent=2) + "\n"
-    _replace_atomically(out_dir / "clustering.json", lambda temp: temp.write_text(text))
+    replace_atomically(out_dir / "clustering.json", lambda temp: temp.write_text(text))
     logger.info("wrote %s and %s", out_dir / "clustering.json", ", ".join(str(path) for path in figures))
     return report
 

@@ -22,14 +22,13 @@ import argparse
 import importlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ual.config import Experiment, load_experiment
 from ual.evaluate.gsm8k import STOP_STRINGS as METAMATH_STOP_STRINGS
+from ual.provenance import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +112,8 @@ def match_outputs(path: Path, rows: list[dict], records: list[dict], match_key: 
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temp file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(payload, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
-    os.replace(temp, path)
+    """Write JSON atomically (``ual.provenance.write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
 def evaluate_task(

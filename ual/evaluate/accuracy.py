@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ual.provenance import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,4 @@ def items_path(metrics_path: Path) -> Path:
 
 def write_items(path: Path, items: list[dict]) -> None:
     """Write per-item records as JSONL, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        for item in items:
-            stream.write(json.dumps(item, ensure_ascii=False) + "\n")
-    os.replace(temp, path)
+    write_text_atomic(path, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
