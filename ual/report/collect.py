@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from ual.variants import Variant
+
 __all__ = ["read_metrics", "read_scores", "read_clustering", "read_train_logs", "provenance_summary"]
 
 
@@ -128,6 +130,10 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
         data = _load(path)
         parts = Path(path).parts
         variant, scenario = parts[-2], parts[-3]
+        try:
+            Variant.parse(variant)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a .../<scenario>/<variant>/train_metrics.json path ({exc})") from None
         seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
         for entry in data.get("steps", []):
             if entry.get("loss") is not None:
