@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ual import generate
 from ual.config import load_experiment
@@ -124,3 +125,42 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
     partial.write_text(json.dumps({"settings": {"task": "gsm8k", "max_new_tokens": 999}}) + "\n")
     with pytest.raises(SystemExit, match=f"{partial}: partial outputs of a run with other settings"):
         generate.main(argv)
+
+
+def test_generation_feeds_the_model_the_training_prompt_ids_of_a_bos_adding_chat_tokenizer(
+    tmp_path, data_mirror, bos_chat_tokenizer, monkeypatch
+):
+    """A tiny random Llama with the conftest tokenizer (adds BOS; its chat template renders BOS): the ids
+    ``python -m ual.generate`` gives ``model.generate`` are the prompt ids training masks, one BOS each."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ual.collate import tokenize_example
+    from ual.losses import IGNORE_INDEX
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(bos_chat_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, bos_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "model")
+    bos_chat_tokenizer.save_pretrained(tmp_path / "model")
+    experiment = _experiment(sizes={"alpacaeval": 2, "gsm8k": 2, "math": 2}, batch_size=1)
+    chat_model = experiment.model.model_copy(update={"prompt_template": "chat", "num_hidden_layers": None})
+    experiment = experiment.model_copy(update={"model": chat_model})
+    fed: list[list[int]] = []
+    real = LlamaForCausalLM.generate
+
+    def spy(self, *args, **kwargs):
+        fed.append(kwargs["input_ids"][0].tolist())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaForCausalLM, "generate", spy)
+    generate.generate_outputs(
+        experiment, "alpacaeval", str(tmp_path / "model"), tmp_path / "out.json", backend="hf"
+    )
+    trained = []
+    for record in TASKS["alpacaeval"].records(experiment):
+        example = tokenize_example(record, bos_chat_tokenizer, "chat", max_length=4096)
+        trained.append(example["input_ids"][: example["labels"].count(IGNORE_INDEX)])
+    assert sorted(fed) == sorted(trained) and len(fed) == 2
+    assert all(ids[0] == 0 and ids.count(0) == 1 for ids in fed)  # one BOS, the template's
