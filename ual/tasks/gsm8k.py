@@ -26,10 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from fractions import Fraction
-from pathlib import Path
-from typing import Any
 
-from ual.tasks.accuracy import accuracy_with_ci, items_path, write_items
 from ual.tasks.metamath import ANSWER_MARKER, STOP_STRINGS, MetaMathTask
 
 logger = logging.getLogger(__name__)
@@ -122,19 +119,10 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
 class GSM8KTask(MetaMathTask):
     """GSM8K test set, MetaMath prompt and stop strings, scored by ``score_items``."""
 
-    def score(
-        self, outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
-    ) -> dict:
-        """Score, write the per-item records beside ``out``, and return the metrics."""
-        items = score_items(outputs, records)
-        write_items(items_path(out), items)
-        return {
-            "metric": "accuracy",
-            **accuracy_with_ci([item["correct"] for item in items]),
-            "n_missing_marker": sum(not item["has_marker"] for item in items),
-            "protocol": "MetaMath eval_gsm8k (anchors.md s3.3), thousands-group deviation (gsm8k.py)",
-            "items_file": str(items_path(out)),
-        }
+    protocol = "MetaMath eval_gsm8k (anchors.md s3.3), thousands-group deviation (gsm8k.py)"
+
+    def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
+        return score_items(outputs, records)
 
 
 TASK = GSM8KTask(

@@ -29,10 +29,9 @@ Changelog: TASK_VERSION 1 - initial. Module moved from ``ual.evaluate.hendrycks_
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from ual.tasks.accuracy import accuracy_with_ci, items_path, write_items
+from ual.tasks.accuracy import accuracy_with_ci
 from ual.tasks.metamath import ANSWER_MARKER, STOP_STRINGS, MetaMathTask
 
 logger = logging.getLogger(__name__)
@@ -218,22 +217,16 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
 class MathTask(MetaMathTask):
     """MATH (``evaluate.math_split``), MetaMath prompt and stop strings, scored by ``score_items``."""
 
-    def score(
-        self, outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
-    ) -> dict:
-        """Score, write the per-item records beside ``out``, and return both metrics."""
-        items = score_items(outputs, records)
-        write_items(items_path(out), items)
-        return {
-            "metric": "accuracy",
-            **accuracy_with_ci([item["correct"] for item in items]),
-            "math_verify": accuracy_with_ci([item["correct_math_verify"] for item in items]),
-            "n_missing_marker": sum(not item["has_marker"] for item in items),
-            "split": experiment.evaluate.math_split,
-            "protocol": "MetaMath eval_math + Hendrycks is_equiv (anchors.md s3.3); "
-            "second metric math-verify",
-            "items_file": str(items_path(out)),
-        }
+    protocol = "MetaMath eval_math + Hendrycks is_equiv (anchors.md s3.3); second metric math-verify"
+
+    def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
+        return score_items(outputs, records)
+
+    def more_metrics(self, items: list[dict]) -> dict[str, Any]:
+        return {"math_verify": accuracy_with_ci([item["correct_math_verify"] for item in items])}
+
+    def item_set(self, experiment: Any) -> dict[str, Any]:
+        return {"split": experiment.evaluate.math_split}
 
 
 TASK = MathTask(

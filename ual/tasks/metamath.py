@@ -16,9 +16,11 @@ Changelog: v1 - initial (was spread over ``ual.evaluate.gsm8k`` and ``ual.genera
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from ual.prompts import render_alpaca
+from ual.tasks.accuracy import accuracy_with_ci, items_path, write_items
 from ual.tasks.base import Task
 
 __all__ = [
@@ -57,7 +59,13 @@ def build_prompt(question: str) -> str:
 
 
 class MetaMathTask(Task):
-    """A task evaluated with MetaMath's prompt for every model; subclasses implement ``score``."""
+    """A task evaluated with MetaMath's prompt for every model, scored as accuracy over per-item records.
+
+    Subclasses give ``protocol`` and ``per_item`` (records with ``correct`` and ``has_marker``), and may add
+    metrics (``more_metrics``) and a description of the item set (``item_set``).
+    """
+
+    protocol: ClassVar[str]
 
     def prompt_template(self, model_template: str) -> str:
         return "alpaca"
@@ -67,3 +75,31 @@ class MetaMathTask(Task):
 
     def describe_prompt(self, model_template: str) -> str:
         return PROMPT_DESCRIPTION
+
+    def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
+        """Per-item records (``correct``, ``has_marker``, ...) of every gold record, in record order."""
+        raise NotImplementedError
+
+    def more_metrics(self, items: list[dict]) -> dict[str, Any]:
+        """Metrics beside the accuracy (none by default)."""
+        return {}
+
+    def item_set(self, experiment: Any) -> dict[str, Any]:
+        """What the items are, beyond the task (e.g. the split chosen by the experiment; none by default)."""
+        return {}
+
+    def score(
+        self, outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
+    ) -> dict:
+        """Score, write the per-item records beside ``out`` (``<stem>.items.jsonl``), return the metrics."""
+        items = self.per_item(outputs, records)
+        write_items(items_path(out), items)
+        return {
+            "metric": "accuracy",
+            **accuracy_with_ci([item["correct"] for item in items]),
+            **self.more_metrics(items),
+            "n_missing_marker": sum(not item["has_marker"] for item in items),
+            **self.item_set(experiment),
+            "protocol": self.protocol,
+            "items_file": str(items_path(out)),
+        }
