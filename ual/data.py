@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ual.config import DataConfig
+from ual.config import SCENARIO_SLICES, SCENARIOS, DataConfig
 
 __all__ = [
     "DATASETS",
@@ -406,11 +406,10 @@ def subsample(records: list[dict], size: int | None, seed: int) -> list[dict]:
 
 def build_scenario(data_cfg: DataConfig, scenario: str) -> list[dict]:
     """Training set of a scenario: ``high``, ``low`` or ``mixed`` (= high followed by low)."""
-    if scenario not in ("high", "low", "mixed"):
-        raise DataError(f"unknown scenario '{scenario}'; expected high, low or mixed")
-    parts = ("high", "low") if scenario == "mixed" else (scenario,)
+    if scenario not in SCENARIOS:
+        raise DataError(f"unknown scenario '{scenario}'; expected {', '.join(SCENARIOS)}")
     records: list[dict] = []
-    for part in parts:
+    for part in SCENARIO_SLICES[scenario]:
         slice_ = getattr(data_cfg, part)
         records += subsample(
             load_records(slice_.dataset, slice_.split, data_cfg.mirror), slice_.size, data_cfg.seed
