@@ -51,6 +51,7 @@ __all__ = [
     "TrainConfig",
     "EvaluateConfig",
     "AnalysisConfig",
+    "CalibrationConfig",
     "Experiment",
     "load_experiment",
     "config_hash",
@@ -58,8 +59,9 @@ __all__ = [
 
 # The one owner of the method and scenario names (the workflow, ual.variants, ual.smoothing, ual.train,
 # ual.data and ual.analysis import them); task names are owned by the registry ual.tasks.TASKS.
-METHODS = ("sft", "ls", "ual", "ual_shuffled")
-MAIN_TABLE_METHODS = ("sft", "ls", "ual")  # trained in every scenario; ual_shuffled is an ablation control
+METHODS = ("sft", "ls", "ual", "ual_shuffled", "ual_dataset")
+# Trained in every scenario; ual_shuffled and ual_dataset are ablation controls (ual.variants).
+MAIN_TABLE_METHODS = ("sft", "ls", "ual")
 SCENARIOS = ("high", "low", "mixed")
 # The data slices (DataConfig.high / .low) a scenario's training set is made of, in order.
 SCENARIO_SLICES: dict[str, tuple[str, ...]] = {"high": ("high",), "low": ("low",), "mixed": ("high", "low")}
@@ -208,21 +210,56 @@ class EvaluateConfig(_Section):
     )
 
 
+class CalibrationConfig(_Section):
+    """Teacher-forced likelihood and calibration of held-out task references (ual.analysis.calibration).
+
+    Every trained model and the base model are scored on the same references of each task type: AlpacaEval
+    reference outputs of ``alpacaeval_references``, GSM8K test gold solutions (MetaMath answer format),
+    MATH solutions of ``evaluate.math_split``; each cut at ``train.max_length`` as in training.
+    """
+
+    sizes: dict[TaskName, int | None] = Field(
+        min_length=1,
+        description="references per task type, drawn by analysis.seed among those with a response token "
+        "within train.max_length; null = all of them",
+    )
+    alpacaeval_references: str = Field(
+        description="generator whose AlpacaEval outputs are the references "
+        "(mirror alpaca_eval/results/<generator>/model_outputs.json), e.g. gpt4_1106_preview"
+    )
+    bootstrap_resamples: int = Field(ge=1, description="sample-bootstrap resamples of every interval")
+    chunk_size: int = Field(
+        default=256, ge=1, description="response positions per LM-head block (peak memory only, not values)"
+    )
+
+    @model_validator(mode="after")
+    def _positive_sizes(self) -> CalibrationConfig:
+        for task, size in self.sizes.items():
+            if size is not None and size < 2:
+                raise ValueError(f"sizes.{task} = {size}: a sample bootstrap needs at least 2 references")
+        return self
+
+
 class AnalysisConfig(_Section):
-    """Token-clustering analysis (DESIGN.md s5, ual.analysis)."""
+    """Token-clustering analysis and teacher-forced calibration (DESIGN.md s5, ual.analysis)."""
 
     top_k_tokens: int = Field(ge=2, description="keep the K most frequent target tokens")
     max_states: int = Field(ge=2, description="hidden states subsampled per model (fixed seed)")
-    eval_samples: int = Field(ge=1, description="held-out samples run with teacher forcing")
+    eval_samples: int = Field(
+        ge=1, description="held-out samples of the scenario's training datasets for the clustering"
+    )
     middle_layer: int | None = Field(
         default=None,
         ge=0,
         description="also analyse hidden_states[i] (0 = embeddings, i = decoder layer i); null = last only",
     )
-    seed: int = 0
-    bootstrap_resamples: int = Field(default=200, ge=1, description="bootstrap resamples per metric")
+    seed: int = Field(default=0, description="draws the held-out records, states and calibration references")
+    bootstrap_resamples: int = Field(
+        default=200, ge=1, description="stratified bootstrap resamples per clustering metric"
+    )
     batch_size: int = Field(default=8, ge=1, description="teacher-forcing batch size (inference only)")
     tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
+    calibration: CalibrationConfig
 
 
 class Experiment(_Section):

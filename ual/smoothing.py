@@ -4,7 +4,8 @@ UAL: eps_i = eps_min + (eps_max - eps_min) * u_i, with u_i = (score_i - 1) / 9 i
 uncertainty of training sample i. Controls that show whether the per-sample assignment matters:
 ``constant`` (every sample gets the mean UAL eps of that training set, i.e. ordinary label smoothing),
 ``shuffled`` (UAL's eps values permuted across samples with the data seed: same distribution, assignment
-destroyed) and ``zero`` (plain SFT).
+destroyed), ``per_dataset`` (every sample gets the mean UAL eps of its own dataset: the per-task level kept,
+the per-sample value within a dataset removed; method ``ual_dataset``) and ``zero`` (plain SFT).
 
 Inputs: the experiment YAML (``data`` and ``epsilon`` sections; ``elicit.on_missing``), the scores JSONL
 of ``python -m ual.elicit`` (one record per sample, keyed by ``id``), a scenario and a method.
@@ -21,9 +22,10 @@ Missing scores (``missing: true``) fail the run unless ``elicit.on_missing: medi
 median uncertainty of the scored samples of the same training set (counted in the sidecar as ``n_imputed``).
 
 Extension point: a function ``(uncertainty, eps_min, eps_max, seed) -> epsilon`` in ``EPSILON_MAPPINGS``
-and, if a training method uses it, one line in ``METHOD_MAPPINGS``.
+and, if a training method uses it, one line in ``METHOD_MAPPINGS``. A mapping that applies another one within
+each dataset of the training set is one line in ``PER_DATASET_MAPPINGS``.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v1 + ``per_dataset`` (method ``ual_dataset``; other mappings unchanged).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "EPSILON_MAPPINGS",
     "MAPPING_VERSION",
     "METHOD_MAPPINGS",
+    "PER_DATASET_MAPPINGS",
     "map_epsilon",
     "score_to_epsilon",
     "summarize",
@@ -96,25 +99,57 @@ METHOD_MAPPINGS: dict[str, str] = {
     "ls": "constant",
     "ual": "linear",
     "ual_shuffled": "shuffled",
+    "ual_dataset": "per_dataset",
 }
+# mapping -> the mapping of EPSILON_MAPPINGS applied to each dataset's samples on their own
+PER_DATASET_MAPPINGS: dict[str, str] = {"per_dataset": "constant"}
+
+
+def _per_dataset(
+    values: np.ndarray, datasets: Sequence[str] | None, inner: str, eps_min: float, eps_max: float, seed: int
+) -> np.ndarray:
+    """``inner`` applied to the samples of each dataset separately (order preserved)."""
+    if datasets is None or len(datasets) != len(values):
+        got = "none" if datasets is None else f"{len(datasets)}"
+        raise ValueError(f"a per-dataset mapping needs the dataset of every sample ({len(values)}), got {got}")
+    labels = np.asarray(datasets, dtype=object)
+    epsilon = np.zeros(len(values))
+    for dataset in dict.fromkeys(datasets):
+        members = np.flatnonzero(labels == dataset)
+        epsilon[members] = EPSILON_MAPPINGS[inner](values[members], eps_min, eps_max, seed)
+    return epsilon
 
 
 def map_epsilon(
-    uncertainty: Sequence[float], mapping: str, eps_min: float, eps_max: float, seed: int
+    uncertainty: Sequence[float],
+    mapping: str,
+    eps_min: float,
+    eps_max: float,
+    seed: int,
+    datasets: Sequence[str] | None = None,
 ) -> list[float]:
     """Per-sample eps for one training set (order preserved) with a registered mapping.
+
+    ``datasets`` (the dataset of each sample) is needed by the mappings of ``PER_DATASET_MAPPINGS`` only.
 
     >>> map_epsilon([0.0, 0.5, 1.0], "linear", 0.0, 0.2, seed=0)
     [0.0, 0.1, 0.2]
     >>> map_epsilon([0.0, 0.5, 1.0], "constant", 0.0, 0.2, seed=0)
     [0.1, 0.1, 0.1]
+    >>> map_epsilon([0.0, 0.5, 1.0], "per_dataset", 0.0, 0.2, seed=0, datasets=["a", "a", "b"])
+    [0.05, 0.05, 0.2]
     """
-    if mapping not in EPSILON_MAPPINGS:
-        raise ValueError(f"unknown epsilon mapping '{mapping}'; registered: {sorted(EPSILON_MAPPINGS)}")
+    if mapping not in EPSILON_MAPPINGS and mapping not in PER_DATASET_MAPPINGS:
+        known = sorted({*EPSILON_MAPPINGS, *PER_DATASET_MAPPINGS})
+        raise ValueError(f"unknown epsilon mapping '{mapping}'; registered: {known}")
     if not 0.0 <= eps_min <= eps_max < 1.0:
         raise ValueError(f"need 0 <= eps_min <= eps_max < 1, got eps_min={eps_min}, eps_max={eps_max}")
     values = np.asarray(uncertainty, dtype=float)
-    return [round(float(e), 12) for e in EPSILON_MAPPINGS[mapping](values, eps_min, eps_max, seed)]
+    if mapping in PER_DATASET_MAPPINGS:
+        epsilon = _per_dataset(values, datasets, PER_DATASET_MAPPINGS[mapping], eps_min, eps_max, seed)
+    else:
+        epsilon = EPSILON_MAPPINGS[mapping](values, eps_min, eps_max, seed)
+    return [round(float(e), 12) for e in epsilon]
 
 
 def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -189,7 +224,7 @@ def epsilon_records(
     uncertainty = [
         median if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"]) for r in records
     ]
-    epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed)
+    epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed, [r["dataset"] for r in records])
     lines = [
         {"id": r["id"], "dataset": r["dataset"], "uncertainty": u, "epsilon": e}
         for r, u, e in zip(records, uncertainty, epsilon, strict=True)

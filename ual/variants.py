@@ -1,15 +1,15 @@
 """Training variants: the one place where a variant name is built and parsed, and where the ablation runs.
 
 A variant is one trained model of the grid: a method of ``ual.config.METHODS`` at the experiment's
-``epsilon.eps_max`` (named by the method: ``sft``, ``ls``, ``ual``, ``ual_shuffled``), or UAL at another
-eps_max of the ablation sweep (``epsilon.ablation_eps_max``), named ``ual_epsmax<eps_max:g>``
+``epsilon.eps_max`` (named by the method: ``sft``, ``ls``, ``ual``, ``ual_shuffled``, ``ual_dataset``), or UAL
+at another eps_max of the ablation sweep (``epsilon.ablation_eps_max``), named ``ual_epsmax<eps_max:g>``
 (``ual_epsmax0.3``).
 The name is a path component of every result of the variant
 (``results/<exp>/seed<s>/{train,generate,evaluate}/<scenario>/<variant>/...``) and the ``method`` recorded in
 its metrics; the workflow (``workflow/rules/common.smk``), the report (``ual.report``) and nothing else turn
 names into variants and back, through ``Variant``.
 
-Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``).
+Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``). v1 + the ``ual_dataset`` control.
 """
 
 from __future__ import annotations
@@ -85,7 +85,11 @@ def ablation_scenario(scenarios: list[str]) -> str:
     return "mixed" if "mixed" in scenarios else scenarios[0]
 
 
+ABLATION_CONTROLS = ("ual_shuffled", "ual_dataset")  # trained on the ablation scenario only
+
+
 def ablation_variants(methods: list[str], eps_max: float, sweep: list[float]) -> list[Variant]:
-    """The ablation's extra variants: ``ual_shuffled`` when trained, and UAL at each other eps_max swept."""
-    shuffled = [Variant("ual_shuffled")] if "ual_shuffled" in methods else []
-    return shuffled + [Variant("ual", value) for value in sweep if value != eps_max]
+    """The ablation's extra variants: the controls that are trained (``ual_shuffled``, ``ual_dataset``), and
+    UAL at each other eps_max swept."""
+    controls = [Variant(method) for method in ABLATION_CONTROLS if method in methods]
+    return controls + [Variant("ual", value) for value in sweep if value != eps_max]

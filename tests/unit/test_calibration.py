@@ -17,6 +17,7 @@ from ual.analysis.calibration import (
     head_token_statistics,
     paired_differences,
     reliability_curve,
+    reliability_intervals,
     sample_statistics,
     token_statistics,
 )
@@ -162,3 +163,33 @@ def test_models_scored_on_other_tokens_are_not_paired():
     _, b = stats_of([[0.0, 0.0]] * 3, [0, 1, 1], [0, 1, 1], 2)
     with pytest.raises(ValueError, match="not scored on the same tokens"):
         paired_differences({"sft": a, "ual": b}, "sft", resamples=10, seed=0)
+
+
+def test_reliability_points_from_sample_statistics_equal_scikit_learn():
+    rng = np.random.default_rng(5)
+    logits = torch.tensor(rng.normal(size=(500, 5)) * 3)
+    targets = torch.tensor(rng.integers(0, 5, size=500))
+    tokens = token_statistics(logits, targets)
+    stats = sample_statistics(tokens, rng.integers(0, 40, size=500), 40)
+    curve = reliability_curve(tokens["confidence"], tokens["correct"])
+    intervals = reliability_intervals(stats, resamples=300, seed=0)
+    np.testing.assert_allclose(intervals["accuracy"], curve["accuracy"], rtol=1e-12)
+    np.testing.assert_allclose(intervals["confidence"], curve["confidence"], rtol=1e-12)
+    assert intervals["count"] == curve["count"]
+    assert intervals["bin"] == sorted(set(bin_index(tokens["confidence"]).tolist()))
+    for low, point, high in zip(intervals["ci_low"], intervals["accuracy"], intervals["ci_high"], strict=True):
+        assert low <= point + 1e-12 and point <= high + 1e-12
+
+
+def test_reliability_interval_by_hand_and_a_bin_no_replicate_holds():
+    # one sample in bin 11 (confidence 0.75), fully correct; one in bin 7 (0.5), wrong: every replicate that
+    # holds a bin holds its one sample, so each interval is the point itself
+    _, stats = stats_of([[LOG3, 0.0], [0.0, 0.0]], [0, 1], [0, 1], 2)
+    intervals = reliability_intervals(stats, resamples=200, seed=0)
+    assert intervals["bin"] == [7, 11] and intervals["count"] == [1, 1]
+    assert intervals["accuracy"] == [0.0, 1.0] and intervals["confidence"] == pytest.approx([0.5, 0.75])
+    assert intervals["ci_low"] == [0.0, 1.0] and intervals["ci_high"] == [0.0, 1.0]
+    # seed 0's single replicate draws sample 1 twice and never sees bin 11: no interval, not a made-up one
+    assert bootstrap_weights(2, 1, seed=0).tolist() == [[0.0, 2.0]]
+    single = reliability_intervals(stats, resamples=1, seed=0)
+    assert single["ci_low"] == [0.0, None] and single["ci_high"] == [0.0, None]

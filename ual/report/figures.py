@@ -3,8 +3,14 @@
 - ``fig_uncertainty``: histogram of the elicited score (1..10) by dataset.
 - ``fig_clusters``: the t-SNE panels (SFT | LS | UAL) drawn by ``ual.analysis.clustering`` for the ablation
   scenario, with its silhouette per model; copied byte for byte from that stage's PNG and PDF.
-- ``fig_ablation``: AlpacaEval / GSM8K / MATH against eps_max for UAL, with SFT, LS and shuffled as lines.
-- ``fig_loss``: per-step training loss, SFT vs UAL (and LS), one panel per scenario.
+- ``fig_ablation``: AlpacaEval / GSM8K / MATH against eps_max for UAL (error bars), with SFT, LS, shuffled
+  and per-dataset eps as lines with bands; bars and bands are the tables' +- (``tables._cell``: AlpacaEval
+  1 SE, accuracies half the 95 % interval).
+- ``fig_loss``: per-step training loss, SFT vs UAL (and LS), one panel per scenario; with several seeds a
+  band of +- 1 SE over seeds, with one seed a note that there is no interval.
+- ``fig_calibration``: reliability diagrams of the ablation scenario (first seed), one panel per task type,
+  one curve per model (base, SFT, LS, UAL): accuracy of the top-1 prediction against its mean confidence per
+  equal-width bin, with the sample-bootstrap 95 % interval of each bin's accuracy.
 """
 
 from __future__ import annotations
@@ -21,10 +27,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ual.config import MAIN_TABLE_METHODS  # noqa: E402
-from ual.report.tables import METHOD_LABELS, TASK_COLUMNS  # noqa: E402
+from ual.report.tables import METHOD_LABELS, TASK_COLUMNS, _cell, variant_label  # noqa: E402
 from ual.variants import ual_at  # noqa: E402
 
-__all__ = ["save_figure", "uncertainty_figure", "ablation_figure", "loss_figure", "copy_cluster_figure"]
+__all__ = [
+    "save_figure",
+    "uncertainty_figure",
+    "ablation_figure",
+    "loss_figure",
+    "calibration_figure",
+    "copy_cluster_figure",
+]
+ERROR_NOTE = "bars / bands: AlpacaEval +- 1 SE, accuracies +- half the 95 % interval (as in the tables)"
 
 
 def save_figure(fig, out_dir: Path, name: str, provenance: dict[str, Any]) -> list[Path]:
@@ -53,42 +67,96 @@ def uncertainty_figure(scores: pd.DataFrame):
 
 
 def ablation_figure(metrics: pd.DataFrame, scenario: str, tasks: list[str], eps_max: float, sweep: list[float]):
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
-    part = metrics[metrics.scenario == scenario]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
     points = sorted({eps_max, *sweep})
+    controls = (("sft", "--"), ("ls", ":"), ("ual_shuffled", "-."), ("ual_dataset", (0, (5, 1, 1, 1))))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, task in zip(axes[0], tasks, strict=True):
-        xs, ys = [], []
+        xs, ys, errors = [], [], []
         for value in points:
-            rows = part[(part.variant == ual_at(value, eps_max).name) & (part.task == task)]
-            if not rows.empty:
+            mean, error = _cell(metrics, scenario, ual_at(value, eps_max).name, task)
+            if mean is not None:
                 xs.append(value)
-                ys.append(rows["value"].mean())
-        ax.plot(xs, ys, marker="o", label="UAL")
-        for variant, style in (("sft", "--"), ("ls", ":"), ("ual_shuffled", "-.")):
-            rows = part[(part.variant == variant) & (part.task == task)]
-            if not rows.empty:
-                ax.axhline(rows["value"].mean(), linestyle=style, color="grey", label=METHOD_LABELS[variant])
+                ys.append(mean)
+                errors.append(0.0 if error is None else error)
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, color=colours[0], label="UAL")
+        for k, (variant, style) in enumerate(controls, start=1):
+            mean, error = _cell(metrics, scenario, variant, task)
+            if mean is None:
+                continue
+            colour = colours[k % len(colours)]
+            ax.axhline(mean, linestyle=style, color=colour, label=METHOD_LABELS[variant])
+            if error:
+                ax.axhspan(mean - error, mean + error, color=colour, alpha=0.12, linewidth=0)
         ax.set_xlabel("eps_max")
         ax.set_title(TASK_COLUMNS[task])
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"Ablation ({scenario} scenario)")
+    fig.suptitle(f"Ablation ({scenario} scenario); {ERROR_NOTE}", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def loss_figure(train: pd.DataFrame, scenarios: list[str]):
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.4), squeeze=False)
+    n_seeds = train.groupby(["scenario", "variant"])["seed"].nunique().min() if not train.empty else 0
     for ax, scenario in zip(axes[0], scenarios, strict=True):
         for variant in MAIN_TABLE_METHODS:
             rows = train[(train.scenario == scenario) & (train.variant == variant)]
             if rows.empty:
                 continue
-            mean = rows.groupby("step")["loss"].mean()
-            ax.plot(mean.index, mean.values, label=METHOD_LABELS[variant])
+            by_step = rows.groupby("step")["loss"]
+            mean = by_step.mean()
+            (line,) = ax.plot(mean.index, mean.values, label=METHOD_LABELS[variant])
+            counts = by_step.count()
+            if counts.min() > 1:  # +- 1 SE over seeds at each step
+                se = by_step.std(ddof=1) / counts.pow(0.5)
+                ax.fill_between(mean.index, mean - se, mean + se, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_title(f"{scenario} scenario")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("training loss (label-smoothed CE)")
         ax.legend(fontsize=7)
+    note = ("band: +- 1 SE over seeds" if n_seeds > 1 else
+            "one seed: no interval (each point is one run's minibatch loss; its spread over seeds is unmeasured)")
+    fig.suptitle(note, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+CALIBRATION_MODELS = ("base", *MAIN_TABLE_METHODS)
+
+
+def calibration_figure(reliability: pd.DataFrame, calibration: pd.DataFrame, scenario: str):
+    """Reliability diagrams of ``scenario`` (first seed): one panel per task type, one curve per model."""
+    part = reliability[reliability.scenario == scenario]
+    if part.empty:
+        raise ValueError(f"no calibration result for the {scenario} scenario")
+    part = part[part.seed == part["seed"].min()]
+    tasks = list(dict.fromkeys(part["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 4.2), squeeze=False)
+    ece = calibration[(calibration.scenario == scenario) & (calibration.quantity == "value")
+                      & (calibration.metric == "ece") & (calibration.seed == part["seed"].min())]
+    for ax, task in zip(axes[0], tasks, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="perfect calibration")
+        of_task = part[part.task == task]
+        models = [m for m in CALIBRATION_MODELS if m in set(of_task["model"])]
+        for k, model in enumerate(models):
+            curve = of_task[of_task.model == model].sort_values("bin")
+            low = (curve["accuracy"] - curve["ci_low"].astype(float)).clip(lower=0).fillna(0)
+            high = (curve["ci_high"].astype(float) - curve["accuracy"]).clip(lower=0).fillna(0)
+            offset = (k - (len(models) - 1) / 2) * 0.006  # side by side, so the bars stay readable
+            value = ece[(ece.task == task) & (ece.model == model)]
+            label = variant_label(model) + (f" (ECE {value['value'].iloc[0]:.3f})" if len(value) else "")
+            ax.errorbar(curve["confidence"] + offset, curve["accuracy"], yerr=[low, high], marker="o",
+                        markersize=3, capsize=2, linewidth=1, label=label)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("mean top-1 confidence (15 equal-width bins)")
+        ax.set_ylabel("top-1 accuracy")
+        ax.set_title(of_task["task_label"].iloc[0], fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"Reliability of held-out references, teacher-forced ({scenario} scenario); bars: 95 % sample "
+                 "bootstrap interval", fontsize=9)
     fig.tight_layout()
     return fig
 

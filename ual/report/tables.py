@@ -4,9 +4,14 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
 - ``table_main``: scenario x method (sft, ls, ual): AlpacaEval win rate +- SE, GSM8K and MATH accuracy
   (+- half the bootstrap 95 % interval), then per scenario UAL - SFT in points and relative %, and the paper's
   reported numbers beside the mixed scenario (10.62 % high-entropy, 1.81 % low-entropy); "not reported" elsewhere.
-- ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled and UAL at every eps_max of the sweep.
+- ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled, ual_dataset and UAL at every eps_max of
+  the sweep.
 - ``table_clustering``: silhouette (cosine), Davies-Bouldin, Calinski-Harabasz per scenario, model and layer.
-- ``table_uncertainty``: elicited uncertainty by dataset (n, missing, mean, sd, quartiles).
+- ``table_calibration``: scenario x task type x model (base and every trained variant): teacher-forced NLL,
+  perplexity, entropy, ECE, Brier of held-out references with 95 % intervals, and the paired differences
+  model - SFT and model - base with paired bootstrap intervals (``ual.analysis.stage``).
+- ``table_uncertainty``: elicited uncertainty by dataset and source (verbalized, entropy: n, missing, mean,
+  sd, quartiles) and, where both sources scored a dataset, their Spearman rank correlation.
 Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text.
 """
 
@@ -20,21 +25,24 @@ from typing import Any
 import pandas as pd
 
 from ual.config import MAIN_TABLE_METHODS
-from ual.variants import ual_at
+from ual.variants import Variant, ual_at
 
 __all__ = [
     "NOT_REPORTED",
     "main_table",
     "ablation_table",
     "clustering_table",
+    "calibration_table",
     "uncertainty_table",
+    "variant_label",
     "write_table",
 ]
 
 NOT_REPORTED = "not reported"
 TASK_COLUMNS = {"alpacaeval": "AlpacaEval win rate (%)", "gsm8k": "GSM8K acc. (%)", "math": "MATH acc. (%)"}
 LOW_ENTROPY = ("gsm8k", "math")
-METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps"}
+METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps",
+                 "ual_dataset": "UAL, per-dataset mean eps", "base": "base model (untrained)"}
 
 
 def _fmt(value: float | None, error: float | None = None, digits: int = 2) -> str:
@@ -102,7 +110,8 @@ def ablation_table(
 ) -> pd.DataFrame:
     """The controls that test whether the per-sample assignment of epsilon matters, and the eps_max sweep."""
     variants = [("sft", "SFT (eps = 0)", "0"), ("ls", "LS (constant = mean UAL eps)", f"{eps_max:g}"),
-                ("ual_shuffled", "UAL, shuffled eps", f"{eps_max:g}")]
+                ("ual_shuffled", "UAL, shuffled eps", f"{eps_max:g}"),
+                ("ual_dataset", "UAL, per-dataset eps (mean UAL eps of its dataset)", f"{eps_max:g}")]
     for value in sorted({eps_max, *sweep}):
         variants.append((ual_at(value, eps_max).name, f"UAL (eps_max = {value:g})", f"{value:g}"))
     rows = []
@@ -139,20 +148,113 @@ def clustering_table(clustering: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def uncertainty_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Elicited uncertainty score (1..10) by dataset."""
+CALIBRATION_METRICS = {"nll": "NLL (nats/token)", "perplexity": "perplexity", "entropy": "entropy (nats)",
+                       "ece": "ECE (15 bins)", "brier": "Brier"}
+CALIBRATION_DIFFERENCES = {("sft", "nll"): "NLL - SFT", ("sft", "entropy"): "entropy - SFT",
+                           ("sft", "ece"): "ECE - SFT", ("sft", "brier"): "Brier - SFT",
+                           ("base", "nll"): "NLL - base"}
+
+
+def variant_label(name: str) -> str:
+    """A table / legend label for a model of the results: a method, a sweep point or the base model."""
+    if name in METHOD_LABELS:
+        return METHOD_LABELS[name]
+    variant = Variant.parse(name)
+    return f"UAL (eps_max = {variant.eps_max:g})"
+
+
+def _model_order(names: set[str]) -> list[str]:
+    def key(name: str) -> tuple[int, float, str]:
+        order = ["base", *METHOD_LABELS]
+        if name in order:
+            return (order.index(name), 0.0, name)
+        return (len(order), Variant.parse(name).eps_max or 0.0, name)
+
+    return sorted(names, key=key)
+
+
+def _interval_cell(part: pd.DataFrame, digits: int = 3) -> str:
+    """Mean over seeds; the 95 % interval of the first seed (every seed's in the JSON)."""
+    if part.empty:
+        return "n/a"
+    first = part.sort_values("seed").iloc[0]
+    return f"{part['value'].mean():.{digits}f} [{first['ci_low']:.{digits}f}, {first['ci_high']:.{digits}f}]"
+
+
+def calibration_table(calibration: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
+    """Teacher-forced metrics of held-out references and paired differences, scenario x task x model."""
+    columns = ["scenario", "task", "model", "references", *CALIBRATION_METRICS.values(),
+               *CALIBRATION_DIFFERENCES.values()]
     rows = []
-    for dataset, group in scores.groupby("dataset", sort=True):
-        values = group["score"].dropna().astype(float)
-        row = {"dataset": dataset, "n": str(len(group)), "missing": str(int(group["score"].isna().sum()))}
-        if len(values):
-            q1, q2, q3 = values.quantile([0.25, 0.5, 0.75])
-            row.update({"mean score": f"{values.mean():.2f}", "sd": f"{values.std(ddof=1) if len(values) > 1 else 0:.2f}",
-                        "q25": f"{q1:.2f}", "median": f"{q2:.2f}", "q75": f"{q3:.2f}",
-                        "mean u": f"{group['uncertainty'].dropna().mean():.3f}"})
-        row["paper"] = NOT_REPORTED
-        rows.append(row)
-    return pd.DataFrame(rows)
+    for scenario in scenarios:
+        part = calibration[calibration.scenario == scenario]
+        for task in dict.fromkeys(part["task"]):
+            of_task = part[part.task == task]
+            for model in _model_order(set(of_task["model"])):
+                cells = of_task[of_task.model == model]
+                values = cells[cells.quantity == "value"]
+                row = {"scenario": scenario, "task": of_task["task_label"].iloc[0], "model": variant_label(model),
+                       "references": str(int(values["n_samples"].iloc[0])) if len(values) else "n/a"}
+                for metric, label in CALIBRATION_METRICS.items():
+                    row[label] = _interval_cell(values[values.metric == metric])
+                for (reference, metric), label in CALIBRATION_DIFFERENCES.items():
+                    if model == reference:
+                        row[label] = "reference"
+                        continue
+                    diff = cells[(cells.quantity == f"minus_{reference}") & (cells.metric == metric)]
+                    row[label] = _interval_cell(diff)
+                rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+SOURCES = {"verbalized": "verbalized (score 1-10)", "entropy": "entropy (nats)"}
+RHO = "Spearman rho, verbalized vs entropy u"
+
+
+def _rank_correlation(scores: pd.DataFrame, dataset: str) -> str:
+    """Spearman rho of the two sources' uncertainty over the samples both scored (``n/a`` otherwise)."""
+    from scipy.stats import spearmanr
+
+    part = scores[(scores.dataset == dataset) & scores["uncertainty"].notna()]
+    wide = part.pivot_table(index="id", columns="method", values="uncertainty", aggfunc="first")
+    if not set(SOURCES) <= set(wide.columns):
+        return "n/a (one source)"
+    pairs = wide[list(SOURCES)].dropna()
+    if len(pairs) < 3 or pairs.nunique().min() < 2:
+        return f"n/a ({len(pairs)} paired, constant or too few)"
+    rho = spearmanr(pairs["verbalized"], pairs["entropy"]).statistic
+    return f"{rho:.3f} (n = {len(pairs)})"
+
+
+def uncertainty_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Elicited uncertainty by dataset and source; the sources' rank correlation where both exist."""
+    if "id" not in scores.columns:
+        scores = scores.assign(id=range(len(scores)))
+    methods = scores["method"] if "method" in scores.columns else pd.Series("verbalized", index=scores.index)
+    scores = scores.assign(method=methods.fillna("verbalized"))
+    unknown = sorted(set(scores["method"]) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"score records of unknown method(s) {unknown}; known: {sorted(SOURCES)}")
+    rows = []
+    for dataset, by_dataset in scores.groupby("dataset", sort=True):
+        rho = _rank_correlation(scores, dataset)
+        for method in (m for m in SOURCES if m in set(by_dataset["method"])):
+            group = by_dataset[by_dataset.method == method]
+            values = group["score"].dropna().astype(float)
+            row = {"dataset": dataset, "source": SOURCES[method], "n": str(len(group)),
+                   "missing": str(int(group["score"].isna().sum()))}
+            if len(values):
+                q1, q2, q3 = values.quantile([0.25, 0.5, 0.75])
+                sd = values.std(ddof=1) if len(values) > 1 else 0
+                row.update({"mean score": f"{values.mean():.2f}", "sd": f"{sd:.2f}", "q25": f"{q1:.2f}",
+                            "median": f"{q2:.2f}", "q75": f"{q3:.2f}",
+                            "mean u": f"{group['uncertainty'].dropna().mean():.3f}"})
+            row[RHO] = rho
+            row["paper"] = NOT_REPORTED
+            rows.append(row)
+    columns = ["dataset", "source", "n", "missing", "mean score", "sd", "q25", "median", "q75", "mean u", RHO,
+               "paper"]
+    return pd.DataFrame(rows, columns=columns).fillna("n/a")
 
 
 def _latex_escape(text: str) -> str:

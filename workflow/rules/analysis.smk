@@ -1,24 +1,55 @@
-# Stage 4: token clustering of hidden states, SFT vs LS vs UAL.
+# Stage 4: one teacher-forced pass per model: token clustering of hidden states (SFT vs LS vs UAL) and the
+# likelihood and calibration of held-out task references (every trained variant and the base model).
 
 
-rule cluster_hidden_states:
+rule analyse_base_model:
     input:
-        unpack(cluster_inputs),
+        exp=EXP_INPUT,
     output:
-        metrics="results/{exp}/seed{seed}/analysis/{scenario}/clustering.json",
-        tsne_png="results/{exp}/seed{seed}/analysis/{scenario}/tsne.png",
-        tsne_pdf="results/{exp}/seed{seed}/analysis/{scenario}/tsne.pdf",
+        calibration="results/{exp}/analysis/base/calibration.json",
+        samples="results/{exp}/analysis/base/calibration_samples.npz",
     params:
         config=config_params("model", "data", "analysis"),
-        models=analysed_models_arg,
+        # what the references' tokens depend on besides those sections
+        max_length=EXP.train.max_length,
+        math_split=EXP.evaluate.math_split,
     conda:
         "../../environment.yml"
     resources:
         gpu=GPUS,
     log:
-        "logs/cluster_hidden_states/{exp}/seed{seed}/{scenario}.log",
+        "logs/analyse_base_model/{exp}.log",
     benchmark:
-        "benchmarks/rules/cluster_hidden_states/{exp}/seed{seed}/{scenario}.tsv"
+        "benchmarks/rules/analyse_base_model/{exp}.tsv"
     shell:
-        "python -m ual.analysis.clustering --experiment {input.exp} --scenario {wildcards.scenario}"
-        " --models {params.models} --out $(dirname {output.metrics}) > {log} 2>&1"
+        "python -m ual.analysis --experiment {input.exp} --base-model --out $(dirname {output.calibration})"
+        " > {log} 2>&1"
+
+
+rule analyse_models:
+    input:
+        unpack(analysis_inputs),
+    output:
+        metrics="results/{exp}/seed{seed}/analysis/{scenario}/clustering.json",
+        tsne_png="results/{exp}/seed{seed}/analysis/{scenario}/tsne.png",
+        tsne_pdf="results/{exp}/seed{seed}/analysis/{scenario}/tsne.pdf",
+        calibration="results/{exp}/seed{seed}/analysis/{scenario}/calibration.json",
+        samples="results/{exp}/seed{seed}/analysis/{scenario}/calibration_samples.npz",
+    params:
+        config=config_params("model", "data", "analysis"),
+        max_length=EXP.train.max_length,
+        math_split=EXP.evaluate.math_split,
+        models=analysed_models_arg,
+        cluster=clustered_models_arg,
+    conda:
+        "../../environment.yml"
+    resources:
+        gpu=GPUS,
+    log:
+        "logs/analyse_models/{exp}/seed{seed}/{scenario}.log",
+    benchmark:
+        "benchmarks/rules/analyse_models/{exp}/seed{seed}/{scenario}.tsv"
+    shell:
+        "python -m ual.analysis --experiment {input.exp} --scenario {wildcards.scenario}"
+        " --models {params.models} --cluster {params.cluster} --base $(dirname {input.base})"
+        " --out $(dirname {output.metrics}) > {log} 2>&1"

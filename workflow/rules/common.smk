@@ -107,6 +107,10 @@ def clustering_files(wildcards=None):
     return [f"results/{NAME}/seed{seed}/analysis/{scenario}/clustering.json" for seed in SEEDS for scenario in SCENARIOS]
 
 
+def calibration_files(wildcards=None):
+    return [f"results/{NAME}/seed{seed}/analysis/{scenario}/calibration.json" for seed in SEEDS for scenario in SCENARIOS]
+
+
 def tsne_files(wildcards=None):
     """The t-SNE figure of the ablation scenario, which becomes fig_clusters."""
     return [f"results/{NAME}/seed{SEEDS[0]}/analysis/{ABLATION_SCENARIO}/tsne.{ext}" for ext in ("png", "pdf")]
@@ -120,18 +124,28 @@ def train_metric_files(wildcards=None):
     ]
 
 
-def cluster_inputs(wildcards):
-    """The experiment file and one trained model per main method (keys model_sft, model_ls, model_ual)."""
+def scenario_variants(scenario):
+    """The variants trained on a scenario, main methods first (sft: the reference of the differences)."""
+    return [v for s, v in trained_variants() if s == scenario]
+
+
+def analysis_inputs(wildcards):
+    """The experiment file, the base model's analysis and every model trained on the scenario (model_<variant>)."""
     models = {
-        f"model_{m}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{m}/train_metrics.json"
-        for m in MAIN_METHODS
+        f"model_{v}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{v}/train_metrics.json"
+        for v in scenario_variants(wildcards.scenario)
     }
-    return {"exp": EXP_INPUT, **models}
+    return {"exp": EXP_INPUT, "base": f"results/{NAME}/analysis/base/calibration.json", **models}
 
 
 def analysed_models_arg(wildcards, input):
-    """`sft=DIR ls=DIR ual=DIR` for ual.analysis.clustering --models."""
-    return " ".join(f"{m}={Path(input[f'model_{m}']).parent}" for m in MAIN_METHODS)
+    """`sft=DIR ls=DIR ual=DIR ...` (every variant of the scenario) for python -m ual.analysis --models."""
+    return " ".join(f"{v}={Path(input[f'model_{v}']).parent}" for v in scenario_variants(wildcards.scenario))
+
+
+def clustered_models_arg(wildcards):
+    """The models whose hidden states are clustered: the main methods (sft ls ual)."""
+    return " ".join(MAIN_METHODS)
 
 
 def output_dir(wildcards, output):
@@ -139,8 +153,8 @@ def output_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
-FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
+TABLES = ["table_main", "table_ablation", "table_clustering", "table_calibration", "table_uncertainty"]
+FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"]
 
 
 def all_tables():
@@ -149,3 +163,8 @@ def all_tables():
 
 def all_figures():
     return [f"figures/{NAME}/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+
+
+def caption(path):
+    """The caption of a table or figure in `snakemake --report`: workflow/report/captions/<name>.rst."""
+    return f"../report/captions/{Path(path).name.split('.')[0]}.rst"

@@ -6,9 +6,10 @@ rule make_tables:
         exp=EXP_INPUT,
         metrics=metric_files(),
         clustering=clustering_files(),
+        calibration=calibration_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
-        [report(f, caption="../report/table.rst", category="Tables") if f.endswith(".csv") else f for f in all_tables()],
+        [report(f, caption=caption(f), category="Tables") if f.endswith(".csv") else f for f in all_tables()],
     params:
         config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
@@ -20,7 +21,8 @@ rule make_tables:
         f"benchmarks/rules/make_tables/{NAME}.tsv"
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
-        " --clustering {input.clustering} --scores {input.scores} --out {params.out} > {log} 2>&1"
+        " --clustering {input.clustering} --calibration {input.calibration} --scores {input.scores}"
+        " --out {params.out} > {log} 2>&1"
 
 
 rule make_figures:
@@ -28,11 +30,12 @@ rule make_figures:
         exp=EXP_INPUT,
         metrics=metric_files(),
         clustering=clustering_files(),
+        calibration=calibration_files(),
         train=train_metric_files(),
         tsne=tsne_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
     output:
-        [report(f, caption="../report/figure.rst", category="Figures") if f.endswith(".png") else f for f in all_figures()],
+        [report(f, caption=caption(f), category="Figures") if f.endswith(".png") else f for f in all_figures()],
     params:
         config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
@@ -44,7 +47,8 @@ rule make_figures:
         f"benchmarks/rules/make_figures/{NAME}.tsv"
     shell:
         "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
-        " --clustering {input.clustering} --train {input.train} --scores {input.scores} --out {params.out}"
+        " --clustering {input.clustering} --calibration {input.calibration} --train {input.train}"
+        " --scores {input.scores} --out {params.out}"
         " > {log} 2>&1"
 
 

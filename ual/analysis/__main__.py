@@ -1,0 +1,3 @@
+from ual.analysis.stage import main
+
+main()

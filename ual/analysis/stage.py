@@ -1,0 +1,368 @@
+"""The analysis stage: one teacher-forced pass per model for the token clustering and the calibration.
+
+Question: what does training with (per-sample) label smoothing change in held-out likelihood, predictive
+entropy and calibration (``ual.analysis.calibration``), and do hidden states cluster better
+(``ual.analysis.clustering``)?
+
+Inputs: an experiment YAML (``analysis`` incl. ``analysis.calibration``, ``train.max_length``, ``model``,
+``data.mirror``, ``evaluate.math_split``), and either
+- ``--base-model``: the experiment's base model (``model.source`` at ``model.revision``), named ``base``; or
+- ``--scenario S --models NAME=SOURCE ...``: the models trained on scenario S (every variant of the scenario),
+  ``--cluster NAME ...`` the ones whose hidden states are clustered (sft ls ual), and ``--base DIR`` the
+  output folder of the ``--base-model`` run, so the base model joins the tables and differences.
+Every model is loaded once and makes one forward per sequence over the union of its inputs: the clustering's
+held-out records of the scenario (``references.heldout_records``, clustered models only) and the references
+of every task type of ``analysis.calibration.sizes`` (``references.draw_references``; all models).
+Outputs, under ``--out`` (written atomically):
+- ``calibration.json``: per reference set its origin, size, ids' hash and token count; per model and task the
+  metrics (NLL, perplexity, entropy, accuracy, confidence, ECE with 15 equal-width bins, Brier) with sample
+  bootstrap percentile intervals and the reliability curve (per bin accuracy with interval, confidence,
+  count); ``differences``: ``model - sft`` and ``model - base`` for every metric with paired bootstrap
+  intervals (the same sample weights for both models); provenance;
+- ``calibration_samples.npz``: the per-sample sufficient statistics behind them (``save_samples`` /
+  ``load_samples``: the only writer and reader), read by the scenario runs for the base model;
+- with ``--cluster``: ``clustering.json`` and ``tsne.{png,pdf}`` (``clustering.write_clustering``, unchanged).
+
+Commands:
+    python -m ual.analysis --experiment experiments/tiny.yaml --base-model --out results/tiny/analysis/base
+    python -m ual.analysis --experiment experiments/tiny.yaml --scenario mixed \\
+        --models sft=DIR ls=DIR ual=DIR ual_shuffled=DIR --cluster sft ls ual \\
+        --base results/tiny/analysis/base --out results/tiny/seed0/analysis/mixed
+
+Changelog: v1 - initial (``STAGE_VERSION``; replaces the ``ual.analysis.clustering`` CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ual.analysis import calibration as cal
+from ual.analysis.references import REFERENCES_VERSION, ReferenceSet, draw_references, load_references
+from ual.provenance import replace_atomically
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BASE", "STAGE_VERSION", "ModelScores", "load_samples", "main", "run_stage", "save_samples"]
+
+STAGE_VERSION = 1
+BASE = "base"  # the name of the untrained base model in every calibration output
+REFERENCE_MODELS = ("sft", BASE)  # the differences are taken against these, where present
+SAMPLE_FIELDS = ("n_tokens", "bin_count", "bin_confidence", "bin_correct")
+
+
+@dataclass
+class ModelScores:
+    source: str
+    stats: dict[str, cal.SampleStatistics]  # task -> per-sample statistics
+
+
+def _task_label(experiment: Any, task: str) -> str:
+    labels = {
+        "alpacaeval": f"AlpacaEval references ({experiment.analysis.calibration.alpacaeval_references})",
+        "gsm8k": "GSM8K test gold solutions (MetaMath format)",
+        "math": f"MATH {experiment.evaluate.math_split} solutions",
+    }
+    return labels.get(task, task)
+
+
+def reference_sets(experiment: Any, tokenizer: Any) -> dict[str, tuple[ReferenceSet, list[Any]]]:
+    """Every task type's drawn references and their examples under ``tokenizer`` (as training tokenises)."""
+    from ual.analysis.hidden_states import tokenize_examples
+
+    calibration, max_length = experiment.analysis.calibration, experiment.train.max_length
+    template = experiment.model.prompt_template
+    out = {}
+    for task, size in calibration.sizes.items():
+        records, origin = load_references(experiment, task)
+        has_target = [len(e.input_ids) > e.first_target
+                      for e in tokenize_examples(records, tokenizer, max_length, template)]
+        drawn = draw_references(task, records, origin, has_target, size, experiment.analysis.seed, max_length)
+        out[task] = (drawn, tokenize_examples(drawn.records, tokenizer, max_length, template))
+        logger.info("%s: %d references drawn from %s (%d of %d with a response token)", task,
+                    len(drawn.records), origin, drawn.n_eligible, drawn.n_available)
+    return out
+
+
+def _load(source: str, experiment: Any, base: bool) -> tuple[Any, Any]:
+    from ual.models import load_model
+
+    model, tokenizer = load_model(
+        source, revision=experiment.model.revision if base else None, dtype=experiment.model.dtype,
+        num_hidden_layers=experiment.model.num_hidden_layers,
+    )
+    model.eval()
+    return model, tokenizer
+
+
+def score_model(
+    name: str,
+    source: str,
+    experiment: Any,
+    references: Mapping[str, tuple[ReferenceSet, list[Any]]] | None,
+    heldout: list[dict[str, Any]] | None,
+    workdir: Path,
+    base: bool = False,
+) -> tuple[ModelScores, Any, dict]:
+    """Load one model, make its pass, and return its calibration statistics and (if ``heldout``) clustering.
+
+    ``references`` None: drawn here with this model's tokenizer (the first model of a run). Returns the
+    scores, the ``ModelAnalysis`` (or None) and the references used.
+    """
+    from ual.analysis import hidden_states as hs
+    from ual.analysis.clustering import measure_states
+
+    analysis = experiment.analysis
+    max_length = experiment.train.max_length
+    model, tokenizer = _load(source, experiment, base)
+    if references is None:
+        references = reference_sets(experiment, tokenizer)
+    else:  # the draw is shared; a model that tokenises the references otherwise cannot be paired
+        template = experiment.model.prompt_template
+        for task, (drawn, examples) in references.items():
+            if hs.tokenize_examples(drawn.records, tokenizer, max_length, template) != examples:
+                raise ValueError(
+                    f"model {name} ({source}) tokenises the {task} references differently from the first model; "
+                    "the calibration compares models of one tokenizer only"
+                )
+    request = None
+    examples: list[Any] = []
+    if heldout is not None:
+        request = hs.plan_collection(
+            heldout, tokenizer, top_k=analysis.top_k_tokens, max_states=analysis.max_states, seed=analysis.seed,
+            max_length=max_length, prompt_template=experiment.model.prompt_template,
+        )
+        examples = list(request.examples)
+    offsets = {}
+    for task, (_, task_examples) in references.items():
+        offsets[task] = (len(examples), len(examples) + len(task_examples))
+        examples.extend(task_examples)
+    first_scored = offsets[next(iter(offsets))][0] if offsets else len(examples)
+    try:
+        result = hs.teacher_forced_pass(
+            model, examples, plan=request.plan if request else None, middle_layer=analysis.middle_layer,
+            workdir=workdir, score=range(first_scored, len(examples)), batch_size=analysis.batch_size,
+            max_length=max_length, pad_id=hs.pad_token_id(tokenizer), chunk_size=analysis.calibration.chunk_size,
+        )
+    except ValueError as exc:
+        raise ValueError(f"model {name} ({source}): {exc}") from None
+    del model
+    gc.collect()
+    stats = {}
+    for task, (lo, hi) in offsets.items():
+        per_example = result.tokens[lo - first_scored : hi - first_scored]
+        tokens = {field: np.concatenate([t[field] for t in per_example]) for field in cal.TOKEN_FIELDS}
+        index = np.repeat(np.arange(hi - lo), [len(t["nll"]) for t in per_example])
+        stats[task] = cal.sample_statistics(tokens, index, hi - lo)
+    clustered = None
+    if request is not None:
+        clustered = measure_states(source, hs.collected_states(request, result), tokenizer, analysis)
+    return ModelScores(source, stats), clustered, references
+
+
+# --------------------------------------------------------------------------- per-sample statistics file
+
+
+def save_samples(path: Path, scores: Mapping[str, ModelScores], references: Mapping[str, ReferenceSet]) -> None:
+    """``calibration_samples.npz``: ``<model>/<task>/<field>`` arrays and ``ids/<task>`` (reference ids)."""
+    arrays: dict[str, np.ndarray] = {}
+    for task, drawn in references.items():
+        arrays[f"ids/{task}"] = np.array([record["id"] for record in drawn.records])
+    for name, model in scores.items():
+        for task, stats in model.stats.items():
+            for field in SAMPLE_FIELDS:
+                arrays[f"{name}/{task}/{field}"] = getattr(stats, field)
+            for field in cal.TOKEN_FIELDS:
+                arrays[f"{name}/{task}/sum_{field}"] = stats.sums[field]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    replace_atomically(path, lambda temp: temp.write_bytes(buffer.getvalue()))
+
+
+def load_samples(path: Path, model: str) -> tuple[dict[str, cal.SampleStatistics], dict[str, list[str]]]:
+    """One model's statistics per task and the reference ids per task from ``save_samples``' file."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read calibration samples ({exc})") from None
+    with data:
+        ids = {key.removeprefix("ids/"): data[key].tolist() for key in data.files if key.startswith("ids/")}
+        stats = {}
+        for task in ids:
+            prefix = f"{model}/{task}/"
+            missing = [f for f in (*SAMPLE_FIELDS, *(f"sum_{t}" for t in cal.TOKEN_FIELDS))
+                       if prefix + f not in data.files]
+            if missing:
+                raise ValueError(f"{path}: no field '{prefix}{missing[0]}' (model '{model}' not in this file?)")
+            stats[task] = cal.SampleStatistics(
+                **{field: data[prefix + field] for field in SAMPLE_FIELDS},
+                sums={field: data[f"{prefix}sum_{field}"] for field in cal.TOKEN_FIELDS},
+            )
+    return stats, ids
+
+
+# --------------------------------------------------------------------------- calibration.json
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the base model's calibration ({exc})") from None
+
+
+def model_entry(scores: ModelScores, resamples: int, seed: int) -> dict[str, Any]:
+    return {
+        "source": scores.source,
+        "tasks": {
+            task: {
+                "n_samples": stats.n_samples,
+                "n_tokens": int(stats.n_tokens.sum()),
+                "metrics": cal.bootstrap_metrics(stats, resamples, seed),
+                "reliability": cal.reliability_intervals(stats, resamples, seed),
+            }
+            for task, stats in scores.stats.items()
+        },
+    }
+
+
+def differences(scores: Mapping[str, ModelScores], resamples: int, seed: int) -> dict[str, Any]:
+    """``{reference: {model: {task: {metric: interval}}}}`` for the references of ``REFERENCE_MODELS``."""
+    out: dict[str, Any] = {}
+    for reference in (name for name in REFERENCE_MODELS if name in scores):
+        out[reference] = {}
+        for task in scores[reference].stats:
+            by_model = {name: model.stats[task] for name, model in scores.items()}
+            for name, values in cal.paired_differences(by_model, reference, resamples, seed).items():
+                out[reference].setdefault(name, {})[task] = values
+    return out
+
+
+def run_stage(
+    experiment: Any,
+    models: Mapping[str, str],
+    out_dir: str | Path,
+    *,
+    scenario: str | None = None,
+    cluster: Sequence[str] = (),
+    base_dir: str | Path | None = None,
+    base_model: bool = False,
+) -> dict[str, Any]:
+    """Score every model (and cluster those of ``cluster``); write the outputs of the module docstring."""
+    from ual.analysis.clustering import write_clustering
+    from ual.analysis.references import heldout_records
+    from ual.provenance import run_metadata
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unknown = [name for name in cluster if name not in models]
+    if unknown:
+        raise ValueError(f"--cluster names {unknown}, which are not among --models {list(models)}")
+    if cluster and scenario is None:
+        raise ValueError("clustering needs --scenario (its held-out records are the scenario's)")
+    base_stats: dict[str, cal.SampleStatistics] = {}
+    if base_dir is not None:  # read first: a missing base run fails before any model is loaded
+        samples = Path(base_dir) / "calibration_samples.npz"
+        base_stats, base_ids = load_samples(samples, BASE)
+        base_source = _load_json(Path(base_dir) / "calibration.json")["models"][BASE]["source"]
+    heldout = heldout_records(experiment, scenario) if cluster else None
+    calibration = experiment.analysis.calibration
+    resamples, seed = calibration.bootstrap_resamples, experiment.analysis.seed
+    scores: dict[str, ModelScores] = {}
+    clustered = {}
+    references = None
+    for name, source in models.items():
+        logger.info("model %s <- %s", name, source)
+        # States stream to the output disk (not /tmp, which may be RAM) and are deleted afterwards.
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".states-{name}-") as workdir:
+            scores[name], analysis, references = score_model(
+                name, source, experiment, references, heldout if name in cluster else None, Path(workdir),
+                base=base_model and name == BASE,
+            )
+        if analysis is not None:
+            clustered[name] = analysis
+    drawn = {task: value[0] for task, value in (references or {}).items()}
+    if base_dir is not None:
+        for task, ref in drawn.items():
+            if base_ids.get(task) != [record["id"] for record in ref.records]:
+                raise ValueError(
+                    f"{samples}: the base model was scored on other {task} references than these models "
+                    "(rerun the base analysis with this experiment)"
+                )
+        scores = {BASE: ModelScores(base_source, base_stats), **scores}
+    if cluster:
+        write_clustering(experiment, scenario, models, {n: clustered[n] for n in cluster}, heldout, out_dir)
+    report = {
+        "experiment": experiment.name,
+        "scenario": scenario,
+        "stage_version": STAGE_VERSION,
+        "calibration_version": cal.CALIBRATION_VERSION,
+        "references_version": REFERENCES_VERSION,
+        "max_length": experiment.train.max_length,
+        "binning": f"top-1 confidence in {cal.N_BINS} equal-width bins (scikit-learn calibration_curve, uniform)",
+        "targets": "every response token of the reference except the appended EOS, cut at train.max_length",
+        "bootstrap": {"method": "sample bootstrap (references re-weighted), percentile intervals; differences "
+                                "paired (the same weights for both models)",
+                      "confidence": cal.CONFIDENCE, "resamples": resamples, "seed": seed},
+        "references": {
+            task: {"label": _task_label(experiment, task), "origin": ref.origin, "n_available": ref.n_available,
+                   "n_eligible": ref.n_eligible, "n_samples": len(ref.records), "ids_sha256": ref.ids_sha256}
+            for task, ref in drawn.items()
+        },
+        "models": {name: model_entry(model, resamples, seed) for name, model in scores.items()},
+        "differences": differences(scores, resamples, seed),
+        "provenance": run_metadata(stage="ual.analysis", experiment=experiment.name, scenario=scenario,
+                                   models=dict(models), base=str(base_dir) if base_dir else None),
+    }
+    save_samples(out_dir / "calibration_samples.npz", {n: scores[n] for n in models}, drawn)
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    replace_atomically(out_dir / "calibration.json", lambda temp: temp.write_text(text))
+    logger.info("wrote %s", out_dir / "calibration.json")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Analysis stage: clustering and teacher-forced calibration.")
+    parser.add_argument("--experiment", required=True, type=Path, help="experiments/<name>.yaml")
+    parser.add_argument("--scenario", choices=("high", "low", "mixed"), help="the scenario the models trained on")
+    parser.add_argument("--models", nargs="+", default=[], metavar="NAME=SOURCE",
+                        help="trained models, e.g. sft=DIR ls=DIR ual=DIR (sft first: the clustering reference)")
+    parser.add_argument("--base-model", action="store_true", help="score the experiment's base model as 'base'")
+    parser.add_argument("--cluster", nargs="*", default=[], metavar="NAME", help="models to cluster")
+    parser.add_argument("--base", type=Path, help="output folder of the --base-model run")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ual.analysis.clustering import parse_models
+    from ual.config import ConfigError, load_experiment
+    from ual.data import DataError
+
+    try:
+        experiment = load_experiment(args.experiment)
+        models = parse_models(args.models)
+        if args.base_model:
+            if models or args.base or args.cluster:
+                raise ValueError("--base-model scores the base model alone (no --models, --base or --cluster)")
+            models = {BASE: experiment.model.source}
+        elif not models:
+            raise ValueError("give --models NAME=SOURCE ... or --base-model")
+        elif BASE in models:
+            raise ValueError(f"the model name '{BASE}' is reserved for the base model (--base-model, --base)")
+        run_stage(experiment, models, args.out, scenario=args.scenario, cluster=args.cluster,
+                  base_dir=args.base, base_model=args.base_model)
+    except (ConfigError, DataError, ValueError, KeyError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
