@@ -41,8 +41,8 @@ def test_default_target_is_the_tiny_experiment():
     assert result.returncode == 0, result.stderr[-3000:]
     listing = snakemake("--list-target-rules")
     targets = set(listing.stdout.split())
-    assert {"all", "table_main", "table_ablation", "table_clustering", "table_uncertainty",
-            "fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"} <= targets
+    assert {"all", "table_main", "table_ablation", "table_clustering", "table_calibration", "table_uncertainty",
+            "fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"} <= targets
 
 
 def test_lint_is_clean():

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
-FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
+TABLES = ["table_main", "table_ablation", "table_clustering", "table_calibration", "table_uncertainty"]
+FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"]
 EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "analyse_base_model", "analyse_models")
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -60,6 +60,12 @@ def test_every_table_is_produced_and_parses(smoke_run):
     assert {"SFT", "LS (constant eps)", "UAL", "UAL - SFT (relative %)"} <= set(main["row"])
     paper = main[main["row"] == "paper, UAL vs SFT (%)"].iloc[0]
     assert float(paper["AlpacaEval win rate (%)"]) == 10.62 and float(paper["low-entropy avg."]) == 1.81
+    calibration = pd.read_csv(smoke_run / "paper_tables" / "smoke" / "table_calibration.csv")
+    # the base model and every variant of the mixed scenario, on each task type's references
+    assert len(calibration) == 3 * 6 and set(calibration["references"]) == {4}
+    assert calibration["model"].tolist()[:6] == ["base model (untrained)", "SFT", "LS (constant eps)", "UAL",
+                                                 "UAL, shuffled eps", "UAL (eps_max = 0.1)"]
+    assert set(calibration.loc[calibration.model == "SFT", "NLL - SFT"]) == {"reference"}
 
 
 def test_every_figure_is_produced_and_parses(smoke_run):

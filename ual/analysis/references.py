@@ -45,6 +45,7 @@ __all__ = [
     "draw_references",
     "heldout_records",
     "load_references",
+    "reference_label",
     "split_evenly",
 ]
 
@@ -112,6 +113,16 @@ REFERENCE_SOURCES: dict[str, Callable[[Any], tuple[list[dict[str, Any]], str]]] 
     "gsm8k": _task_dataset("gsm8k"),
     "math": _task_dataset("math"),
 }
+
+
+def reference_label(experiment: Any, task: str) -> str:
+    """What the references of ``task`` are, for tables and figures."""
+    labels = {
+        "alpacaeval": f"AlpacaEval references ({experiment.analysis.calibration.alpacaeval_references})",
+        "gsm8k": "GSM8K test gold solutions (MetaMath format)",
+        "math": f"MATH {experiment.evaluate.math_split} solutions",
+    }
+    return labels.get(task, task)
 
 
 def load_references(experiment: Any, task: str) -> tuple[list[dict[str, Any]], str]:

@@ -48,7 +48,13 @@ from typing import Any
 import numpy as np
 
 from ual.analysis import calibration as cal
-from ual.analysis.references import REFERENCES_VERSION, ReferenceSet, draw_references, load_references
+from ual.analysis.references import (
+    REFERENCES_VERSION,
+    ReferenceSet,
+    draw_references,
+    load_references,
+    reference_label,
+)
 from ual.provenance import replace_atomically
 
 logger = logging.getLogger(__name__)
@@ -65,15 +71,6 @@ SAMPLE_FIELDS = ("n_tokens", "bin_count", "bin_confidence", "bin_correct")
 class ModelScores:
     source: str
     stats: dict[str, cal.SampleStatistics]  # task -> per-sample statistics
-
-
-def _task_label(experiment: Any, task: str) -> str:
-    labels = {
-        "alpacaeval": f"AlpacaEval references ({experiment.analysis.calibration.alpacaeval_references})",
-        "gsm8k": "GSM8K test gold solutions (MetaMath format)",
-        "math": f"MATH {experiment.evaluate.math_split} solutions",
-    }
-    return labels.get(task, task)
 
 
 def reference_sets(experiment: Any, tokenizer: Any) -> dict[str, tuple[ReferenceSet, list[Any]]]:
@@ -113,11 +110,12 @@ def score_model(
     heldout: list[dict[str, Any]] | None,
     workdir: Path,
     base: bool = False,
-) -> tuple[ModelScores, Any, dict]:
+) -> tuple[ModelScores, Any, Mapping[str, tuple[ReferenceSet, list[Any]]]]:
     """Load one model, make its pass, and return its calibration statistics and (if ``heldout``) clustering.
 
     ``references`` None: drawn here with this model's tokenizer (the first model of a run). Returns the
-    scores, the ``ModelAnalysis`` (or None) and the references used.
+    scores, the ``clustering.ModelAnalysis`` (None without ``heldout``) and the references used (drawn set and
+    its ``TargetExample`` list per task).
     """
     from ual.analysis import hidden_states as hs
     from ual.analysis.clustering import measure_states
@@ -315,7 +313,7 @@ def run_stage(
                                 "paired (the same weights for both models)",
                       "confidence": cal.CONFIDENCE, "resamples": resamples, "seed": seed},
         "references": {
-            task: {"label": _task_label(experiment, task), "origin": ref.origin, "n_available": ref.n_available,
+            task: {"label": reference_label(experiment, task), "origin": ref.origin, "n_available": ref.n_available,
                    "n_eligible": ref.n_eligible, "n_samples": len(ref.records), "ids_sha256": ref.ids_sha256}
             for task, ref in drawn.items()
         },
