@@ -178,10 +178,11 @@ def test_calibration_table_cells_order_and_paired_differences(tmp_path):
                                        "UAL, per-dataset mean eps", "UAL (eps_max = 0.5)"]
     rows = table.set_index("model")
     assert rows.loc["UAL", "NLL (nats/token)"] == "1.220 [1.210, 1.230]"
-    assert rows.loc["UAL", "NLL - SFT"] == "0.020 [0.018, 0.022]"
-    assert rows.loc["UAL", "NLL - base"] == "-0.280 [-0.282, -0.278]"
+    assert rows.loc["UAL", "NLL - SFT"] == "0.0200 [0.0180, 0.0220]"
+    assert rows.loc["UAL", "NLL - base"] == "-0.2800 [-0.2820, -0.2780]"
+    assert rows.loc["UAL", "perplexity"] == "3.387 [3.377, 3.397]"  # e^1.22, 4 significant digits
     assert rows.loc["SFT", "NLL - SFT"] == "reference" and rows.loc["base model (untrained)", "NLL - base"] == "reference"
-    assert rows.loc["base model (untrained)", "NLL - SFT"] == "0.300 [0.298, 0.302]"
+    assert rows.loc["base model (untrained)", "NLL - SFT"] == "0.3000 [0.2980, 0.3020]"
     assert set(table["task"]) == {"GSM8K test gold solutions (MetaMath format)"} and set(table["references"]) == {"40"}
     assert set(table["scenario"]) == {"mixed"}  # a scenario without results adds no rows
 

@@ -116,8 +116,8 @@ def loss_figure(train: pd.DataFrame, scenarios: list[str]):
         ax.set_ylabel("training loss (label-smoothed CE)")
         ax.legend(fontsize=7)
     note = ("band: +- 1 SE over seeds" if n_seeds > 1 else
-            "one seed: no interval (each point is one run's minibatch loss; its spread over seeds is unmeasured)")
-    fig.suptitle(note, fontsize=9)
+            "one seed: no interval\n(each point is one run's minibatch loss; its spread over seeds is unmeasured)")
+    fig.suptitle(note, fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -173,12 +173,12 @@ def _model_order(names: set[str]) -> list[str]:
     return sorted(names, key=key)
 
 
-def _interval_cell(part: pd.DataFrame, digits: int = 3) -> str:
+def _interval_cell(part: pd.DataFrame, spec: str = ".3f") -> str:
     """Mean over seeds; the 95 % interval of the first seed (every seed's in the JSON)."""
     if part.empty:
         return "n/a"
     first = part.sort_values("seed").iloc[0]
-    return f"{part['value'].mean():.{digits}f} [{first['ci_low']:.{digits}f}, {first['ci_high']:.{digits}f}]"
+    return f"{part['value'].mean():{spec}} [{first['ci_low']:{spec}}, {first['ci_high']:{spec}}]"
 
 
 def calibration_table(calibration: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
@@ -196,13 +196,14 @@ def calibration_table(calibration: pd.DataFrame, scenarios: list[str]) -> pd.Dat
                 row = {"scenario": scenario, "task": of_task["task_label"].iloc[0], "model": variant_label(model),
                        "references": str(int(values["n_samples"].iloc[0])) if len(values) else "n/a"}
                 for metric, label in CALIBRATION_METRICS.items():
-                    row[label] = _interval_cell(values[values.metric == metric])
+                    spec = ".4g" if metric == "perplexity" else ".3f"
+                    row[label] = _interval_cell(values[values.metric == metric], spec)
                 for (reference, metric), label in CALIBRATION_DIFFERENCES.items():
                     if model == reference:
                         row[label] = "reference"
                         continue
                     diff = cells[(cells.quantity == f"minus_{reference}") & (cells.metric == metric)]
-                    row[label] = _interval_cell(diff)
+                    row[label] = _interval_cell(diff, ".4f")  # differences are small: one more digit
                 rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
