@@ -1,8 +1,10 @@
-"""The openai elicitor against a fake OpenAI-compatible server on 127.0.0.1 started by the test.
+"""Fault injection: the openai elicitor against a fake OpenAI-compatible server on 127.0.0.1.
 
-Covers: log-probability expected score and parsed integers, 429 then success, 500s past the retry budget
-(missing, run fails with the count, not cached), garbage replies, a CLI run killed with SIGKILL and
-resumed (no duplicate, no lost record, no repeated request), and that the API key is in no written file.
+The real server (llama.cpp) is tested in test_elicit_server.py; this fake only injects what a real one
+does not do on demand: 429 (with and without Retry-After), 500s past the retry budget (missing, run fails
+with the count, not cached, no stale sidecar), hangs (timeouts), garbage and non-JSON replies, two runs
+sharing one cache at the same time (no paid request and no line twice), and that the API key is in no
+written file.
 """
 
 from __future__ import annotations
@@ -245,11 +247,12 @@ def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(
     out = tmp_path / "out" / "scores.jsonl"
     with pytest.raises(SystemExit) as info:
         main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
-    assert str(info.value).startswith("error: 6 of 6 samples could not be scored (missing")
+    assert str(info.value).startswith("error: 6 of 6 samples could not be scored (missing: 6 requests failed")
     assert "InternalServerError" in str(info.value) and SECRET not in str(info.value)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and all(r["missing"] and r["error"].startswith("InternalServerError") for r in rows)
     assert len(server.calls) == 6 * 3  # first try + max_retries=2, per sample
+    assert not (tmp_path / "out" / "scores.jsonl.meta.json").exists()  # no sidecar for a failed run
     # the server recovers: failed requests were not cached as answers, so the rerun asks again and succeeds
     failing["on"] = False
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
@@ -274,3 +277,66 @@ def test_on_missing_median_lets_the_run_finish_with_missing_recorded(
     assert sum(expected) > 0 and [r["missing"] for r in rows] == expected
     assert all(r["raw"] == "no idea" and r["score"] is None for r in rows if r["missing"])
     assert json.loads((tmp_path / "scores.jsonl.meta.json").read_text())["n_missing"] == sum(expected)
+
+
+def test_retry_after_is_honoured(server_factory, tmp_path):
+    headers = [{"Retry-After": "3"}, {"retry-after-ms": "2500"}]
+
+    def limited(prompt: str, nth: int):
+        if nth <= 2:
+            return 429, {"error": {"message": "rate limited"}}, headers[nth - 1]
+        return good(prompt, nth)
+
+    server = server_factory(limited)
+    elicitor = OpenAIElicitor(cfg(server, retry_wait_s=0.01, max_retries=3), "openai:fake-gpt")
+    slept: list[float] = []
+    elicitor.sleep = slept.append  # record the waits instead of sleeping them
+    rows, stats = elicit_scores(records(1), elicitor, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.missing == 0 and len(server.calls) == 3
+    assert slept == elicitor.retry_waits and len(slept) == 2
+    assert slept[0] >= 3.0 and slept[1] >= 2.5  # at least what the server asked for
+    assert slept[0] < 3.1 and slept[1] < 2.6  # ... not the exponential backoff on top
+
+
+def test_a_hanging_server_times_out_and_is_retried(server_factory, tmp_path):
+    def hangs_once(prompt: str, nth: int):
+        if nth == 1:
+            time.sleep(2.0)  # longer than timeout_s
+        return good(prompt, nth)
+
+    server = server_factory(hangs_once)
+    elicitor = OpenAIElicitor(cfg(server, timeout_s=0.5, max_retries=1), "openai:fake-gpt")
+    rows, stats = elicit_scores(records(2), elicitor, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.missing == 0 and len(server.calls) == 4 and len(elicitor.retry_waits) == 2
+    assert [r["score"] for r in rows] == [fake_score(build_elicit_prompt(r, "v1")) for r in records(2)]
+
+
+def test_two_runs_sharing_a_cache_pay_once_and_write_each_line_once(server_factory, tmp_path, data_mirror):
+    server = server_factory(good, delay_s=0.1)
+    experiments = []
+    for name in ("first", "second"):  # two experiments, the same elicitor and samples, one cache
+        folder = tmp_path / name
+        folder.mkdir()
+        shared = str(tmp_path / "c")
+        experiments.append(write_experiment(folder, server, size=8, concurrency=2, cache_dir=shared))
+    env = os.environ | {"UAL_DATA_MIRROR": str(data_mirror), KEY_ENV: SECRET}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ual.elicit", "--experiment", str(e), "--out", str(e.parent / "s.jsonl")],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for e in experiments
+    ]
+    for run in runs:
+        output = run.communicate(timeout=300)[0].decode()
+        assert run.returncode == 0, output[-2000:]
+    cache = cache_path(load_experiment(experiments[0]).elicit)
+    keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 16  # each line once
+    assert len(server.calls) == len(set(server.calls)) == 16  # each paid request once
+    first, second = ([json.loads(x) for x in (e.parent / "s.jsonl").read_text().splitlines()]
+                     for e in experiments)
+    assert first == second and not any(r["missing"] for r in first)
+    metas = [json.loads((e.parent / "s.jsonl.meta.json").read_text()) for e in experiments]
+    assert sum(m["n_http_requests"] for m in metas) == 16
+    assert_key_never_written(tmp_path)
