@@ -3,6 +3,7 @@
 Command::
 
     python -m ual.elicit --experiment experiments/tiny.yaml --out results/tiny/elicit/scores.jsonl [--cache F]
+    python -m ual.elicit --experiment experiments/paper_llama2-7b.yaml --estimate     # the bill, no call
 
 Reads the experiment's ``data`` (the union of the high and low slices, which covers every scenario) and
 ``elicit`` sections; writes ``scores.jsonl`` (``ual.elicit.records.write_scores``) and, only when the run
@@ -82,15 +83,30 @@ def _missing_message(stats: RunStats, n: int, out: Path) -> str:
     )
 
 
+def _print_estimate(path: Path) -> None:
+    from ual.config import ConfigError, load_experiment
+    from ual.data import DataError
+    from ual.elicit.estimate import estimate_bill, format_bill
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        print(format_bill(estimate_bill(load_experiment(path))))
+    except (ConfigError, DataError, ValueError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Elicit an uncertainty score for every training sample.")
     parser.add_argument("--experiment", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=None, help="scores.jsonl to write")
     parser.add_argument("--cache", type=Path, default=None, help="cache JSONL (default: elicit.cache_dir)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--estimate", action="store_true", help="print the bill; no request")
     args = parser.parse_args(argv)
+    if args.estimate:
+        return _print_estimate(args.experiment)
     if args.out is None:
-        parser.error("--out is required")
+        parser.error("--out is required (or --estimate)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from ual.config import ConfigError, load_experiment
