@@ -90,6 +90,15 @@ class LocalServer:
         self.base_url = self._server.listening_address.rstrip("/") + "/v1"
         logger.info("serving %s as '%s' at %s (%d slots)", self.gguf.name, alias, self.base_url, n_parallel)
 
+    def prompt_tokens_processed(self) -> float:
+        """Prompt tokens llama.cpp has evaluated so far (``/metrics``); unchanged = no request served."""
+        import urllib.request
+
+        url = self.base_url.removesuffix("/v1") + "/metrics"
+        text = urllib.request.urlopen(url, timeout=30).read().decode()
+        (line,) = [x for x in text.splitlines() if x.startswith("llamacpp:prompt_tokens_total ")]
+        return float(line.split()[1])
+
     def close(self) -> None:
         """Stop the server (it stops when the object is deleted; this makes it explicit)."""
         if getattr(self, "_server", None) is not None:

@@ -53,13 +53,6 @@ def server_experiment(tmp_path: Path, base_url: str, alias: str, size: int | Non
     return path
 
 
-def prompt_tokens_total(base_url: str) -> float:
-    """llama.cpp's counter of prompt tokens it has processed (moves with every request)."""
-    text = urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=30).read().decode()
-    (line,) = [line for line in text.splitlines() if line.startswith("llamacpp:prompt_tokens_total ")]
-    return float(line.split()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, llama_server, data_mirror):
     """The tiny profile scored over HTTP once: (experiment path, output path, rows, meta)."""
@@ -83,11 +76,11 @@ def test_every_tiny_sample_is_scored_from_logprobs(served):
 
 def test_rerun_from_the_cache_sends_no_request(served, llama_server):
     experiment, out, rows, _ = served
-    before = prompt_tokens_total(llama_server.base_url)
+    before = llama_server.prompt_tokens_processed()
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
     meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
     assert meta["n_http_requests"] == 0 and meta["n_cached"] == 32
-    assert prompt_tokens_total(llama_server.base_url) == before
+    assert llama_server.prompt_tokens_processed() == before
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
 
 
