@@ -236,12 +236,13 @@ def bench_server(records: list[dict], threads: int) -> dict:
                         chunk, OpenAIElicitor(_served_cfg(server, concurrency)), cache, "v1", progress=False
                     )
                     seconds = time.perf_counter() - start
-                    results["cells"][f"slots{n_parallel}_inflight{concurrency}"] = {
+                    cell = results["cells"][f"slots{n_parallel}_inflight{concurrency}"] = {
                         "seconds": round(seconds, 3),
                         "samples_per_s": round(len(chunk) / seconds, 3),
                         "http_requests": stats.http_requests,
                         "missing": stats.missing,
                     }
+                    print(f"  {n_parallel} slots, {concurrency} in flight: {cell}", flush=True)
                 if n_parallel == slots[-1]:  # the cached rerun of the last cell: no request
                     before = server.prompt_tokens_processed()
                     _, stats = elicit_scores(

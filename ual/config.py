@@ -93,8 +93,10 @@ class ElicitConfig(_Section):
     )
     prompt_version: str = Field(pattern=r"^v\d+$")
     on_missing: Literal["fail", "median"]
-    method: Literal["verbalized"] = Field(
-        default="verbalized", description="verbalized: the elicitor rates the sample 1..10 (the paper)"
+    method: Literal["verbalized", "entropy"] = Field(
+        default="verbalized",
+        description="verbalized: the elicitor rates the sample 1..10 (the paper); entropy: mean per-token "
+        "predictive entropy of the reference response under the elicitor (hf only), min-max normalised",
     )
     top_logprobs: int = Field(
         default=20,
@@ -137,6 +139,8 @@ class ElicitConfig(_Section):
             raise ValueError(
                 "the OpenAI API (base_url null) needs api_key_env; null is for keyless local servers"
             )
+        if self.method == "entropy" and self.backend != "hf":
+            raise ValueError("method 'entropy' needs the hf backend (it reads full distributions)")
         return self
 
 

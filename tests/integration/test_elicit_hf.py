@@ -7,11 +7,9 @@ The 2-layer model puts no answer token among its top 20, so most tests read the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from ual.data import load_records, subsample
 from ual.elicit import ScoreCache, build_elicit_prompt, elicit_scores, expected_score, main
@@ -19,7 +17,6 @@ from ual.elicit.core import split_ten
 from ual.elicit.hf import HFElicitor, answer_token_ids
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 ALL = 1 << 20  # top_logprobs beyond the vocabulary: every token
 
 
@@ -102,17 +99,13 @@ def test_two_token_ten_and_top_k_match_separate_forward_passes(tiny_smollm2, sam
         assert reply.answer_mass == pytest.approx(sum(mass.values()), rel=1e-4)
 
 
-def test_cli_with_a_local_two_layer_checkpoint(tiny_smollm2, tmp_path, data_mirror, monkeypatch):
+def test_cli_with_a_local_two_layer_checkpoint(tiny_smollm2, tmp_path, data_mirror, monkeypatch,
+                                               tiny_variant):
     model, tokenizer = tiny_smollm2
     folder = tmp_path / "smollm2-2layers"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
-    raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = 2
-    raw["elicit"] |= {"model": str(folder), "batch_size": 4, "cache_dir": str(tmp_path / "cache")}
-    raw["elicit"]["top_logprobs"] = ALL
-    experiment = tmp_path / "hf2.yaml"
-    experiment.write_text(yaml.safe_dump(raw))
+    experiment = tiny_variant(tmp_path, size=2, model=str(folder), batch_size=4, top_logprobs=ALL)
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     out = tmp_path / "scores.jsonl"
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])

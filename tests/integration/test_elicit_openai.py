@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ual.config import ElicitConfig, load_experiment
 from ual.data import build_scenario
@@ -215,35 +212,20 @@ def test_non_json_body_is_missing_not_a_crash(server_factory, tmp_path):
     assert stats.missing == 2 and all(r["missing"] for r in rows)
 
 
-def write_experiment(tmp_path: Path, server: FakeOpenAI, size: int, **elicit) -> Path:
-    raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
-    raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
-    raw["elicit"] = {
-        "backend": "openai",
-        "model": "fake-gpt",
-        "prompt_version": "v1",
-        "on_missing": "fail",
-        "base_url": server.base_url,
-        "api_key_env": KEY_ENV,
-        "max_retries": 2,
-        "retry_wait_s": 0.01,
-        "timeout_s": 10.0,
-        "cache_dir": str(tmp_path / "cache"),
-    } | elicit
-    path = tmp_path / "fake.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def fake_elicit(server: FakeOpenAI) -> dict:
+    return {"backend": "openai", "model": "fake-gpt", "base_url": server.base_url, "api_key_env": KEY_ENV,
+            "max_retries": 2, "retry_wait_s": 0.01, "timeout_s": 10.0}
 
 
 def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(
-    server_factory, tmp_path, data_mirror, monkeypatch
+    server_factory, tmp_path, data_mirror, monkeypatch, tiny_variant
 ):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     failing = {"on": True}
     server = server_factory(
         lambda p, nth: (500, {"error": {"message": f"boom {SECRET}"}}) if failing["on"] else good(p, nth)
     )
-    experiment = write_experiment(tmp_path, server, size=3)
+    experiment = tiny_variant(tmp_path, size=3, elicit=fake_elicit(server))
     out = tmp_path / "out" / "scores.jsonl"
     with pytest.raises(SystemExit) as info:
         main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
@@ -264,11 +246,13 @@ def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(
 
 
 def test_on_missing_median_lets_the_run_finish_with_missing_recorded(
-    server_factory, tmp_path, data_mirror, monkeypatch
+    server_factory, tmp_path, data_mirror, monkeypatch, tiny_variant
 ):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     server = server_factory(lambda p, nth: (200, completion("no idea" if fake_score(p) <= 3 else "4")))
-    experiment = write_experiment(tmp_path, server, size=10, on_missing="median", concurrency=8)
+    experiment = tiny_variant(
+        tmp_path, size=10, elicit=fake_elicit(server), on_missing="median", concurrency=8
+    )
     out = tmp_path / "scores.jsonl"
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -311,14 +295,17 @@ def test_a_hanging_server_times_out_and_is_retried(server_factory, tmp_path):
     assert [r["score"] for r in rows] == [fake_score(build_elicit_prompt(r, "v1")) for r in records(2)]
 
 
-def test_two_runs_sharing_a_cache_pay_once_and_write_each_line_once(server_factory, tmp_path, data_mirror):
+def test_two_runs_sharing_a_cache_pay_once_and_write_each_line_once(
+    server_factory, tmp_path, data_mirror, tiny_variant
+):
     server = server_factory(good, delay_s=0.1)
     experiments = []
     for name in ("first", "second"):  # two experiments, the same elicitor and samples, one cache
         folder = tmp_path / name
         folder.mkdir()
         shared = str(tmp_path / "c")
-        experiments.append(write_experiment(folder, server, size=8, concurrency=2, cache_dir=shared))
+        experiment = tiny_variant(folder, 8, elicit=fake_elicit(server), concurrency=2, cache_dir=shared)
+        experiments.append(experiment)
     env = os.environ | {"UAL_DATA_MIRROR": str(data_mirror), KEY_ENV: SECRET}
     runs = [
         subprocess.Popen(

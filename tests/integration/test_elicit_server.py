@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ual.config import load_experiment
 from ual.elicit import ScoreCache, build_elicit_prompt, cache_path, elicit_scores, main
@@ -32,32 +31,17 @@ REPO = Path(__file__).resolve().parents[2]
 HF_TOLERANCE = 0.25  # max |score_hf - score_openai|: 0.174 measured on the 32 tiny samples (README)
 
 
-def server_experiment(tmp_path: Path, base_url: str, alias: str, size: int | None = None, **elicit) -> Path:
-    """experiments/tiny.yaml with its elicitor served over HTTP (keyless) and a private cache."""
-    raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
-    if size is not None:
-        raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
-    raw["elicit"] = {
-        "backend": "openai",
-        "model": alias,
-        "prompt_version": "v1",
-        "on_missing": "fail",
-        "base_url": base_url,
-        "api_key_env": None,
-        "concurrency": 2,
-        "timeout_s": 300.0,
-        "cache_dir": str(tmp_path / "cache"),
-    } | elicit
-    path = tmp_path / "served.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def served_elicit(base_url: str, alias: str) -> dict:
+    """The elicitor served over HTTP by a keyless server."""
+    return {"backend": "openai", "model": alias, "base_url": base_url, "api_key_env": None, "concurrency": 2,
+            "timeout_s": 300.0}
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, llama_server, data_mirror):
+def served(tmp_path_factory, llama_server, data_mirror, tiny_variant):
     """The tiny profile scored over HTTP once: (experiment path, output path, rows, meta)."""
     tmp = tmp_path_factory.mktemp("served")
-    experiment = server_experiment(tmp, llama_server.base_url, llama_server.alias)
+    experiment = tiny_variant(tmp, elicit=served_elicit(llama_server.base_url, llama_server.alias))
     out = tmp / "scores.jsonl"
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -116,9 +100,10 @@ class CountingProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def test_killed_run_loses_nothing_and_repeats_no_answered_request(tmp_path, llama_server, data_mirror):
+def test_killed_run_loses_nothing_and_repeats_no_answered_request(tmp_path, llama_server, data_mirror,
+                                                                  tiny_variant):
     proxy = CountingProxy(llama_server.base_url)
-    experiment = server_experiment(tmp_path, proxy.base_url, llama_server.alias, size=4)
+    experiment = tiny_variant(tmp_path, size=4, elicit=served_elicit(proxy.base_url, llama_server.alias))
     cfg = load_experiment(experiment).elicit
     out, cache = tmp_path / "scores.jsonl", cache_path(cfg)
     command = [sys.executable, "-m", "ual.elicit", "--experiment", str(experiment), "--out", str(out)]

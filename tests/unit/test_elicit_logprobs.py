@@ -134,6 +134,10 @@ def test_scorer_name_and_keyless_config():
     assert set(Scripted(chat_completion("1", None))._headers) == {"Authorization"}  # omitted, not a dummy key
     with pytest.raises(ValueError, match="base_url null.* needs api_key_env"):
         ElicitConfig(**base)
+    with pytest.raises(ValueError, match="method 'entropy' needs the hf backend"):
+        ElicitConfig(**base, base_url="http://h/v1", method="entropy")
+    hf = ElicitConfig(**(base | {"backend": "hf"}), method="entropy")
+    assert scorer_name(hf) == "entropy"
 
 
 def test_retry_after_headers_are_parsed():

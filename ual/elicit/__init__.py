@@ -7,6 +7,7 @@ Outputs: ``scores.jsonl``, one score record per sample in data order (schema, re
 provenance). Command::
 
     python -m ual.elicit --experiment experiments/tiny.yaml --out results/tiny/elicit/scores.jsonl [--cache F]
+    python -m ual.elicit --experiment experiments/paper_llama2-7b.yaml --estimate
 
 Modules (no import cycle: core <- records <- cache <- run <- cli; backends import core only):
 - ``core``: prompt, reply parsing, the expected score from answer-token probabilities, names, cache keys;
@@ -14,9 +15,12 @@ Modules (no import cycle: core <- records <- cache <- run <- cli; backends impor
   and writer, used by ``ual.smoothing`` and ``ual.report``);
 - ``cache``: the append-only, kill-safe, lock-protected cache shared between runs;
 - ``run``: ``elicit_scores`` (concurrency, claims, stats); ``cli``: the command line;
-- backends by name in ``registry.ELICITORS``: ``hf`` (a local transformers model, ``ual.elicit.hf``) and
-  ``openai`` (any OpenAI-compatible endpoint, ``ual.elicit.openai``). Both compute the same quantity
-  (``ual.elicit.core``); their docstrings say how.
+- elicitors by (backend, method) in ``registry.ELICITORS``: ``hf`` (a local transformers model,
+  ``ual.elicit.hf``) and ``openai`` (any OpenAI-compatible endpoint, ``ual.elicit.openai``) for the
+  paper's verbalized score (``elicit.method: verbalized``, the default; both compute the same quantity,
+  ``ual.elicit.core``), and ``hf`` with ``method: entropy`` (``ual.elicit.entropy``: mean predictive
+  entropy of the reference response, normalised over the training set);
+- ``estimate``: the bill (requests, tokens, cost) before any call (``--estimate``).
 
 Cache key: sha256(sample id, prompt version, elicitor, scorer), the sample id being the content hash of
 the sample. Missing samples fail the run with the count unless ``elicit.on_missing: median``
@@ -24,7 +28,7 @@ the sample. Missing samples fail the run with the count unless ``elicit.on_missi
 
 Changelog: v1 - initial (prompt elicit_uncertainty_v1); v2 - a package (was ual/elicit.py and
 ual/elicit_backends.py); the openai backend reads the hf backend's quantity; validated records; shared,
-locked cache; the scorer in the cache key.
+locked cache; the scorer in the cache key; method entropy; --estimate.
 """
 
 from __future__ import annotations

@@ -122,6 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         cache = ScoreCache(args.cache or cache_path(cfg))
         elicitor = build_elicitor(cfg)
         rows, stats = elicit_scores(records, elicitor, cache, cfg.prompt_version, not args.no_progress)
+        normaliser: dict = {}
+        if cfg.method == "entropy":  # uncertainty relative to this training set
+            from ual.elicit.entropy import normalise_entropy
+
+            rows, normaliser = normalise_entropy(rows)
     except (ConfigError, DataError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
     write_scores(args.out, rows)
@@ -139,4 +144,5 @@ def main(argv: list[str] | None = None) -> None:
         logger.warning("%d samples scored from the reply text (no logprobs came back)", stats.no_logprobs)
     if stats.missing and cfg.on_missing == "fail":
         raise SystemExit(_missing_message(stats, len(rows), args.out))
-    write_text_atomic(meta_path, json.dumps(_meta(experiment, cache, rows, stats), indent=2) + "\n")
+    meta = _meta(experiment, cache, rows, stats) | normaliser
+    write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")

@@ -1,8 +1,9 @@
-"""The elicitor backends by name: ``ELICITORS[cfg.backend](cfg) -> Elicitor``.
+"""The elicitor backends by name: ``ELICITORS[(cfg.backend, cfg.method)](cfg) -> Elicitor``.
 
-Adding a backend: a module ``ual/elicit/<name>.py`` with a class following ``ual.elicit.core.Elicitor``
-and a ``build(cfg)`` factory, plus one line here (and the name in ``ElicitConfig.backend``). Backends are
-imported when built, so importing ``ual.elicit`` does not import torch or openai.
+Adding a backend (or a method for one): a module ``ual/elicit/<name>.py`` with a class following
+``ual.elicit.core.Elicitor`` and a ``build(cfg)`` factory, plus one line here (and the name in
+``ElicitConfig.backend`` / ``method``). Backends are imported when built, so importing ``ual.elicit`` does
+not import torch or openai.
 
 Changelog: v1 - initial.
 """
@@ -26,14 +27,18 @@ def _lazy(module: str) -> Callable[[ElicitConfig], Elicitor]:
     return build
 
 
-ELICITORS: dict[str, Callable[[ElicitConfig], Elicitor]] = {
-    "hf": _lazy("ual.elicit.hf"),
-    "openai": _lazy("ual.elicit.openai"),
+ELICITORS: dict[tuple[str, str], Callable[[ElicitConfig], Elicitor]] = {
+    ("hf", "verbalized"): _lazy("ual.elicit.hf"),
+    ("openai", "verbalized"): _lazy("ual.elicit.openai"),
+    ("hf", "entropy"): _lazy("ual.elicit.entropy"),
 }
 
 
 def build_elicitor(cfg: ElicitConfig) -> Elicitor:
-    """The registered backend of ``cfg``."""
-    if cfg.backend not in ELICITORS:
-        raise ValueError(f"unknown elicitor backend '{cfg.backend}'; registered: {sorted(ELICITORS)}")
-    return ELICITORS[cfg.backend](cfg)
+    """The registered elicitor of ``cfg`` (backend and method)."""
+    if (cfg.backend, cfg.method) not in ELICITORS:
+        raise ValueError(
+            f"no elicitor for backend '{cfg.backend}' with method '{cfg.method}'; "
+            f"registered: {sorted(ELICITORS)}"
+        )
+    return ELICITORS[(cfg.backend, cfg.method)](cfg)
