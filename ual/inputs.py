@@ -15,7 +15,7 @@ file reruns its group's fetch job and, through the dependency, exactly the jobs 
 Used by ``python -m ual.data fetch --experiment [--group]`` (which manifest files to fetch, and the record it
 writes), by the workflow (``workflow/rules/common.smk``) and by ``ual.report`` (the provenance of every table
 lists the records, ``read_sources_records``). This module writes and reads the record files. It sits above
-``ual.data`` and ``ual.evaluate`` (whose ``TASKS`` say which split a task reads), so neither imports the
+``ual.data`` and ``ual.tasks`` (whose ``TASKS`` say which split a task reads), so neither imports the
 other.
 
 Changelog: v1 - initial.
@@ -33,7 +33,7 @@ from ual.config import Experiment
 from ual.data import DATASETS, MANIFEST, REFERENCE_FILES, DataError, ManifestFile, resolve_mirror
 from ual.data.load import file_record, split_record
 from ual.data.manifest import file_sha256
-from ual.evaluate import TASKS
+from ual.tasks import TASKS
 from ual.provenance import write_text_atomic
 
 __all__ = [
@@ -94,7 +94,7 @@ def experiment_inputs(experiment: Experiment) -> list[DataInput]:
     for task in evaluate.tasks:
         spec = TASKS[task]
         inputs.append(DataInput(f"evaluate.{task}", spec.dataset, spec.split or evaluate.math_split))
-        if task == "alpacaeval":  # ual.evaluate.alpacaeval judges against these reference outputs
+        if task == "alpacaeval":  # ual.tasks.alpacaeval judges against these reference outputs
             inputs.append(DataInput("evaluate.alpacaeval.references", reference=evaluate.reference_outputs))
     return inputs
 

@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ual.config import DataConfig
+from ual.config import SCENARIO_SLICES, SCENARIOS, DataConfig
 from ual.data.manifest import MANIFEST, describe_mirror, file_sha256, resolve_mirror
 from ual.data.normalise import field
 from ual.data.registry import DATASETS, MATH_SUBJECTS, REFERENCE_FILES, Source
@@ -253,11 +253,10 @@ def _origin(dataset: str, split: str, mirror: str | Path | None) -> str:
 
 def build_scenario(data_cfg: DataConfig, scenario: str) -> list[dict]:
     """Training set of a scenario: ``high``, ``low`` or ``mixed`` (= high followed by low)."""
-    if scenario not in ("high", "low", "mixed"):
-        raise DataError(f"unknown scenario '{scenario}'; expected high, low or mixed")
-    parts = ("high", "low") if scenario == "mixed" else (scenario,)
+    if scenario not in SCENARIOS:
+        raise DataError(f"unknown scenario '{scenario}'; expected {', '.join(SCENARIOS)}")
     records: list[dict] = []
-    for part in parts:
+    for part in SCENARIO_SLICES[scenario]:
         slice_ = getattr(data_cfg, part)
         loaded = load_records(slice_.dataset, slice_.split, data_cfg.mirror)
         origin = f"data.{part}: " + _origin(slice_.dataset, slice_.split, data_cfg.mirror)

@@ -21,14 +21,11 @@ import pandas as pd
 
 from ual.config import load_experiment
 from ual.report import collect, figures, tables
+from ual.variants import ablation_scenario
 
 logger = logging.getLogger(__name__)
 
 REPORTED = Path(__file__).resolve().parents[2] / "resources" / "paper_reported.csv"
-
-
-def ablation_scenario(experiment) -> str:
-    return "mixed" if "mixed" in experiment.data.scenarios else experiment.data.scenarios[0]
 
 
 def _data_sources(args: argparse.Namespace) -> list[dict] | None:
@@ -48,8 +45,8 @@ def make_tables(args: argparse.Namespace) -> list[Path]:
     built = {
         "table_main": ("Main results: scenario x method (percent)",
                        tables.main_table(metrics, reported, scenarios, tasks)),
-        "table_ablation": (f"Ablation on the {ablation_scenario(experiment)} scenario (percent)",
-                           tables.ablation_table(metrics, ablation_scenario(experiment), tasks, eps.eps_max,
+        "table_ablation": (f"Ablation on the {ablation_scenario(scenarios)} scenario (percent)",
+                           tables.ablation_table(metrics, ablation_scenario(scenarios), tasks, eps.eps_max,
                                                  list(eps.ablation_eps_max))),
         "table_clustering": ("Token clustering of hidden states by target token",
                              tables.clustering_table(collect.read_clustering(args.clustering))),
@@ -65,7 +62,7 @@ def make_figures(args: argparse.Namespace) -> list[Path]:
     experiment = load_experiment(args.experiment)
     metrics = collect.read_metrics(args.metrics)
     provenance = collect.provenance_summary(metrics, experiment, data_sources=_data_sources(args))
-    eps, scenario = experiment.epsilon, ablation_scenario(experiment)
+    eps, scenario = experiment.epsilon, ablation_scenario(list(experiment.data.scenarios))
     written = figures.save_figure(figures.uncertainty_figure(collect.read_scores(args.scores)), args.out,
                                   "fig_uncertainty", provenance)
     cluster_dir = next((Path(p).parent for p in args.clustering if Path(p).parent.name == scenario), None)

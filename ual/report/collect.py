@@ -6,7 +6,8 @@ Inputs (paths are given explicitly by the workflow; nothing is globbed):
   and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
 - elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
 - clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` (ual.analysis.clustering);
-- training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train).
+- training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train; the variant folder is
+  checked with ``ual.variants.Variant.parse``).
 Outputs: pandas DataFrames; percentages are in 0..100.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ual.variants import Variant
 
 __all__ = ["read_metrics", "read_scores", "read_clustering", "read_train_logs", "provenance_summary"]
 
@@ -128,6 +131,10 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
         data = _load(path)
         parts = Path(path).parts
         variant, scenario = parts[-2], parts[-3]
+        try:
+            Variant.parse(variant)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a .../<scenario>/<variant>/train_metrics.json ({exc})") from None
         seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
         for entry in data.get("steps", []):
             if entry.get("loss") is not None:

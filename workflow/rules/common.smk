@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from ual.config import config_hash, load_experiment, resolved_config
+from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
+from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
 from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
@@ -74,11 +75,10 @@ def scored_data(wildcards):
 SEEDS = EXP.train.seeds
 SCENARIOS = EXP.data.scenarios
 TASKS = EXP.evaluate.tasks
-MAIN_METHODS = [m for m in ("sft", "ls", "ual") if m in EXP.train.methods]
-# The ablation runs on the mixed scenario (the paper's headline setting), or the first scenario if absent.
-ABLATION_SCENARIO = "mixed" if "mixed" in SCENARIOS else SCENARIOS[0]
-ABLATION_VARIANTS = [m for m in ("ual_shuffled",) if m in EXP.train.methods] + [
-    f"ual_epsmax{v:g}" for v in EXP.epsilon.ablation_eps_max if v != EXP.epsilon.eps_max
+MAIN_METHODS = [m for m in MAIN_TABLE_METHODS if m in EXP.train.methods]
+ABLATION_SCENARIO = ablation_scenario(SCENARIOS)
+ABLATION_VARIANTS = [
+    v.name for v in ablation_variants(EXP.train.methods, EXP.epsilon.eps_max, EXP.epsilon.ablation_eps_max)
 ]
 
 
@@ -86,7 +86,7 @@ wildcard_constraints:
     exp=re.escape(NAME),
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
-    variant=r"sft|ls|ual|ual_shuffled|ual_epsmax[0-9.]+",
+    variant=VARIANT_PATTERN,
     task="|".join(TASKS),
     group="|".join(DATA_GROUPS),
 
@@ -105,14 +105,14 @@ def train_launcher(wildcards, resources):
 
 def variant_method(wildcards):
     """The training method of a variant: ual_epsmax0.3 is UAL with another eps_max."""
-    return "ual" if wildcards.variant.startswith("ual_epsmax") else wildcards.variant
+    return Variant.parse(wildcards.variant).method
 
 
 def smoothing_args(wildcards):
     """ual.smoothing arguments for a variant: the method, and eps_max for the ablation sweep."""
-    if wildcards.variant.startswith("ual_epsmax"):
-        return f"--method ual --eps-max {wildcards.variant.removeprefix('ual_epsmax')}"
-    return f"--method {wildcards.variant}"
+    variant = Variant.parse(wildcards.variant)
+    eps_max = "" if variant.eps_max is None else f" --eps-max {variant.eps_max:g}"
+    return f"--method {variant.method}{eps_max}"
 
 
 def trained_variants():
