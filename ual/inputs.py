@@ -30,11 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from ual.config import Experiment
-from ual.data import DATASETS, MANIFEST, REFERENCE_FILES, DataError, ManifestFile, resolve_mirror
-from ual.data.load import file_record, split_record
+from ual.data import (
+    DATASETS,
+    MANIFEST,
+    REFERENCE_FILES,
+    DataError,
+    ManifestFile,
+    file_record,
+    resolve_mirror,
+    split_record,
+)
 from ual.data.manifest import file_sha256
-from ual.tasks import TASKS
 from ual.provenance import write_text_atomic
+from ual.tasks import TASKS
 
 __all__ = [
     "DataInput",

@@ -141,7 +141,8 @@ def _download(entry: ManifestFile, target: Path, base_url: str | None, attempts:
                 _transfer(entry, url, part, progress)
     except _Retry as exc:
         kept = part.stat().st_size if part.is_file() else 0
-        raise _Unreachable(f"{exc}; {kept} bytes kept in {part}, a rerun resumes there") from None
+        resume = f"; {kept} bytes kept in {part}, a rerun resumes there" if kept else ""
+        raise _Unreachable(f"{exc}{resume}") from None
     size, sha256 = part.stat().st_size, file_sha256(part)
     if size != entry.size or sha256 != entry.sha256:
         part.unlink()
