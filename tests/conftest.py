@@ -4,7 +4,8 @@
   ``python -m ual.data fetch`` has filled it); tests that need a file skip with the reason when it is absent.
 - ``raw_file_server``: a local HTTP server on 127.0.0.1 that serves the mirror's files under their upstream
   ``<owner>/<repo>/<commit>/<path>`` layout, as raw.githubusercontent.com does (with Range requests), and
-  can corrupt or cut off a response (fault injection for ``ual.data.fetch``).
+  can corrupt or cut off a response (fault injection for ``ual.data.fetch``); ``raw_file_server_session`` is
+  the same server without the per-test reset of its request log and faults.
 - ``smollm2_path``: the packaged SmolLM2-135M-Instruct converted once to a transformers folder.
 - ``tiny_smollm2``: (model, tokenizer) of SmolLM2 cut to its first 2 layers (fast, real weights).
 - ``bos_chat_tokenizer``: a word-level tokenizer built in memory that adds BOS to every text and whose chat
