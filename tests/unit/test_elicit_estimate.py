@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import ual.data
+import ual.data.load
 from ual.config import load_experiment
 from ual.elicit import (
     Reply,
@@ -62,7 +62,7 @@ def test_unloadable_sets_use_the_published_size_and_a_stated_stand_in(tmp_path, 
     def offline(source):
         raise ConnectionError("no hub in this test")
 
-    monkeypatch.setattr(ual.data, "_hub_rows", offline)
+    monkeypatch.setattr(ual.data.load, "_hub_rows", offline)  # this machine has no hub either way
     data = {"high": {"dataset": "alpaca_gpt4", "split": "train", "size": None},
             "low": {"dataset": "metamathqa", "split": "train", "size": 1000}}
     path = tiny_variant(tmp_path, data=data, elicit=BILLED, base_url=None, api_key_env="UAL_UNSET_KEY")
