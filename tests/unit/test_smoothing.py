@@ -164,7 +164,9 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
 def score_rows(cfg, records: list[dict], scores: list[float | None]) -> list[dict]:
     """Score records as ual.elicit writes them, for the elicitor of ``cfg``."""
     identity = scores_identity(cfg)
-    elicitor = SimpleNamespace(name=identity["elicitor"], method=identity["method"], scorer=identity["scorer"])
+    elicitor = SimpleNamespace(
+        name=identity["elicitor"], method=identity["method"], scorer=identity["scorer"]
+    )
     return [
         score_record(f"key-{r['id']}", r, identity["prompt_version"], elicitor, Reply("", s, "text"), 0.0)
         for r, s in zip(records, scores, strict=True)
