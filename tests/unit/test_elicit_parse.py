@@ -178,7 +178,8 @@ def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
     assert stub2.prompts == [] and stats2.cached == 5 and again == rows  # a cached rerun sends nothing
 
 
-DOCTESTED = ["ual.elicit.core", "ual.elicit.openai", "ual.elicit.entropy", "ual.data.normalise", "ual.smoothing"]
+DOCTESTED = ["ual.elicit.core", "ual.elicit.openai", "ual.elicit.entropy", "ual.data.normalise",
+             "ual.smoothing"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)
