@@ -128,20 +128,55 @@ class ElicitConfig(_Section):
     )
     prompt_version: str = Field(pattern=r"^v\d+$")
     on_missing: Literal["fail", "median"]
+    method: Literal["verbalized", "entropy"] = Field(
+        default="verbalized",
+        description="verbalized: the elicitor rates the sample 1..10 (the paper); entropy: mean per-token "
+        "predictive entropy of the reference response under the elicitor (hf only), min-max normalised",
+    )
+    top_logprobs: int = Field(
+        default=20,
+        ge=1,
+        description="answer tokens are read among the N most probable tokens at the answer position, by "
+        "both backends (OpenAI allows at most 20); part of the cache key",
+    )
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (openai backend)")
     api_key_env: str | None = Field(
-        default=None, description="name of the environment variable holding the API key (never the key)"
+        default=None,
+        description="name of the environment variable holding the API key (never the key); null with a "
+        "base_url: a keyless local server",
+    )
+    ten_continuation: bool | None = Field(
+        default=None,
+        description="openai: read P('0' | '1') with a request continuing after '1' (digit-splitting "
+        "servers); null: on when base_url is set, off for the OpenAI API (one-token '10')",
     )
     concurrency: int = Field(default=8, ge=1, description="openai requests in flight")
     max_retries: int = Field(default=6, ge=0, description="retries after the first try (429, 5xx, timeouts)")
-    retry_wait_s: float = Field(default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s")
+    retry_wait_s: float = Field(
+        default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s; Retry-After wins"
+    )
     timeout_s: float = Field(default=60.0, gt=0)
     max_tokens: int = Field(default=8, ge=1, description="openai reply length cap (the reply is one integer)")
     logprobs: bool = Field(default=True, description="ask the endpoint for top log-probabilities")
     usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="price, for the running cost")
     usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    tokenizer: str | None = Field(
+        default=None,
+        description="HF tokenizer of the served model for --estimate (hub id / path / package:...); null: "
+        "the hf elicitor's own, else about 4 characters per token",
+    )
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
     cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ElicitConfig:
+        if self.backend == "openai" and self.base_url is None and not self.api_key_env:
+            raise ValueError(
+                "the OpenAI API (base_url null) needs api_key_env; null is for keyless local servers"
+            )
+        if self.method == "entropy" and self.backend != "hf":
+            raise ValueError("method 'entropy' needs the hf backend (it reads full distributions)")
+        return self
 
 
 class EpsilonConfig(_Section):

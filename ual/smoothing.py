@@ -7,7 +7,8 @@ uncertainty of training sample i. Controls that show whether the per-sample assi
 destroyed) and ``zero`` (plain SFT).
 
 Inputs: the experiment YAML (``data`` and ``epsilon`` sections; ``elicit.on_missing``), the scores JSONL
-of ``python -m ual.elicit`` (one record per sample, keyed by ``id``), a scenario and a method.
+of ``python -m ual.elicit`` (one record per sample, keyed by ``id``; read and validated by
+``ual.elicit.read_scores``), a scenario and a method.
 Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
 ``{"id", "dataset", "uncertainty", "epsilon"}``, and ``epsilon.jsonl.meta.json`` (mapping, eps_min,
 eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance).
@@ -134,32 +135,6 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
     return stats
 
 
-def _read_scores(path: Path, expected: dict[str, str] | None = None) -> dict[str, dict]:
-    """Score records by id; a row whose ``prompt_version``/``elicitor`` differ from ``expected`` is an error
-    (a stale scores file from another elicitor or prompt must not be mapped silently)."""
-    scores: dict[str, dict] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
-        for key in ("id", "missing", "uncertainty"):
-            if key not in row:
-                raise ValueError(f"{path}: row {number}: missing field '{key}'")
-        for key, value in (expected or {}).items():
-            if key in row and row[key] != value:
-                raise ValueError(
-                    f"{path}: row {number}: {key} is {row[key]!r} but the experiment's is {value!r}"
-                )
-        u = row["uncertainty"]
-        if not row["missing"] and not (isinstance(u, int | float) and 0.0 <= u <= 1.0):
-            raise ValueError(f"{path}: row {number}: uncertainty {u!r} is not a number in [0, 1]")
-        scores[row["id"]] = row
-    return scores
-
-
 def epsilon_records(
     records: list[dict],
     scores: dict[str, dict],
@@ -221,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ual.config import ConfigError, load_experiment
     from ual.data import DataError, build_scenario
-    from ual.elicit import elicitor_name
+    from ual.elicit import read_scores, scores_identity
     from ual.provenance import run_metadata
 
     try:
@@ -232,13 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         mapping = METHOD_MAPPINGS[args.method]
         lines, n_imputed = epsilon_records(
             records,
-            _read_scores(
-                args.scores,
-                {
-                    "prompt_version": experiment.elicit.prompt_version,
-                    "elicitor": elicitor_name(experiment.elicit),
-                },
-            ),
+            {row["id"]: row for row in read_scores(args.scores, scores_identity(experiment.elicit))},
             mapping,
             eps_min,
             eps_max,

