@@ -1,7 +1,8 @@
 """The whole DAG runs for real on a cut-down experiment, every table and figure parses, and reruns are minimal.
 
 tests/workflow/smoke.yaml: the packaged SmolLM2 cut to 2 layers, 4 + 4 training samples, 2 items per benchmark.
-The run happens in a temporary working directory (``--directory``), so the repository stays clean.
+The run happens in a temporary working directory (``--directory``), so the repository stays clean; it is the
+session fixture ``smoke_run`` (conftest.py), which test_slurm.py compares a SLURM run with.
 
 Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_smoke.py   (about 3-5 minutes on CPU)
 """
@@ -10,40 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
 import pytest
 import yaml
+from smoke_workflow import snakemake
 
-REPO = Path(__file__).resolve().parents[2]
 TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "cluster_hidden_states")
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
-
-
-def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
-    env = {**os.environ, "UAL_MODEL_CACHE": str((REPO / "resources" / "models").resolve())}
-    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=1500, env=env)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, data_mirror):
-    os.environ["UAL_DATA_MIRROR"] = str(data_mirror.resolve())  # the run changes directory
-    work = tmp_path_factory.mktemp("smoke")
-    (work / "experiments").mkdir()
-    shutil.copy(REPO / "tests" / "workflow" / "smoke.yaml", work / "experiments" / "smoke.yaml")
-    result = snakemake(work, "--cores", "2")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return work
 
 
 def test_every_table_is_produced_and_parses(smoke_run):
