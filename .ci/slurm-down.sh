@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Stop the test cluster that .ci/slurm-up.sh started in RUN_DIR: cancel its jobs, then each daemon by the PID
-# recorded there (slurmd, slurmctld, slurmdbd, MariaDB, munge), SIGTERM, then SIGKILL after 20 s. Nothing else is signalled,
-# and a PID is only signalled while it still runs the program that was started under it.
+# recorded there (slurmd, slurmctld, slurmdbd, MariaDB, munge), SIGTERM, then SIGKILL after 20 s. Nothing else
+# is signalled, and a PID only while it still runs the program that was started under it.
 #   .ci/slurm-down.sh [RUN_DIR]   (default /tmp/ual-slurm; RUN_DIR itself is kept, with its logs)
 # A stopped daemon may stay behind as a zombie where PID 1 does not reap orphans (this sandbox): it holds no
 # port, file or memory, and counts as stopped.
 set -uo pipefail
 
 run=${1:-/tmp/ual-slurm}
-declare -A program=([slurmd]=slurmd [slurmctld]=slurmctld [slurmdbd]=slurmdbd [mariadb]=mariadbd [munged]=munged)
+declare -A program=([slurmd]=slurmd [slurmctld]=slurmctld [slurmdbd]=slurmdbd [mariadb]=mariadbd
+                    [munged]=munged)
 
 alive() {  # running (not a zombie) and still the program we started
     local pid=$1 name=$2 state
@@ -35,11 +36,15 @@ for daemon in slurmd slurmctld slurmdbd mariadb munged; do
             echo "slurm-down: $daemon ($pid) ignored SIGTERM, killing it" >&2
             kill -KILL "$pid" 2>/dev/null
             sleep 0.5
-            alive "$pid" "${program[$daemon]}" && { echo "slurm-down: $daemon ($pid) still runs" >&2; status=1; }
+            if alive "$pid" "${program[$daemon]}"; then
+                echo "slurm-down: $daemon ($pid) still runs" >&2
+                status=1
+            fi
         fi
     fi
     rm -f "$pidfile"
 done
 # The link slurm-up.sh made, if it is still ours.
-[ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$(cd "$run" 2>/dev/null && pwd)/slurm.conf" ] && rm -f /etc/slurm/slurm.conf
+ours=$(cd "$run" 2>/dev/null && pwd)/slurm.conf
+[ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" != "$ours" ] || rm -f /etc/slurm/slurm.conf
 exit $status

@@ -7,29 +7,39 @@
 # read that path), and everything else in RUN_DIR: configuration, keys, database, state, logs, sockets, PIDs.
 # Cluster `ualtest`, account `ualtest` (user root), partition `debug` (all CPUs, ~85 % of RAM, no GPUs),
 # ports 6817-6819 (UAL_SLURM_PORT_BASE moves them). Prints `SLURM_CONF=...` on success.
-# Exit status 2: the machine cannot run it (not root, no apt-get, or a SLURM configuration of its own in
-# /etc/slurm, which is left alone); other non-zero: a failure, with the daemon log named.
+# Exit status 2: the machine cannot run it (not root, the packages missing and apt-get unable to install
+# them, or a SLURM configuration of its own in /etc/slurm, left alone); other non-zero: a failure, with the
+# daemon log named.
 set -euo pipefail
 
 run=${1:-/tmp/ual-slurm}
 port=${UAL_SLURM_PORT_BASE:-6817}
 cluster=ualtest
 packages=(slurm-wlm slurmdbd munge mariadb-server)
-binaries=(munged mungekey mariadbd mariadb-install-db mariadb slurmdbd slurmctld slurmd sbatch sacct sacctmgr sinfo)
+binaries=(munged mungekey mariadbd mariadb-install-db mariadb slurmdbd slurmctld slurmd sbatch sacct sacctmgr
+          sinfo)
 
 die() { echo "slurm-up: $*" >&2; exit 1; }
-missing() { local b; for b in "${binaries[@]}"; do PATH=$PATH:/usr/sbin command -v "$b" >/dev/null || return 0; done; return 1; }
+missing() {
+    local b
+    for b in "${binaries[@]}"; do PATH=$PATH:/usr/sbin command -v "$b" >/dev/null || return 0; done
+    return 1
+}
 
 [ "$(id -u)" = 0 ] || { echo "slurm-up: needs root (the daemons run as root)" >&2; exit 2; }
 if missing; then
-    command -v apt-get >/dev/null || { echo "slurm-up: SLURM is not installed and there is no apt-get" >&2; exit 2; }
+    command -v apt-get >/dev/null || { echo "slurm-up: SLURM is not installed, and no apt-get" >&2; exit 2; }
     start=$SECONDS
     export DEBIAN_FRONTEND=noninteractive
     # Stale package lists give 404s: refresh them once and retry.
-    apt-get install -y -q --no-install-recommends "${packages[@]}" >"/tmp/ual-slurm-apt.$$.log" 2>&1 ||
-        { apt-get update -q && apt-get install -y -q --no-install-recommends "${packages[@]}"; } \
-            >>"/tmp/ual-slurm-apt.$$.log" 2>&1 || die "apt-get install failed, see /tmp/ual-slurm-apt.$$.log"
-    rm -f "/tmp/ual-slurm-apt.$$.log"
+    log=$(mktemp /tmp/ual-slurm-apt.XXXXXX)
+    install() { apt-get install -y -q --no-install-recommends "${packages[@]}"; }
+    if ! { install || { apt-get update -q && install; }; } >"$log" 2>&1; then
+        echo "slurm-up: apt-get cannot install ${packages[*]} here: $(tail -n 3 "$log" | tr '\n' ' ')" >&2
+        rm -f "$log"
+        exit 2
+    fi
+    rm -f "$log"
     echo "slurm-up: installed ${packages[*]} in $((SECONDS - start)) s" >&2
 fi
 export PATH=$PATH:/usr/sbin
@@ -71,7 +81,8 @@ wait_for() {
 chmod 600 "$run/munge/munge.key"
 socket=$run/munge/munge.socket
 start_daemon munged munged --foreground --force --key-file="$run/munge/munge.key" --socket="$socket" \
-    --pid-file="$run/munge/munged.pidfile" --seed-file="$run/munge/munge.seed" --log-file="$run/log/munged.log"
+    --pid-file="$run/munge/munged.pidfile" --seed-file="$run/munge/munge.seed" \
+    --log-file="$run/log/munged.log"
 wait_for munged 50 sh -c "munge --socket='$socket' -n | unmunge --socket='$socket'"
 
 # MariaDB on a Unix socket only (no TCP), its data in the run folder.
@@ -79,7 +90,8 @@ db_socket=$run/mysqld.sock
 db_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 if [ ! -d "$run/db/mysql" ]; then
     mariadb-install-db --no-defaults --datadir="$run/db" --user=root --auth-root-authentication-method=socket \
-        --skip-test-db >"$run/log/mariadb-install.log" 2>&1 || die "mariadb-install-db failed ($run/log/mariadb-install.log)"
+        --skip-test-db >"$run/log/mariadb-install.log" 2>&1 ||
+        die "mariadb-install-db failed ($run/log/mariadb-install.log)"
 fi
 start_daemon mariadb mariadbd --no-defaults --datadir="$run/db" --socket="$db_socket" --skip-networking \
     --user=root --pid-file="$run/db/mariadb.pidfile" --log-error="$run/log/mariadb.log" \
@@ -154,9 +166,12 @@ ln -sfn "$SLURM_CONF" "$etc_conf"
 # Accounting first (slurmctld registers with it), then the cluster, account and user, then the scheduler.
 start_daemon slurmdbd env MYSQL_UNIX_PORT="$db_socket" slurmdbd -D
 wait_for slurmdbd 100 sacctmgr -n list cluster
-sacctmgr -i add cluster "$cluster" >/dev/null
-sacctmgr -i add account "$cluster" Description="ual test cluster" Organization=ual >/dev/null
-sacctmgr -i add user root Account="$cluster" DefaultAccount="$cluster" >/dev/null
+# (a reused run folder has them already: sacctmgr then says "Nothing new added" and fails, so check after)
+sacctmgr -i add cluster "$cluster" >/dev/null || true
+sacctmgr -i add account "$cluster" Description="ual test cluster" Organization=ual >/dev/null || true
+sacctmgr -i add user root Account="$cluster" DefaultAccount="$cluster" >/dev/null || true
+[ -n "$(sacctmgr -n -P list associations cluster="$cluster" account="$cluster" user=root format=user)" ] ||
+    die "could not add account $cluster for root to the accounting database ($run/log/slurmdbd.log)"
 start_daemon slurmctld slurmctld -D -i
 wait_for slurmctld 100 sh -c "scontrol ping | grep -q UP"
 start_daemon slurmd slurmd -D -N "$host"

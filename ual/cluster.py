@@ -53,14 +53,14 @@ RULE_STAGES = {
 
 
 class ClusterError(ValueError):
-    """A submission the cluster would reject; the message names each key, its value and what the cluster has."""
+    """A submission the cluster would reject; names each key, its value and what the cluster has."""
 
 
 def snakemake_resources(experiment: Experiment, rule: str) -> dict[str, int]:
     """The ``resources`` of one job of ``rule``: gpu, cpus_per_task, mem_mb, runtime (minutes) and API slots.
 
-    ``elicitor_api`` / ``judge_api`` (1 per job, at most 1 at a time: the profiles' global resources) are taken
-    only by jobs that call a paid, rate-limited API (the openai elicitor, a judge other than the local one).
+    ``elicitor_api`` / ``judge_api`` (1 per job, at most 1 at a time: the profiles' global resources) are
+    taken only by jobs that call a paid, rate-limited API (the openai elicitor, a judge other than the local).
     """
     job = experiment.job_resources(RULE_STAGES.get(rule, "default"))
     resources = {"gpu": job.gpus, "cpus_per_task": job.cpus, "mem_mb": job.mem_mb}
@@ -111,7 +111,7 @@ class JobRequest:
 
 
 def parse_slurm_minutes(text: str) -> int | None:
-    """A SLURM time limit (``infinite``, ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in whole minutes."""
+    """A SLURM time limit (``infinite``, ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in minutes."""
     text = text.strip()
     if text.lower() in ("infinite", "unlimited", "n/a", ""):
         return None
@@ -136,7 +136,8 @@ def _gpus_of(gres: str) -> int:
     return total
 
 
-SINFO_FORMAT = "%P|%G|%c|%m|%l"  # partition (* = default), gres, CPUs, memory (MB), time limit; one line per node group
+# partition (* = default), gres, CPUs, memory (MB), time limit; one line per node group
+SINFO_FORMAT = "%P|%G|%c|%m|%l"
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -144,7 +145,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def parse_sinfo(text: str) -> tuple[dict[str, Partition], str | None]:
-    """Partitions (largest node of each) and the default one from ``sinfo --noheader --format=%P|%G|%c|%m|%l``."""
+    """Partitions (largest node of each) and the default one from ``sinfo --format=SINFO_FORMAT``."""
     partitions: dict[str, Partition] = {}
     default = None
     for line in text.splitlines():
@@ -170,7 +171,7 @@ def query_cluster() -> ClusterFacts:
     try:
         result = _run(["sinfo", "--noheader", f"--format={SINFO_FORMAT}"])
     except FileNotFoundError:
-        raise ClusterError("sinfo is not installed: the SLURM executor needs the SLURM client tools") from None
+        raise ClusterError("sinfo is not installed: the SLURM executor needs SLURM's client tools") from None
     if result.returncode != 0:
         raise ClusterError(f"sinfo failed, is the cluster up? {result.stderr.strip()}")
     partitions, default = parse_sinfo(result.stdout)
@@ -187,7 +188,7 @@ def query_cluster() -> ClusterFacts:
 
 
 def check_requests(requests: Iterable[JobRequest], facts: ClusterFacts) -> list[str]:
-    """Every problem of these requests on this cluster: one line per (key, value), naming the rules it hits."""
+    """Every problem of these requests on this cluster: a line per (key, value), naming the rules it hits."""
     problems: dict[str, list[str]] = {}
 
     def problem(text: str, rule: str) -> None:
@@ -208,7 +209,8 @@ def check_requests(requests: Iterable[JobRequest], facts: ClusterFacts) -> list[
             continue
         partition = facts.partitions.get(name)
         if partition is None:
-            problem(f"{job.source('partition')} = {name!r}: no such partition (sinfo lists: {known})", job.rule)
+            problem(f"{job.source('partition')} = {name!r}: no such partition (sinfo lists: {known})",
+                    job.rule)
             continue
         where = (f"partition {name!r} ({job.source('partition')})" if job.partition
                  else f"the default partition {name!r}")
@@ -225,12 +227,12 @@ def check_requests(requests: Iterable[JobRequest], facts: ClusterFacts) -> list[
             problem(f"{job.source('cpus')} = {job.cpus}: {where} has at most {partition.cpus} CPUs per node",
                     job.rule)
         if job.mem_mb and job.mem_mb > partition.mem_mb > 0:
-            problem(f"{job.source('mem_mb')} = {job.mem_mb}: {where} has at most {partition.mem_mb} MB per node",
-                    job.rule)
+            problem(f"{job.source('mem_mb')} = {job.mem_mb}: {where} has at most {partition.mem_mb} MB per "
+                    "node", job.rule)
         limit = partition.max_runtime_min
         if job.runtime_min and limit is not None and job.runtime_min > limit:
-            problem(f"{job.source('runtime_min')} = {job.runtime_min}: {where} allows at most {limit} minutes",
-                    job.rule)
+            problem(f"{job.source('runtime_min')} = {job.runtime_min}: {where} allows at most {limit} "
+                    "minutes", job.rule)
     return [f"{text} (rule{'s' if len(rules) > 1 else ''} {', '.join(sorted(rules))})"
             for text, rules in problems.items()]
 
@@ -283,7 +285,7 @@ def _request_of(job: Any, set_resources: Mapping[str, Mapping[str, Any]], experi
 def check_snakemake_jobs(jobs: Iterable[Any], set_resources: Mapping[str, Mapping[str, Any]],
                          experiment_file: str | Path, partition_config: Path | None = None,
                          logger: Any = None, facts: ClusterFacts | None = None) -> None:
-    """Raise ClusterError listing every problem of these jobs on the cluster (``query_cluster()`` by default)."""
+    """Raise ClusterError listing every problem of these jobs on the cluster (``facts``: asked if None)."""
     facts = facts if facts is not None else query_cluster()
     requests = [_request_of(j, set_resources, str(experiment_file), partition_config, logger) for j in jobs]
     problems = check_requests(requests, facts)
@@ -292,13 +294,13 @@ def check_snakemake_jobs(jobs: Iterable[Any], set_resources: Mapping[str, Mappin
         raise ClusterError(
             f"the SLURM cluster would reject these jobs (nothing was submitted):\n{lines}\n"
             "Edit the account and partitions in profiles/slurm/ (or override them on the command line, "
-            "e.g. --default-resources slurm_account=ACCOUNT slurm_partition=PARTITION) and the requests in the "
-            "experiment's resources section."
+            "e.g. --default-resources slurm_account=ACCOUNT slurm_partition=PARTITION) and the requests in "
+            "the experiment's resources section."
         )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Check one SLURM request against the cluster (sinfo, sacctmgr).")
+    parser = argparse.ArgumentParser(description="Check one SLURM request against sinfo and sacctmgr.")
     parser.add_argument("--account")
     parser.add_argument("--partition")
     parser.add_argument("--gpus", type=int, default=0)
@@ -306,8 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mem-mb", type=int)
     parser.add_argument("--runtime-min", type=int)
     args = parser.parse_args(argv)
-    request = JobRequest(rule="(command line)", account=args.account, partition=args.partition, gpus=args.gpus,
-                         cpus=args.cpus, mem_mb=args.mem_mb, runtime_min=args.runtime_min,
+    request = JobRequest(rule="(command line)", account=args.account, partition=args.partition,
+                         gpus=args.gpus, cpus=args.cpus, mem_mb=args.mem_mb, runtime_min=args.runtime_min,
                          sources={"account": "--account", "partition": "--partition", "gpus": "--gpus",
                                   "cpus": "--cpus", "mem_mb": "--mem-mb", "runtime_min": "--runtime-min"})
     try:

@@ -214,7 +214,7 @@ class JobResources(_Section):
     cpus: int = Field(default=1, ge=1, description="CPU cores per job (SLURM --cpus-per-task)")
     mem_mb: int = Field(default=4000, ge=100, description="memory per job in MB (SLURM --mem)")
     runtime_min: int | None = Field(
-        default=None, ge=1, description="wall time per job in minutes (SLURM --time); null: the partition's default"
+        default=None, ge=1, description="wall time per job in minutes (SLURM --time); null: the partition's"
     )
 
 
@@ -223,7 +223,8 @@ class ResourcesConfig(_Section):
 
     default: JobResources = Field(
         default_factory=JobResources,
-        description="every job (map_epsilon, the report, rules without a stage below) and the keys a stage leaves out",
+        description="every job (map_epsilon, the report, any rule without a stage below), and the keys "
+        "that a stage entry leaves out",
     )
     elicit: JobResources = Field(default_factory=JobResources, description="elicit_scores")
     train: JobResources = Field(default_factory=JobResources, description="train_model")
@@ -253,10 +254,11 @@ class Experiment(_Section):
     )
 
     def job_resources(self, stage: str) -> JobResources:
-        """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over ``resources.default``,
-        key by key, with the GPU default resolved."""
+        """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over
+        ``resources.default``, key by key, with the GPU default resolved."""
         own = getattr(self.resources, stage)
-        job = self.resources.default.model_copy(update={key: getattr(own, key) for key in own.model_fields_set})
+        given = {key: getattr(own, key) for key in own.model_fields_set}
+        job = self.resources.default.model_copy(update=given)
         if job.gpus is None:
             gpus = 1 if stage in MODEL_STAGES and self.model.dtype != "float32" else 0
             job = job.model_copy(update={"gpus": gpus})

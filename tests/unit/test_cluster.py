@@ -73,10 +73,12 @@ def test_without_a_resources_section_bf16_model_stages_get_one_gpu(tmp_path):
 
 def test_a_stage_entry_overrides_the_default_key_by_key(tmp_path):
     def edit(raw):
-        raw["resources"] = {"default": {"cpus": 2, "mem_mb": 1000, "runtime_min": 30}, "train": {"mem_mb": 9000}}
+        raw["resources"] = {"default": {"cpus": 2, "mem_mb": 1000, "runtime_min": 30},
+                            "train": {"mem_mb": 9000}}
 
     exp = experiment(tmp_path, edit)
-    assert snakemake_resources(exp, "train_model") == {"gpu": 0, "cpus_per_task": 2, "mem_mb": 9000, "runtime": 30}
+    assert snakemake_resources(exp, "train_model") == {
+        "gpu": 0, "cpus_per_task": 2, "mem_mb": 9000, "runtime": 30}
     assert snakemake_resources(exp, "generate_outputs") == {
         "gpu": 0, "cpus_per_task": 2, "mem_mb": 1000, "runtime": 30}
 
@@ -85,7 +87,7 @@ def test_resources_are_not_part_of_the_run_identity(tmp_path):
     from ual.config import config_hash, resolved_config
 
     small = experiment(tmp_path, lambda raw: raw["resources"]["train"].update(mem_mb=100))
-    large = experiment(tmp_path, lambda raw: raw["resources"]["train"].update(mem_mb=900000, runtime_min=9999))
+    large = experiment(tmp_path, lambda raw: raw["resources"]["train"].update(mem_mb=9000, runtime_min=9999))
     assert config_hash(small) == config_hash(large)
     assert "resources" not in resolved_config(small)
 
@@ -121,7 +123,8 @@ def test_sinfo_partitions_take_their_largest_node_and_count_gpus():
     partitions, default = parse_sinfo(text)
     assert default == "debug"
     assert partitions["debug"] == Partition("debug", gpus=0, cpus=2, mem_mb=20489, max_runtime_min=None)
-    assert partitions["gpu"].gpus == 8 and partitions["gpu"].cpus == 128 and partitions["gpu"].mem_mb == 1024000
+    gpu = partitions["gpu"]
+    assert gpu.gpus == 8 and gpu.cpus == 128 and gpu.mem_mb == 1024000
     assert partitions["gpu"].max_runtime_min == 2880
 
 
@@ -138,7 +141,8 @@ SOURCES = {"account": "default-resources: slurm_account", "partition": "default-
 
 
 def request(rule="train_model", **kwargs):
-    return JobRequest(**{"rule": rule, "account": "ualtest", "partition": "debug", "sources": SOURCES, **kwargs})
+    fields = {"rule": rule, "account": "ualtest", "partition": "debug", "sources": SOURCES}
+    return JobRequest(**{**fields, **kwargs})
 
 
 def test_a_request_the_cluster_can_run_has_no_problem():
@@ -156,15 +160,16 @@ def test_each_problem_names_key_value_and_what_the_cluster_has():
     assert problems == [
         "default-resources: slurm_account = 'nosuch': the cluster has no such account for user root "
         "(sacctmgr lists: root, ualtest) (rule train_model)",
-        "default-resources: slurm_partition = 'nosuch': no such partition (sinfo lists: debug, gpu) (rule train_model)",
+        "default-resources: slurm_partition = 'nosuch': no such partition (sinfo lists: debug, gpu) "
+        "(rule train_model)",
         "exp.yaml: resources.train.gpus = 1 asks for GPUs, but partition 'debug' (default-resources: "
         "slurm_partition) has none (sinfo gres: (null)) (rule train_model)",
-        "exp.yaml: resources.train.gpus = 8: partition 'gpu' (default-resources: slurm_partition) has at most "
-        "4 GPUs per node (rule train_model)",
-        "exp.yaml: resources.train.cpus = 33: partition 'gpu' (default-resources: slurm_partition) has at most "
-        "32 CPUs per node (rule train_model)",
-        "exp.yaml: resources.train.mem_mb = 300000: partition 'gpu' (default-resources: slurm_partition) has at "
-        "most 256000 MB per node (rule train_model)",
+        "exp.yaml: resources.train.gpus = 8: partition 'gpu' (default-resources: slurm_partition) has at "
+        "most 4 GPUs per node (rule train_model)",
+        "exp.yaml: resources.train.cpus = 33: partition 'gpu' (default-resources: slurm_partition) has at "
+        "most 32 CPUs per node (rule train_model)",
+        "exp.yaml: resources.train.mem_mb = 300000: partition 'gpu' (default-resources: slurm_partition) "
+        "has at most 256000 MB per node (rule train_model)",
         "exp.yaml: resources.train.runtime_min = 601: partition 'gpu' (default-resources: slurm_partition) "
         "allows at most 600 minutes (rule train_model)",
     ]
@@ -180,4 +185,5 @@ def test_accounts_are_not_checked_where_accounting_is_off():
     facts = ClusterFacts(partitions=FACTS.partitions, default_partition="debug", accounts=None, user="root")
     assert check_requests([request(account="anything")], facts) == []
     # a job without a partition goes to the default one, and is checked there
-    assert "the default partition 'debug' has none" in check_requests([request(partition=None, gpus=1)], facts)[0]
+    problems = check_requests([request(partition=None, gpus=1)], facts)
+    assert "the default partition 'debug' has none" in problems[0]

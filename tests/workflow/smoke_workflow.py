@@ -21,8 +21,8 @@ def new_workdir(path: Path, experiment: Path = REPO / "tests" / "workflow" / "sm
 
 def snakemake(work: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     """The repository's Snakefile on work/experiments/smoke.yaml, run in ``work``."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(work), "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
     # the run changes directory: the model cache needs an absolute path
     cache = os.environ.get("UAL_MODEL_CACHE") or str((REPO / "resources" / "models").resolve())
     env = {**os.environ, "UAL_MODEL_CACHE": cache}

@@ -92,7 +92,8 @@ def test_training_asks_for_exactly_the_gpus_torchrun_is_told_to_use(name, gpus, 
     target = f"results/{name}/seed0/train/mixed/ual/train_metrics.json"
     config = ["--configfiles", f"experiments/{name}.yaml"]
     main = snakemake(target, "-n", "-p", "--forceall", "--profile", "profiles/slurm", *config)
-    job = snakemake(target, "-n", "-p", "--forceall", "--mode", "remote", "--allowed-rules", "train_model", *config)
+    job = snakemake(target, "-n", "-p", "--forceall", "--mode", "remote", "--allowed-rules", "train_model",
+                    *config)
     for result in (main, job):
         assert result.returncode == 0, result.stderr[-3000:]
         block = result.stdout[result.stdout.index("rule train_model:"):]

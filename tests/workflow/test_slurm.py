@@ -53,6 +53,11 @@ def slurm_cluster(tmp_path_factory):
         assert down.returncode == 0, down.stderr
 
 
+def rule_of(job: dict[str, str]) -> str:
+    """The rule of a job, from the comment the plugin gives it (rule_<name>_wildcards_<values>)."""
+    return re.sub(r"_wildcards_.*", "", job["Comment"]).removeprefix("rule_")
+
+
 def slurm_jobs(run_id: str) -> list[dict[str, str]]:
     """sacct's record of the jobs of one Snakemake run (the plugin names every job by the run's ID)."""
     fields = ["JobID", "State", "Comment", "ReqCPUS", "ReqMem", "Timelimit", "ReqTRES"]
@@ -78,13 +83,13 @@ def slurm_run(slurm_cluster, data_mirror, tmp_path_factory):
 def test_every_job_completed_in_sacct(slurm_run):
     _, run_id = slurm_run
     jobs = slurm_jobs(run_id)
-    assert sorted(re.sub(r"_wildcards.*", "", j["Comment"]) for j in jobs) == sorted(f"rule_{r}" for r in RULES)
+    assert sorted(rule_of(j) for j in jobs) == sorted(RULES)
     assert {j["State"] for j in jobs} == {"COMPLETED"}, jobs
 
 
 def test_jobs_asked_for_what_the_experiment_says(slurm_run):
     # tests/workflow/smoke.yaml: 0 GPUs, 1 CPU, 15 minutes per job; 3000 MB for training, 2000 MB elsewhere
-    jobs = {re.sub(r"_wildcards.*", "", j["Comment"]).removeprefix("rule_"): j for j in slurm_jobs(slurm_run[1])}
+    jobs = {rule_of(j): j for j in slurm_jobs(slurm_run[1])}
     for rule, job in jobs.items():
         assert job["ReqMem"] == ("3000M" if rule == "train_model" else "2000M"), (rule, job)
         assert job["ReqCPUS"] == "1" and job["Timelimit"] == "00:15:00", (rule, job)
@@ -114,8 +119,9 @@ def _normalised(path: Path, work: Path):
 def test_outputs_equal_those_of_the_local_run(slurm_run, smoke_run):
     work, _ = slurm_run
     produced = sorted(p for p in (work / "results").rglob("*") if p.is_file())
-    assert {p.name for p in produced} >= {"scores.jsonl", "sft.jsonl", "model.safetensors", "train_metrics.json",
-                                          "alpacaeval.json", "alpacaeval.annotations.json"}
+    expected = {"scores.jsonl", "sft.jsonl", "model.safetensors", "train_metrics.json", "alpacaeval.json",
+                "alpacaeval.annotations.json"}
+    assert expected <= {p.name for p in produced}
     for path in produced:
         local = smoke_run / path.relative_to(work)
         assert local.is_file(), f"{local} missing from the local run"

@@ -65,14 +65,15 @@ wildcard_constraints:
 
 
 def job_resources(rule):
-    """What a job of `rule` asks its executor for (GPUs, CPUs, memory, wall time): the experiment's `resources`
-    section (ual.cluster.snakemake_resources). Profiles add only cluster facts (account, partitions)."""
+    """What a job of `rule` asks its executor for (GPUs, CPUs, memory, wall time): the experiment's
+    `resources` section (ual.cluster.snakemake_resources). Profiles add only cluster facts (account,
+    partitions)."""
     return snakemake_resources(EXP, rule)
 
 
 def train_launcher(wildcards, resources):
-    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it): the GPU count is the
-    job's own `gpu` resource, the same number SLURM allocates."""
+    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it): the GPU count is
+    the job's own `gpu` resource, the same number SLURM allocates."""
     if resources.gpu > 1:
         return f"torchrun --standalone --nproc_per_node {resources.gpu}"
     return "python"
