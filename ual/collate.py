@@ -1,4 +1,4 @@
-"""Training examples for SFT/UAL: prompt rendering, tokenisation with prompt masking, packing, collation.
+"""Training examples for SFT/UAL: prompt masking, truncation, packing, collation (prompts: ``ual.prompts``).
 
 Inputs: records of ``ual.data`` ({id, dataset, instruction, input, output, answer}), one epsilon per record
 (from the epsilon file of ``ual.smoothing``), a tokenizer and ``model.prompt_template``.
@@ -7,19 +7,10 @@ Outputs: a ``TrainDataset`` of tokenised examples and ``EpsilonCollator``, whose
 rows) or ``position_ids`` (packed rows), plus ``num_tokens`` (real tokens, for tokens/s).
 
 Choices (the MetaMath recipe, anchors.md s2.2, unless stated):
-- ``alpaca``: prompt = ``ual.prompts.render_alpaca(instruction, input)`` (ends "### Response:"), response =
-  ``ALPACA_RESPONSE_SEPARATOR + output.strip()`` + EOS. The separator is one space, the same boundary as
-  MetaMath's evaluation prompt "### Response: Let's think step by step."; it is part of the first response
-  token (byte-level BPE folds it into " Word"), so generation from the bare prompt starts where training did.
-- ``chat``: the tokenizer's chat template; prompt = the user turn with ``add_generation_prompt=True``,
-  response = the rest of the rendered conversation up to and including its last EOS (a trailing newline
-  after EOS is not trained). The user turn is ``instruction`` or ``instruction + "\\n\\n" + input``.
-- Token boundary: the prompt is tokenised alone (exactly the ids a generator feeds the model, with the
-  tokenizer's own specials such as BOS) and the response ids are the rest of the tokenisation of
-  prompt + response, so they are the ids the model would generate after that prompt (for SentencePiece
-  tokenizers this keeps "▁Word" instead of a stray "▁" + "Word"). If a token merges across the boundary
-  (the full tokenisation does not start with the prompt's), the response is tokenised on its own and
-  appended. Either way the -100 mask falls exactly on the prompt ids.
+- Prompt and response text and their token ids come from ``ual.prompts`` (``tokenize_prompt_response``),
+  the module generation renders and tokenises with too, so the prompt ids of training are the ids generation
+  feeds the model (templates ``alpaca`` and ``chat``, the token boundary and the special tokens: see there).
+  The -100 mask falls exactly on the prompt ids.
 - EOS is a trained label, also when pad == eos: padding is masked by position (collator lengths), never by
   token id.
 - Truncation: the concatenation is cut to ``max_length`` from the right (the MetaMath rule); a sample whose
@@ -33,7 +24,8 @@ Choices (the MetaMath recipe, anchors.md s2.2, unless stated):
   becomes per token, each segment carrying its own value. Trailing padding is one more segment with
   label -100.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - rendering and prompt tokenisation moved to ``ual.prompts`` (chat: no double
+BOS).
 """
 
 from __future__ import annotations
@@ -46,59 +38,17 @@ from typing import Any
 import torch
 
 from ual.losses import IGNORE_INDEX
-from ual.prompts import render_alpaca
+from ual.prompts import tokenize_prompt_response
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ALPACA_RESPONSE_SEPARATOR",
-    "PROMPT_TEMPLATES",
     "EpsilonCollator",
     "TrainDataset",
     "build_examples",
     "pack_examples",
-    "render_example",
     "tokenize_example",
 ]
-
-ALPACA_RESPONSE_SEPARATOR = " "
-
-
-def _render_alpaca(record: dict, tokenizer: Any) -> tuple[str, str]:
-    prompt = render_alpaca(record["instruction"], record.get("input") or "")
-    return prompt, ALPACA_RESPONSE_SEPARATOR + record["output"].strip()
-
-
-def _render_chat(record: dict, tokenizer: Any) -> tuple[str, str]:
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("model.prompt_template is 'chat' but the tokenizer has no chat template")
-    user = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
-    messages = [{"role": "user", "content": user}]
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(
-        messages + [{"role": "assistant", "content": record["output"].strip()}], tokenize=False
-    )
-    if not full.startswith(prompt):
-        raise ValueError(
-            f"record {record['id']}: the chat template does not extend the prompt with the answer"
-        )
-    response = full[len(prompt) :]
-    eos = tokenizer.eos_token
-    if eos and eos in response:  # train up to EOS, not the template's newline after it
-        response = response[: response.rindex(eos)]
-    return prompt, response
-
-
-# Extension point: a new template = one function (record, tokenizer) -> (prompt text, response text
-# without EOS) and a Literal value in ModelConfig.prompt_template.
-PROMPT_TEMPLATES = {"alpaca": _render_alpaca, "chat": _render_chat}
-
-
-def render_example(record: dict, tokenizer: Any, template: str) -> tuple[str, str]:
-    """(prompt text, response text without EOS) of one record under ``template``."""
-    if template not in PROMPT_TEMPLATES:
-        raise ValueError(f"unknown prompt template '{template}'; known: {sorted(PROMPT_TEMPLATES)}")
-    return PROMPT_TEMPLATES[template](record, tokenizer)
 
 
 def tokenize_example(record: dict, tokenizer: Any, template: str, max_length: int) -> dict[str, Any]:
@@ -107,17 +57,7 @@ def tokenize_example(record: dict, tokenizer: Any, template: str, max_length: in
     Returns ``{"input_ids": list[int], "labels": list[int], "truncated": bool}`` of equal lengths
     <= ``max_length``.
     """
-    if tokenizer.eos_token_id is None:
-        raise ValueError("the tokenizer has no EOS token; training needs one to end responses")
-    prompt, response = render_example(record, tokenizer, template)
-    prompt_ids = tokenizer(prompt)["input_ids"]  # with the tokenizer's own specials (BOS if it has one)
-    full_ids = tokenizer(prompt + response)["input_ids"]
-    if full_ids[: len(prompt_ids)] == prompt_ids:
-        response_ids = full_ids[len(prompt_ids) :]
-    else:  # a token spans the boundary: keep the prompt's own ids, tokenise the response alone
-        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    if not response_ids or response_ids[-1] != tokenizer.eos_token_id:
-        response_ids = response_ids + [tokenizer.eos_token_id]
+    prompt_ids, response_ids = tokenize_prompt_response(record, tokenizer, template)
     input_ids = prompt_ids + response_ids
     labels = [IGNORE_INDEX] * len(prompt_ids) + list(response_ids)
     truncated = len(input_ids) > max_length

@@ -10,7 +10,10 @@ Rules (DESIGN.md section 3, style guide section 4.3):
 - unknown keys and wrong types are errors that name the file and the dotted key;
 - science knobs (learning rate, epsilon bounds, elicitor, judge, ...) have no code default, so every
   experiment file states them; infrastructure knobs (logging cadence, batch sizes of inference) may;
-- this module is the only place that parses experiment YAML.
+- this module is the only place that parses experiment YAML;
+- names have one owner each: methods and scenarios (``METHODS``, ``SCENARIOS``) here, task names in the
+  registry ``ual.tasks.TASKS`` (an unknown task in ``evaluate.tasks``, ``evaluate.sizes`` or
+  ``evaluate.max_new_tokens`` is an error naming the known tasks), variant names in ``ual.variants``.
 
 Run ``python -m ual.config experiments/tiny.yaml`` to validate a file and print the resolved config.
 """
@@ -21,12 +24,26 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from ual.tasks import TASKS
 
 __all__ = [
+    "MAIN_TABLE_METHODS",
+    "METHODS",
+    "SCENARIOS",
+    "SCENARIO_SLICES",
     "ConfigError",
     "ModelConfig",
     "DataConfig",
@@ -42,9 +59,26 @@ __all__ = [
     "config_hash",
 ]
 
+# The one owner of the method and scenario names (the workflow, ual.variants, ual.smoothing, ual.train,
+# ual.data and ual.analysis import them); task names are owned by the registry ual.tasks.TASKS.
 METHODS = ("sft", "ls", "ual", "ual_shuffled")
+MAIN_TABLE_METHODS = ("sft", "ls", "ual")  # trained in every scenario; ual_shuffled is an ablation control
 SCENARIOS = ("high", "low", "mixed")
-# Stages that run the base model: one GPU per job by default when the model is bf16/fp16 (JobResources.gpus).
+# The data slices (DataConfig.high / .low) a scenario's training set is made of, in order.
+SCENARIO_SLICES: dict[str, tuple[str, ...]] = {"high": ("high",), "low": ("low",), "mixed": ("high", "low")}
+
+
+def _known_task(name: str) -> str:
+    if name not in TASKS:
+        raise ValueError(f"unknown task '{name}'; known tasks: {', '.join(sorted(TASKS))}")
+    return name
+
+
+# A task name of the registry ual.tasks.TASKS (the JSON Schema lists them).
+TaskName = Annotated[
+    str, AfterValidator(_known_task), WithJsonSchema({"type": "string", "enum": sorted(TASKS)})
+]
+# Stages that run the base model: one GPU a job by default for bf16/fp16 models (JobResources.gpus).
 MODEL_STAGES = ("train", "generate", "analysis")
 
 
@@ -80,12 +114,13 @@ class DatasetSlice(_Section):
 
 class DataConfig(_Section):
     mirror: str | None = Field(
-        default=None, description="local mirror directory; null -> env UAL_DATA_MIRROR, then the HF hub"
+        default=None,
+        description="data mirror folder; null -> env UAL_DATA_MIRROR, else ~/.cache/ual/data (ual.data.fetch)",
     )
     seed: int = Field(description="seed of the deterministic subsampling")
     high: DatasetSlice = Field(description="open-ended instruction data (high-entropy scenario)")
     low: DatasetSlice = Field(description="math data with one answer (low-entropy scenario)")
-    scenarios: list[Literal["high", "low", "mixed"]] = Field(min_length=1)
+    scenarios: list[Literal[SCENARIOS]] = Field(min_length=1)
 
 
 class ElicitConfig(_Section):
@@ -132,7 +167,7 @@ class EpsilonConfig(_Section):
 
 
 class TrainConfig(_Section):
-    methods: list[Literal["sft", "ls", "ual", "ual_shuffled"]] = Field(min_length=1)
+    methods: list[Literal[METHODS]] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     learning_rate: float = Field(gt=0)
     num_epochs: float = Field(gt=0)
@@ -159,16 +194,16 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    tasks: list[Literal["alpacaeval", "gsm8k", "math"]] = Field(min_length=1)
+    tasks: list[TaskName] = Field(min_length=1, description="names in ual.tasks.TASKS")
     judge: str = Field(description="alpaca_eval annotator config name or 'local' (ual's offline judge)")
     judge_model: str | None = Field(default=None, description="model of the local / OpenAI-compatible judge")
     judge_base_url: str | None = None
     judge_api_key_env: str | None = None
     reference_outputs: str = Field(description="AlpacaEval baseline, e.g. text_davinci_003 or gpt4_1106_preview")
-    sizes: dict[Literal["alpacaeval", "gsm8k", "math"], int | None] = Field(
+    sizes: dict[TaskName, int | None] = Field(
         description="items per task drawn by the data seed; null = the whole test set"
     )
-    max_new_tokens: dict[Literal["alpacaeval", "gsm8k", "math"], int]
+    max_new_tokens: dict[TaskName, int]
     math_split: Literal["test", "math500"] = Field(
         description="MATH test set: the 5,000 problems (MetaMath's choice) or the 500-problem PRM800K subset"
     )
@@ -290,7 +325,8 @@ _Loader.add_implicit_resolver(
 
 
 def _format_error(path: Path, error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    # a bad mapping key (e.g. a task name in evaluate.sizes) is located as (..., key, "[key]")
+    key = ".".join(str(part) for part in error["loc"] if part != "[key]") or "<top level>"
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"{path}: unknown key '{key}'"

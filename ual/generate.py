@@ -2,7 +2,7 @@
 
 Inputs: an experiment (which items: ``evaluate.sizes`` drawn by ``data.seed``; ``evaluate.max_new_tokens``,
 ``evaluate.batch_size``; ``model.dtype`` and ``model.prompt_template``), a model (a checkpoint folder of
-``ual.train`` or any ``ual.models`` source) and a task of ``ual.evaluate.TASKS``.
+``ual.train`` or any ``ual.models`` source) and a task of ``ual.tasks.TASKS``.
 Outputs: ``--out outputs.json`` in alpaca_eval's model_outputs format, a JSON list of
 {instruction, output, generator, dataset, id} in item order, and ``outputs.json.meta.json`` (model, backend,
 decoding settings, generated tokens and tokens/s, provenance).
@@ -10,11 +10,12 @@ decoding settings, generated tokens and tokens/s, provenance).
     python -m ual.generate --experiment experiments/tiny.yaml --model results/tiny/.../checkpoint \\
         --task gsm8k --out results/tiny/.../gsm8k/outputs.json [--generator NAME] [--backend auto|hf|vllm]
 
-Prompts: gsm8k and math follow the MetaMath protocol for every model (Alpaca template + " Let's think step by
-step."); alpacaeval uses the model's template (``alpaca``: the Alpaca template; ``chat``: the tokenizer's chat
-template with one user turn). Decoding is greedy up to ``max_new_tokens``, ending at EOS or at the task's stop
-strings (MetaMath's list for math; Alpaca section headers for AlpacaEval); the stop string is cut from the
-output, as vLLM does.
+Prompts and stop strings come from the task (``ual.tasks``): gsm8k and math follow the MetaMath protocol for
+every model (``ual.tasks.metamath``); alpacaeval uses the model's template (``ual.prompts``: ``alpaca`` or
+``chat``). Prompt text becomes token ids through ``ual.prompts.encode_prompts`` under the task's template,
+exactly as training tokenises it (a chat-rendered prompt gets no extra special tokens). Decoding is greedy up
+to ``max_new_tokens``, ending at EOS or at the task's stop strings; the stop string is cut from the output,
+as vLLM does.
 
 Resumable: every finished batch is appended to ``<out>.partial.jsonl`` (first line: the settings); a rerun
 with the same settings skips the ids already there, and other settings are refused with the file named.
@@ -23,7 +24,8 @@ The final file is written atomically and the partial file removed.
 Backends: ``hf`` (transformers ``generate``; batches are sorted by prompt length to cut padding) and ``vllm``
 (used by ``auto`` when vLLM is importable and a GPU is present; kept to ``generate_vllm`` below).
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - prompts, stop strings and special tokens from ``ual.tasks`` / ``ual.prompts``
+(outputs unchanged); vLLM gets token ids, so its prompts carry the same special tokens as training.
 """
 
 from __future__ import annotations
@@ -41,27 +43,13 @@ from typing import Any
 import torch
 
 from ual.config import Experiment, load_experiment
-from ual.evaluate import TASKS, task_records, write_json
-from ual.evaluate.gsm8k import build_prompt as metamath_prompt
-from ual.prompts import render_alpaca
+from ual.prompts import encode_prompts
+from ual.provenance import write_json
+from ual.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["generate_hf", "generate_outputs", "generate_vllm", "main", "render_prompt", "truncate_at_stop"]
-
-
-def render_prompt(task: str, record: dict, prompt_template: str, tokenizer: Any = None) -> str:
-    """The evaluation prompt of one item (see the module docstring)."""
-    if task in ("gsm8k", "math"):
-        return metamath_prompt(record["instruction"])
-    if prompt_template == "alpaca":
-        return render_alpaca(record["instruction"], record.get("input", ""))
-    if prompt_template == "chat":
-        content = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-        )
-    raise ValueError(f"unknown prompt_template '{prompt_template}' (expected alpaca or chat)")
+__all__ = ["generate_hf", "generate_outputs", "generate_vllm", "main", "truncate_at_stop"]
 
 
 def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
@@ -92,14 +80,16 @@ def generate_hf(
     max_new_tokens: int,
     stop_strings: Sequence[str] = (),
     batch_size: int = 16,
-    add_special_tokens: bool = True,
+    prompt_template: str = "alpaca",
     on_batch: Callable[[list[int], list[str], list[int]], None] | None = None,
     progress: bool = True,
 ) -> tuple[list[str], list[int]]:
     """Greedy completions of ``prompts`` with transformers, ``batch_size`` prompts per ``generate`` call.
 
-    Returns (texts cut at the stop strings, generated-token counts). ``on_batch(indices, texts, counts)`` is
-    called after every batch (indices into ``prompts``), which is how ``generate_outputs`` checkpoints.
+    ``prompt_template`` is the ``ual.prompts`` template the prompts are written in (it decides the special
+    tokens, ``ual.prompts.encode_prompts``). Returns (texts cut at the stop strings, generated-token counts).
+    ``on_batch(indices, texts, counts)`` is called after every batch (indices into ``prompts``), which is how
+    ``generate_outputs`` checkpoints.
     """
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
@@ -115,9 +105,7 @@ def generate_hf(
         stop_strings=list(stop_strings) or None,
     )
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    lengths = [
-        len(ids) for ids in tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
-    ]
+    lengths = [len(ids) for ids in encode_prompts(list(prompts), tokenizer, prompt_template)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])  # similar lengths share a batch
     texts: list[str] = [""] * len(prompts)
     counts: list[int] = [0] * len(prompts)
@@ -126,11 +114,8 @@ def generate_hf(
     try:
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for indices in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-            encoded = tokenizer(
-                [prompts[i] for i in indices],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=add_special_tokens,
+            encoded = encode_prompts(
+                [prompts[i] for i in indices], tokenizer, prompt_template, return_tensors="pt", padding=True
             ).to(device)
             generated = model.generate(**encoded, generation_config=config, tokenizer=tokenizer)
             new = generated[:, encoded["input_ids"].shape[1] :]
@@ -149,14 +134,23 @@ def generate_hf(
 
 
 def generate_vllm(
-    model_path: str, prompts: Sequence[str], *, max_new_tokens: int, stop_strings: Sequence[str], dtype: str
+    model_path: str,
+    prompt_ids: Sequence[list[int]],
+    *,
+    max_new_tokens: int,
+    stop_strings: Sequence[str],
+    dtype: str,
 ) -> tuple[list[str], list[int]]:
-    """Greedy completions with vLLM (MetaMath's own decoder: temperature 0, top_p 1, the same stop list)."""
+    """Greedy completions with vLLM (MetaMath's own decoder: temperature 0, top_p 1, the same stop list).
+
+    The prompts are given as token ids (``ual.prompts.encode_prompts``): vLLM would add the tokenizer's
+    special tokens to prompt text, also to a chat-rendered prompt that holds them already.
+    """
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_path, dtype=dtype, seed=0)
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_new_tokens, stop=list(stop_strings))
-    results = llm.generate(list(prompts), params)
+    results = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params)
     texts = [truncate_at_stop(r.outputs[0].text, stop_strings).strip() for r in results]
     return texts, [len(r.outputs[0].token_ids) for r in results]
 
@@ -198,8 +192,9 @@ def generate_outputs(
     from ual.models import load_model, resolve_model
     from ual.provenance import run_metadata
 
-    cfg, out = experiment.evaluate, Path(out)
-    records = task_records(task, experiment)
+    cfg, out, spec = experiment.evaluate, Path(out), get_task(task)
+    template = spec.prompt_template(experiment.model.prompt_template)
+    records = spec.records(experiment)
     generator = generator or Path(model_source.rstrip("/")).name.removeprefix("package:")
     backend = _choose_backend(backend)
     if num_hidden_layers is None and model_source == experiment.model.source:
@@ -211,7 +206,7 @@ def generate_outputs(
         "backend": backend,
         "prompt_template": experiment.model.prompt_template,
         "max_new_tokens": cfg.max_new_tokens[task],
-        "stop_strings": list(TASKS[task].stop_strings),
+        "stop_strings": list(spec.stop_strings),
         "num_hidden_layers": num_hidden_layers,
     }
     partial = Path(str(out) + ".partial.jsonl")
@@ -242,17 +237,15 @@ def generate_outputs(
     if todo and backend == "vllm":
         if num_hidden_layers is not None:
             raise ValueError("num_hidden_layers is not supported with the vllm backend")
-        tokenizer = None
-        if experiment.model.prompt_template == "chat":
-            from ual.models import load_tokenizer
+        from ual.models import load_tokenizer
 
-            tokenizer = load_tokenizer(model_source)
-        prompts = [render_prompt(task, r, experiment.model.prompt_template, tokenizer) for r in todo]
+        tokenizer = load_tokenizer(model_source)
+        prompts = [spec.render_prompt(r, experiment.model.prompt_template, tokenizer) for r in todo]
         texts, counts = generate_vllm(
             resolve_model(model_source).path,
-            prompts,
+            encode_prompts(prompts, tokenizer, template)["input_ids"],
             max_new_tokens=cfg.max_new_tokens[task],
-            stop_strings=TASKS[task].stop_strings,
+            stop_strings=spec.stop_strings,
             dtype=experiment.model.dtype,
         )
         checkpoint(list(range(len(todo))), texts, counts)
@@ -263,15 +256,15 @@ def generate_outputs(
         model.eval()
         if torch.cuda.is_available():
             model.to("cuda")
-        prompts = [render_prompt(task, r, experiment.model.prompt_template, tokenizer) for r in todo]
+        prompts = [spec.render_prompt(r, experiment.model.prompt_template, tokenizer) for r in todo]
         generate_hf(
             model,
             tokenizer,
             prompts,
             max_new_tokens=cfg.max_new_tokens[task],
-            stop_strings=TASKS[task].stop_strings,
+            stop_strings=spec.stop_strings,
             batch_size=cfg.batch_size,
-            add_special_tokens=not (task == "alpacaeval" and experiment.model.prompt_template == "chat"),
+            prompt_template=template,
             on_batch=checkpoint,
         )
     seconds = time.perf_counter() - start
@@ -293,9 +286,7 @@ def generate_outputs(
             **settings,
             "model_description": resolve_model(model_source).description,
             "batch_size": cfg.batch_size,
-            "prompt": 'MetaMath (alpaca + "Let\'s think step by step.")'
-            if task != "alpacaeval"
-            else experiment.model.prompt_template,
+            "prompt": spec.describe_prompt(experiment.model.prompt_template),
             "n_items": len(records),
             "n_generated_this_run": len(todo),
             "seconds": round(seconds, 3),

@@ -1,13 +1,15 @@
 """Provenance written beside every result: package versions, git SHA, host, time.
 
 Every stage calls ``run_metadata(...)`` and stores it (``run_config.json`` or a ``provenance`` field of a
-metric file), so each number can be traced to the code, versions and config that made it.
+metric file), so each number can be traced to the code, versions and config that made it. Result files are
+written atomically through ``replace_atomically`` (``write_text_atomic``, ``write_json``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -90,3 +92,8 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a UTF-8 text result file atomically (see ``replace_atomically``)."""
     replace_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """Write a JSON result file (indented, UTF-8, trailing newline) atomically (see ``replace_atomically``)."""
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ual.config import SCENARIOS
 from ual.provenance import write_text_atomic
 
 __all__ = [
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Map elicited uncertainty to per-sample label smoothing.")
     parser.add_argument("--experiment", type=Path, required=True)
     parser.add_argument("--scores", type=Path, required=True)
-    parser.add_argument("--scenario", required=True, choices=("high", "low", "mixed"))
+    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--method", required=True, choices=sorted(METHOD_MAPPINGS))
     parser.add_argument("--eps-max", type=float, default=None, help="override epsilon.eps_max (ablation)")
     parser.add_argument("--out", type=Path, required=True)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_local_judge_preference_is_the_choice_token_probability_ratio(tiny_smollm2):
     from alpaca_eval.completion_parsers import logprob_parser
 
-    from ual.evaluate import local_judge
+    from ual.judges import local as local_judge
 
     model, tokenizer = tiny_smollm2
     template = (
@@ -54,7 +54,7 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
     import alpaca_eval
 
     from ual import evaluate, generate
-    from ual.evaluate import local_judge
+    from ual.judges import local as local_judge
 
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
     update = {

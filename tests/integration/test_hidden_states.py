@@ -14,7 +14,7 @@ import yaml
 from ual.analysis.clustering import main
 from ual.analysis.hidden_states import collect_hidden_states, tokenize_examples
 from ual.analysis.metrics import bootstrap_metrics
-from ual.collate import render_example
+from ual.prompts import render_example
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

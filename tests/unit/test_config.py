@@ -117,3 +117,21 @@ def test_missing_file_and_non_mapping_are_clear_errors(tmp_path):
     listing.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
         load_experiment(listing)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda raw: raw["evaluate"]["tasks"].append("mmlu"), "evaluate.tasks.3"),
+        (lambda raw: raw["evaluate"]["sizes"].update(mmlu=10), "evaluate.sizes.mmlu"),
+        (lambda raw: raw["evaluate"]["max_new_tokens"].update(mmlu=64), "evaluate.max_new_tokens.mmlu"),
+    ],
+)
+def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tmp_path, edit, key):
+    path = write_variant(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert str(info.value) == (
+        f"{path}: key '{key}': Value error, unknown task 'mmlu'; known tasks: alpacaeval, gsm8k, math "
+        "(got 'mmlu')"
+    )

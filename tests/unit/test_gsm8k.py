@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ual.evaluate import gsm8k
-from ual.evaluate.accuracy import accuracy_with_ci
+from ual.tasks import TASKS, gsm8k, metamath
+from ual.tasks.accuracy import accuracy_with_ci
 
-LMEVAL_DIR = Path(gsm8k.__file__).parent / "lmeval_tasks"
+LMEVAL_DIR = Path(__file__).resolve().parents[2] / "ual/evaluate/lmeval_tasks"
 
 
 def test_prompt_is_metamaths_exact_text():
@@ -20,7 +18,9 @@ def test_prompt_is_metamaths_exact_text():
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
         "request.\n\n### Instruction:\nJanet has 3 apples.\n\n### Response: Let's think step by step."
     )
-    assert gsm8k.build_prompt("Janet has 3 apples.") == expected
+    assert metamath.build_prompt("Janet has 3 apples.") == expected
+    record = {"id": "x", "instruction": "Janet has 3 apples.", "input": ""}
+    assert TASKS["gsm8k"].render_prompt(record, "chat") == TASKS["math"].render_prompt(record, "alpaca") == expected
 
 
 @pytest.mark.parametrize(
@@ -75,8 +75,8 @@ def test_missing_answer_is_wrong():
 
 
 def _corrupt(solution: str) -> str:
-    head, answer = solution.rsplit(gsm8k.ANSWER_MARKER, 1)
-    return f"{head}{gsm8k.ANSWER_MARKER}{int(answer.replace(',', '')) + 1}"
+    head, answer = solution.rsplit(metamath.ANSWER_MARKER, 1)
+    return f"{head}{metamath.ANSWER_MARKER}{int(answer.replace(',', '')) + 1}"
 
 
 def test_gold_solutions_of_the_mirror_test_set_score_100_percent_and_corrupted_ones_0(data_mirror):
@@ -120,23 +120,19 @@ def test_accuracy_ci_is_deterministic_and_brackets_the_mean():
         accuracy_with_ci([])
 
 
-def _lmeval_yaml() -> dict:
-    class Loader(yaml.SafeLoader):
-        pass
+def test_lmeval_task_takes_stop_strings_and_hooks_from_the_task():
+    pytest.importorskip("lm_eval")
+    from lm_eval.tasks._yaml_loader import load_yaml
 
-    Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
-    return yaml.load((LMEVAL_DIR / "ual_gsm8k_metamath.yaml").read_text(), Loader=Loader)
-
-
-def test_lmeval_task_uses_metamaths_stop_strings_and_our_hooks():
-    task = _lmeval_yaml()
-    assert tuple(task["generation_kwargs"]["until"]) == gsm8k.STOP_STRINGS
+    task = load_yaml(LMEVAL_DIR / "ual_gsm8k_metamath.yaml")  # lm-eval's own loader resolves !function
+    until = task["generation_kwargs"]["until"]
+    assert isinstance(until, list) and tuple(until) == metamath.STOP_STRINGS == TASKS["gsm8k"].stop_strings
     assert task["generation_kwargs"]["do_sample"] is False
-    hooks = {task[k] for k in ("custom_dataset", "doc_to_text", "process_results")}
-    module = (LMEVAL_DIR / "metamath_gsm8k.py").read_text()
-    for hook in hooks:
-        name = re.fullmatch(r"!function metamath_gsm8k\.(\w+)", hook).group(1)
-        assert f"def {name}(" in module
+    assert [task[k].__name__ for k in ("custom_dataset", "doc_to_text", "process_results")] == [
+        "load_dataset",
+        "doc_to_text",
+        "process_results",
+    ]
 
 
 def test_lmeval_process_results_scores_gold_right_and_corrupted_wrong(data_mirror):
@@ -148,4 +144,4 @@ def test_lmeval_process_results_scores_gold_right_and_corrupted_wrong(data_mirro
     assert all(
         metamath_gsm8k.process_results(r, [_corrupt(r["output"])]) == {"exact_match": 0} for r in records
     )
-    assert metamath_gsm8k.doc_to_text(records[0]) == gsm8k.build_prompt(records[0]["instruction"])
+    assert metamath_gsm8k.doc_to_text(records[0]) == metamath.build_prompt(records[0]["instruction"])

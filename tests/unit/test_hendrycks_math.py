@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ual.evaluate import hendrycks_math as hm
+from ual.tasks import hendrycks_math as hm
 
 
 @pytest.mark.parametrize(

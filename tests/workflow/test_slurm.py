@@ -3,12 +3,13 @@
 .ci/slurm-up.sh starts a single-node cluster on 127.0.0.1 (munge, MariaDB + slurmdbd, slurmctld, slurmd; as
 root, installing the Debian packages when missing) and .ci/slurm-down.sh stops it at the end. The smallest
 chain of the smoke experiment with a judge job (elicit_scores -> map_epsilon -> train_model with 0 GPUs ->
-generate_outputs -> score_task with the local judge, for SFT on AlpacaEval) is submitted with profiles/slurm,
-only the account and partition given on the command line. Bad input (an unknown account or partition, a GPU
+generate_outputs -> score_task with the local judge, for SFT on AlpacaEval; fetch_data is a localrule and runs
+in the main process) is submitted with profiles/slurm, only the account and partition given on the command
+line, and its result files are compared with those of the same target run locally. Bad input (an unknown account or partition, a GPU
 request on a partition without GPUs) fails before the first sbatch, naming the key. Skipped, with the reason,
 where the machine cannot run the daemons (not root, no apt-get, a SLURM configuration of its own).
 
-Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_slurm.py   (about 3 minutes)
+Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_slurm.py   (about 4 minutes)
 """
 
 from __future__ import annotations
@@ -16,23 +17,56 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from smoke_workflow import REPO, new_workdir, snakemake
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 
 TARGET = "results/smoke/seed0/evaluate/mixed/sft/alpacaeval.json"
-RULES = ["elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task"]
+RULES = ["elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task"]  # submitted jobs
 PROFILE = ["--profile", str(REPO / "profiles" / "slurm")]
 CLUSTER = ["--default-resources", "slurm_account=ualtest", "slurm_partition=debug"]
 # Fields that legitimately differ between two runs of the same jobs: wall-clock times and durations, speeds,
 # peak memory. Everything else (scores, epsilons, weights, generations, verdicts, provenance) must be equal.
 VOLATILE = {"created_utc", "seconds", "train_runtime_s", "tokens_per_second", "response_tokens_per_second",
             "peak_memory", "preference_date", "preference_time_per_example"}
+
+
+def new_workdir(path: Path) -> Path:
+    (path / "experiments").mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "workflow" / "smoke.yaml", path / "experiments" / "smoke.yaml")
+    return path
+
+
+def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """The workflow on work/experiments/smoke.yaml in ``work``, data from the mirror (UAL_DATA_MIRROR)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
+    models = os.environ.get("UAL_MODEL_CACHE") or str(REPO / "resources" / "models")  # absolute: cwd moves
+    env = {**os.environ, "UAL_MODEL_CACHE": str(Path(models).resolve()), "XDG_CACHE_HOME": str(work / ".cache")}
+    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def mirror(data_mirror):
+    os.environ["UAL_DATA_MIRROR"] = str(data_mirror.resolve())  # the runs change directory
+    return data_mirror
+
+
+@pytest.fixture(scope="module")
+def local_run(mirror, tmp_path_factory):
+    """The same target run locally, the reference for the SLURM run's results."""
+    work = new_workdir(tmp_path_factory.mktemp("smoke_local"))
+    result = snakemake(work, "--cores", "2", "--", TARGET)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return work
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +106,9 @@ def run_id_of(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, data_mirror, tmp_path_factory):
-    os.environ["UAL_DATA_MIRROR"] = str(data_mirror.resolve())  # the run changes directory
+def slurm_run(slurm_cluster, mirror, tmp_path_factory):
     work = new_workdir(tmp_path_factory.mktemp("smoke_slurm"))
-    result = snakemake(work, *PROFILE, *CLUSTER, "--", TARGET, timeout=900)
+    result = snakemake(work, *PROFILE, *CLUSTER, "--", TARGET)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return work, run_id_of(result)
 
@@ -116,17 +149,18 @@ def _normalised(path: Path, work: Path):
     return text
 
 
-def test_outputs_equal_those_of_the_local_run(slurm_run, smoke_run):
+def test_outputs_equal_those_of_the_local_run(slurm_run, local_run):
     work, _ = slurm_run
     produced = sorted(p for p in (work / "results").rglob("*") if p.is_file())
+    assert len(produced) == len([p for p in (local_run / "results").rglob("*") if p.is_file()])
     expected = {"scores.jsonl", "sft.jsonl", "model.safetensors", "train_metrics.json", "alpacaeval.json",
                 "alpacaeval.annotations.json"}
     assert expected <= {p.name for p in produced}
     for path in produced:
-        local = smoke_run / path.relative_to(work)
+        local = local_run / path.relative_to(work)
         assert local.is_file(), f"{local} missing from the local run"
         if path.suffix in (".json", ".jsonl", ".yaml", ".txt", ".jinja"):
-            assert _normalised(path, work) == _normalised(local, smoke_run), path.relative_to(work)
+            assert _normalised(path, work) == _normalised(local, local_run), path.relative_to(work)
         else:  # weights, tokenizer and trainer state: byte for byte
             assert path.read_bytes() == local.read_bytes(), path.relative_to(work)
     verdicts = json.loads((work / "results/smoke/seed0/evaluate/mixed/sft/alpacaeval.json").read_text())
@@ -134,8 +168,7 @@ def test_outputs_equal_those_of_the_local_run(slurm_run, smoke_run):
 
 
 @pytest.fixture
-def bad_workdir(slurm_cluster, data_mirror, tmp_path):
-    os.environ["UAL_DATA_MIRROR"] = str(data_mirror.resolve())
+def bad_workdir(slurm_cluster, mirror, tmp_path):
     return new_workdir(tmp_path / "work")
 
 

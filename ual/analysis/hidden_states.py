@@ -60,7 +60,6 @@ COLLECTION_VERSION = 1
 # Batches are right-padded to a multiple of this: few distinct shapes, so the framework's per-shape kernel
 # caches stay small and memory stays flat as the sample grows (benchmarks/clustering.py).
 PAD_TO_MULTIPLE_OF = 64
-SCENARIO_SLICES = {"high": ("high",), "low": ("low",), "mixed": ("high", "low")}
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,7 @@ def collect_hidden_states(
         records: held-out records (ual.data schema).
         top_k, max_states, seed, middle_layer: ``analysis`` config keys.
         max_length: sequences are cut here (the training ``max_length``).
-        prompt_template: ``model.prompt_template`` (see ``ual.collate.PROMPT_TEMPLATES``).
+        prompt_template: ``model.prompt_template`` (see ``ual.prompts.PROMPT_TEMPLATES``).
         workdir: an existing folder for the ``states_<layer>.npy`` memmaps (the caller deletes it).
 
     Returns:
@@ -323,6 +322,7 @@ def heldout_records(experiment: Any, scenario: str) -> list[dict[str, Any]]:
     ``ual.data.subsample(pool, size, analysis.seed)``.
     """
     from ual import data
+    from ual.config import SCENARIO_SLICES
 
     data_cfg, analysis = experiment.data, experiment.analysis
     if scenario not in data_cfg.scenarios:

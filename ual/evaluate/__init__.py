@@ -1,6 +1,7 @@
 """Score model outputs on the paper's benchmarks: GSM8K, MATH (MetaMath protocol), AlpacaEval (alpaca_eval).
 
-Inputs: ``--outputs`` = the model outputs of ``python -m ual.generate`` (alpaca_eval model_outputs format: a
+Inputs: ``--task`` = a task of ``ual.tasks.TASKS`` (which owns items, prompt, stop strings and scoring);
+``--outputs`` = the model outputs of ``python -m ual.generate`` (alpaca_eval model_outputs format: a
 JSON list of {instruction, output, generator, dataset, id}) for the items the experiment selects
 (``evaluate.sizes`` drawn by ``data.seed``), and the gold records / reference outputs from ``ual.data``.
 Outputs: ``--out metrics.json`` (metric values, the run's model / method / scenario / seed, judge, task
@@ -11,65 +12,32 @@ version, provenance) and per-item records beside it (GSM8K, MATH: ``<out stem>.i
         --outputs results/tiny/.../gsm8k/outputs.json --out results/tiny/.../gsm8k/metrics.json \\
         [--method ual --scenario mixed --seed 0]
 
-Extension point: ``TASKS`` (a dataset/split, the task module with ``evaluate(...)``, generation stop strings).
+This package is the CLI and the reader of model outputs files; the tasks it scores live in ``ual.tasks``
+(extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval cross-check
+task in ``ual/evaluate/lmeval_tasks``. Nothing in ``ual.tasks`` imports this package.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. Tasks moved to ``ual.tasks`` (registry, scoring), metrics unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ual.config import Experiment, load_experiment
-from ual.evaluate.gsm8k import STOP_STRINGS as METAMATH_STOP_STRINGS
-from ual.provenance import write_text_atomic
+from ual.provenance import write_json
+from ual.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TASKS", "OutputsError", "Task", "main", "read_model_outputs", "task_records", "write_json"]
-
-# A base model trained on the Alpaca template may run on into a new turn; cut the answer where it would.
-ALPACA_STOP_STRINGS = ("### Instruction:", "### Input:", "### Response:")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One benchmark: where its items come from and which module scores them."""
-
-    dataset: str  # name in ual.data.DATASETS
-    split: str | None  # None: taken from the experiment (math: evaluate.math_split)
-    module: str  # exposes evaluate(outputs, records, experiment, out, outputs_path) -> dict and TASK_VERSION
-    stop_strings: tuple[str, ...]
-    match_key: str  # how outputs are matched to items: "id" (ours) or "instruction" (alpaca_eval's key)
-
-
-TASKS: dict[str, Task] = {
-    "gsm8k": Task("gsm8k", "test", "ual.evaluate.gsm8k", METAMATH_STOP_STRINGS, "id"),
-    "math": Task("math", None, "ual.evaluate.hendrycks_math", METAMATH_STOP_STRINGS, "id"),
-    "alpacaeval": Task("alpaca_eval", "eval", "ual.evaluate.alpacaeval", ALPACA_STOP_STRINGS, "instruction"),
-}
+__all__ = ["OutputsError", "evaluate_task", "main", "match_outputs", "read_model_outputs"]
 
 
 class OutputsError(ValueError):
     """A model outputs file that cannot be scored (the message names the file and row)."""
-
-
-def task_records(task: str, experiment: Experiment) -> list[dict]:
-    """The items of ``task`` the experiment evaluates: ``evaluate.sizes[task]`` drawn by ``data.seed``."""
-    from ual.data import load_records, subsample
-
-    spec = TASKS[task]
-    if task not in experiment.evaluate.sizes:
-        raise KeyError(f"experiment '{experiment.name}': evaluate.sizes has no entry for task '{task}'")
-    split = spec.split or experiment.evaluate.math_split
-    records = load_records(spec.dataset, split, experiment.data.mirror)
-    return subsample(records, experiment.evaluate.sizes[task], experiment.data.seed)
 
 
 def read_model_outputs(path: Path, match_key: str) -> list[dict]:
@@ -111,28 +79,22 @@ def match_outputs(path: Path, rows: list[dict], records: list[dict], match_key: 
     return {r["id"]: by_key[r[record_key]] for r in records}
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (``ual.provenance.write_text_atomic``)."""
-    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
 def evaluate_task(
     experiment: Experiment, task: str, outputs_path: Path, out: Path, run: dict[str, Any]
 ) -> dict[str, Any]:
     """Score one task's outputs and write ``out`` (metrics.json); returns the metrics dict."""
     from ual.provenance import run_metadata
 
-    spec = TASKS[task]
-    module = importlib.import_module(spec.module)
-    records = task_records(task, experiment)
+    spec = get_task(task)
+    records = spec.records(experiment)
     rows = read_model_outputs(outputs_path, spec.match_key)
     outputs = match_outputs(outputs_path, rows, records, spec.match_key)
     meta_path = Path(str(outputs_path) + ".meta.json")
     generation = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    metrics = module.evaluate(outputs, records, experiment, Path(out), Path(outputs_path))
+    metrics = spec.score(outputs, records, experiment, Path(out), Path(outputs_path))
     payload = {
         "task": task,
-        "task_version": module.TASK_VERSION,
+        "task_version": spec.version,
         **metrics,
         "experiment": experiment.name,
         "model": generation.get("model"),

@@ -6,7 +6,8 @@ Inputs (paths are given explicitly by the workflow; nothing is globbed):
   and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
 - elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
 - clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` (ual.analysis.clustering);
-- training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train).
+- training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train; the variant folder is
+  checked with ``ual.variants.Variant.parse``).
 Outputs: pandas DataFrames; percentages are in 0..100.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ual.variants import Variant
 
 __all__ = ["read_metrics", "read_scores", "read_clustering", "read_train_logs", "provenance_summary"]
 
@@ -128,6 +131,10 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
         data = _load(path)
         parts = Path(path).parts
         variant, scenario = parts[-2], parts[-3]
+        try:
+            Variant.parse(variant)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a .../<scenario>/<variant>/train_metrics.json ({exc})") from None
         seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
         for entry in data.get("steps", []):
             if entry.get("loss") is not None:
@@ -136,8 +143,12 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "step", "loss"])
 
 
-def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s)."""
+def provenance_summary(
+    metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None, data_sources: list | None = None
+) -> dict[str, Any]:
+    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s), and where each
+    dataset came from (``data_sources``: the records of ``ual.inputs``, mirror file and sha256 or hub id and
+    revision; "not recorded" when the report was not given them)."""
     versions = sorted(set(metrics["versions"])) if not metrics.empty else []
     return {
         "experiment": experiment.name,
@@ -147,5 +158,6 @@ def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] 
         "seeds": sorted({int(s) for s in metrics["seed"]}) if not metrics.empty else [],
         "git_sha": sorted({s for s in metrics["git_sha"] if s}) if not metrics.empty else [],
         "versions": json.loads(versions[0]) if len(versions) == 1 else [json.loads(v) for v in versions],
+        "data_sources": data_sources if data_sources is not None else "not recorded",
         **(extra or {}),
     }

@@ -20,7 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ual.config import MAIN_TABLE_METHODS  # noqa: E402
 from ual.report.tables import METHOD_LABELS, TASK_COLUMNS  # noqa: E402
+from ual.variants import ual_at  # noqa: E402
 
 __all__ = ["save_figure", "uncertainty_figure", "ablation_figure", "loss_figure", "copy_cluster_figure"]
 
@@ -57,8 +59,7 @@ def ablation_figure(metrics: pd.DataFrame, scenario: str, tasks: list[str], eps_
     for ax, task in zip(axes[0], tasks, strict=True):
         xs, ys = [], []
         for value in points:
-            variant = "ual" if value == eps_max else f"ual_epsmax{value:g}"
-            rows = part[(part.variant == variant) & (part.task == task)]
+            rows = part[(part.variant == ual_at(value, eps_max).name) & (part.task == task)]
             if not rows.empty:
                 xs.append(value)
                 ys.append(rows["value"].mean())
@@ -78,7 +79,7 @@ def ablation_figure(metrics: pd.DataFrame, scenario: str, tasks: list[str], eps_
 def loss_figure(train: pd.DataFrame, scenarios: list[str]):
     fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.2), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios, strict=True):
-        for variant in ("sft", "ls", "ual"):
+        for variant in MAIN_TABLE_METHODS:
             rows = train[(train.scenario == scenario) & (train.variant == variant)]
             if rows.empty:
                 continue

@@ -19,6 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from ual.config import MAIN_TABLE_METHODS
+from ual.variants import ual_at
+
 __all__ = [
     "NOT_REPORTED",
     "main_table",
@@ -64,7 +67,7 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
     low = [t for t in LOW_ENTROPY if t in tasks]
     rows: list[dict[str, str]] = []
     for scenario in scenarios:
-        for method in ("sft", "ls", "ual"):
+        for method in MAIN_TABLE_METHODS:
             row = {"scenario": scenario, "row": METHOD_LABELS[method]}
             for task, col in zip(tasks, task_cols, strict=True):
                 row[col] = _fmt(*_cell(metrics, scenario, method, task))
@@ -101,8 +104,7 @@ def ablation_table(
     variants = [("sft", "SFT (eps = 0)", "0"), ("ls", "LS (constant = mean UAL eps)", f"{eps_max:g}"),
                 ("ual_shuffled", "UAL, shuffled eps", f"{eps_max:g}")]
     for value in sorted({eps_max, *sweep}):
-        name = "ual" if value == eps_max else f"ual_epsmax{value:g}"
-        variants.append((name, f"UAL (eps_max = {value:g})", f"{value:g}"))
+        variants.append((ual_at(value, eps_max).name, f"UAL (eps_max = {value:g})", f"{value:g}"))
     rows = []
     for variant, label, eps in variants:
         if metrics[(metrics.scenario == scenario) & (metrics.variant == variant)].empty:

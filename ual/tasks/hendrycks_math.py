@@ -1,7 +1,7 @@
 """MATH with the MetaMath evaluation protocol (Hendrycks normalisation) plus math-verify as a second metric.
 
 Protocol (meta-math/MetaMath ``eval_math.py`` @ fe667b14f9a4; anchors.md s3.3):
-- prompt and stop strings: as GSM8K (``ual.evaluate.gsm8k.build_prompt`` / ``STOP_STRINGS``);
+- prompt, stop strings and answer marker: MetaMath's, as GSM8K (``ual.tasks.metamath``);
 - answer: the text after the LAST "The answer is: ", cut at the first ".\\n", stripped, one trailing "."
   removed; no marker: wrong;
 - comparison: ``is_equiv`` = string equality after the Hendrycks ``strip_string`` normalisation, against the
@@ -19,26 +19,27 @@ completion with math-verify's own answer extraction (as lm-eval's ``minerva_math
 ``\\boxed{answer}``. It accepts equivalent forms the string rules miss (0.5 vs 1/2 inside expressions,
 reordered sets, ...), so it is reported beside, never instead of, the MetaMath number.
 
-Inputs/outputs as ``ual.evaluate.gsm8k``; per-item records add ``correct_math_verify``.
-Run through ``python -m ual.evaluate --task math``.
+Inputs/outputs as ``ual.tasks.gsm8k``; per-item records add ``correct_math_verify``. Items: the split
+``evaluate.math_split`` of MATH. The task object is ``TASK`` (``ual.tasks.TASKS["math"]``); run through
+``python -m ual.evaluate --task math``.
 
-Changelog: TASK_VERSION 1 - initial.
+Changelog: TASK_VERSION 1 - initial. Module moved from ``ual.evaluate.hendrycks_math``; outputs unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from ual.evaluate.accuracy import accuracy_with_ci, items_path, write_items
-from ual.evaluate.gsm8k import ANSWER_MARKER
+from ual.tasks.accuracy import accuracy_with_ci
+from ual.tasks.metamath import ANSWER_MARKER, STOP_STRINGS, MetaMathTask
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "TASK",
     "TASK_VERSION",
-    "evaluate",
+    "MathTask",
     "extract_answer",
     "is_equiv",
     "math_verify_correct",
@@ -213,18 +214,26 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
     return items
 
 
-def evaluate(
-    outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
-) -> dict:
-    """Score, write the per-item records beside ``out``, and return both metrics (see ``ual.evaluate``)."""
-    items = score_items(outputs, records)
-    write_items(items_path(out), items)
-    return {
-        "metric": "accuracy",
-        **accuracy_with_ci([item["correct"] for item in items]),
-        "math_verify": accuracy_with_ci([item["correct_math_verify"] for item in items]),
-        "n_missing_marker": sum(not item["has_marker"] for item in items),
-        "split": experiment.evaluate.math_split,
-        "protocol": "MetaMath eval_math + Hendrycks is_equiv (anchors.md s3.3); second metric math-verify",
-        "items_file": str(items_path(out)),
-    }
+class MathTask(MetaMathTask):
+    """MATH (``evaluate.math_split``), MetaMath prompt and stop strings, scored by ``score_items``."""
+
+    protocol = "MetaMath eval_math + Hendrycks is_equiv (anchors.md s3.3); second metric math-verify"
+
+    def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
+        return score_items(outputs, records)
+
+    def more_metrics(self, items: list[dict]) -> dict[str, Any]:
+        return {"math_verify": accuracy_with_ci([item["correct_math_verify"] for item in items])}
+
+    def item_set(self, experiment: Any) -> dict[str, Any]:
+        return {"split": experiment.evaluate.math_split}
+
+
+TASK = MathTask(
+    name="math",
+    version=TASK_VERSION,
+    dataset="math",
+    split=None,  # evaluate.math_split
+    stop_strings=STOP_STRINGS,
+    match_key="id",
+)

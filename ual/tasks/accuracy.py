@@ -2,10 +2,10 @@
 
 Inputs: a sequence of per-item booleans. Outputs: {accuracy, ci95_low, ci95_high, n, n_correct,
 bootstrap_resamples, bootstrap_seed}; accuracy and bounds are fractions in [0, 1].
-Used by ``ual.evaluate`` for GSM8K and MATH (both metrics of MATH); ``write_items`` stores the per-item
+Used by the GSM8K and MATH tasks of ``ual.tasks`` (both metrics of MATH); ``write_items`` stores the per-item
 records as JSONL beside the metrics file (``<metrics stem>.items.jsonl``).
 
-Changelog: v1 - initial (10,000 resamples, seed 0, numpy default_rng).
+Changelog: v1 - initial (10,000 resamples, seed 0, numpy default_rng). Moved from ``ual.evaluate.accuracy``.
 """
 
 from __future__ import annotations

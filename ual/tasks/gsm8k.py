@@ -1,8 +1,7 @@
 """GSM8K with the MetaMath evaluation protocol: prompt, answer extraction, numeric comparison, accuracy.
 
 Protocol (meta-math/MetaMath ``eval_gsm8k.py`` @ fe667b14f9a4; ../shared/reference/anchors.md s3.3):
-- prompt: the Alpaca template around the question, followed by " Let's think step by step."
-  (``build_prompt``); greedy decoding that stops at MetaMath's stop strings (``STOP_STRINGS``);
+- prompt, stop strings and answer marker: MetaMath's, from ``ual.tasks.metamath``;
 - answer: the text after the LAST "The answer is: "; in it, the first number matching
   ``[-+]?\\d*[.,/]?\\d+``; commas removed, a fraction a/b evaluated (a/0 reads as a), the value ROUNDED to an
   integer with Python's ``round`` (half to even, as in MetaMath); no marker or no number: wrong;
@@ -15,9 +14,11 @@ read whole; MetaMath's regex stops after the first group and reads 1450, which m
 
 Inputs: model outputs (alpaca_eval model_outputs format with ``id``) + the gold records of ``ual.data``.
 Outputs: per-item records {id, question, output, extracted, gold, correct, has_marker} and accuracy with a
-bootstrap 95 % interval (``ual.evaluate.accuracy``). Run through ``python -m ual.evaluate --task gsm8k``.
+bootstrap 95 % interval (``ual.tasks.accuracy``). The task object is ``TASK`` (``ual.tasks.TASKS["gsm8k"]``);
+run through ``python -m ual.evaluate --task gsm8k``.
 
-Changelog: TASK_VERSION 1 - initial (MetaMath protocol + the thousands-group deviation above).
+Changelog: TASK_VERSION 1 - initial (MetaMath protocol + the thousands-group deviation above). Module moved
+from ``ual.evaluate.gsm8k`` (prompt and stop strings to ``ual.tasks.metamath``); outputs unchanged.
 """
 
 from __future__ import annotations
@@ -25,20 +26,15 @@ from __future__ import annotations
 import logging
 import re
 from fractions import Fraction
-from pathlib import Path
-from typing import Any
 
-from ual.evaluate.accuracy import accuracy_with_ci, items_path, write_items
-from ual.prompts import render_alpaca
+from ual.tasks.metamath import ANSWER_MARKER, STOP_STRINGS, MetaMathTask
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ANSWER_MARKER",
-    "STOP_STRINGS",
+    "TASK",
     "TASK_VERSION",
-    "build_prompt",
-    "evaluate",
+    "GSM8KTask",
     "extract_answer",
     "is_correct",
     "parse_gold",
@@ -46,34 +42,10 @@ __all__ = [
 ]
 
 TASK_VERSION = 1
-ANSWER_MARKER = "The answer is: "
-# MetaMath eval_gsm8k.py / eval_math.py SamplingParams(stop=...): the same list for both tasks.
-STOP_STRINGS: tuple[str, ...] = (
-    "Question:",
-    "Question",
-    "USER:",
-    "USER",
-    "ASSISTANT:",
-    "ASSISTANT",
-    "Instruction:",
-    "Instruction",
-    "Response:",
-    "Response",
-)
-COT_TRIGGER = " Let's think step by step."
 
 # MetaMath's pattern, preceded by one alternative for numbers with >= 2 thousands groups (see docstring).
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?|\d*[.,/]?\d+)")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
-
-
-def build_prompt(question: str) -> str:
-    """The MetaMath evaluation prompt: Alpaca template + " Let's think step by step."
-
-    >>> build_prompt("What is 2+3?").endswith("### Response: Let's think step by step.")
-    True
-    """
-    return render_alpaca(question) + COT_TRIGGER
 
 
 def _to_int(number: str) -> int | None:
@@ -144,16 +116,20 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
     return items
 
 
-def evaluate(
-    outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
-) -> dict:
-    """Score, write the per-item records beside ``out``, and return the metrics (see ``ual.evaluate``)."""
-    items = score_items(outputs, records)
-    write_items(items_path(out), items)
-    return {
-        "metric": "accuracy",
-        **accuracy_with_ci([item["correct"] for item in items]),
-        "n_missing_marker": sum(not item["has_marker"] for item in items),
-        "protocol": "MetaMath eval_gsm8k (anchors.md s3.3), thousands-group deviation (gsm8k.py)",
-        "items_file": str(items_path(out)),
-    }
+class GSM8KTask(MetaMathTask):
+    """GSM8K test set, MetaMath prompt and stop strings, scored by ``score_items``."""
+
+    protocol = "MetaMath eval_gsm8k (anchors.md s3.3), thousands-group deviation (gsm8k.py)"
+
+    def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
+        return score_items(outputs, records)
+
+
+TASK = GSM8KTask(
+    name="gsm8k",
+    version=TASK_VERSION,
+    dataset="gsm8k",
+    split="test",
+    stop_strings=STOP_STRINGS,
+    match_key="id",
+)

@@ -1,0 +1,37 @@
+"""The evaluation tasks, one module per task, and ``TASKS``: the single source of task names.
+
+A task (``ual.tasks.base.Task``) is one unit, as an lm-eval ``Task``: its items for an experiment, the prompt
+of an item, its stop strings, its scoring (outputs -> metrics and per-item records), its match key and its
+version. ``ual.generate`` and ``ual.evaluate`` (the CLIs) and the lm-eval cross-check
+(``ual/evaluate/lmeval_tasks``) use only this registry, and ``ual.config`` validates the task names of an
+experiment (``evaluate.tasks``, the keys of ``evaluate.sizes`` and ``evaluate.max_new_tokens``) against it.
+
+- ``gsm8k`` (``ual.tasks.gsm8k``) and ``math`` (``ual.tasks.hendrycks_math``): the MetaMath protocol, whose
+  prompt, answer marker and stop strings live in ``ual.tasks.metamath``;
+- ``alpacaeval`` (``ual.tasks.alpacaeval``): the model's template, judged by ``ual.judges``.
+
+Dependencies point one way: ``ual.evaluate`` / ``ual.generate`` -> ``ual.tasks`` -> ``ual.prompts``,
+``ual.provenance`` (and, inside functions, ``ual.data`` and ``ual.judges``). Importing ``ual.tasks`` loads
+neither ``ual.config`` nor a heavy library (alpaca_eval, math-verify and datasets are imported when used).
+
+Extension point: a new task = a module here with a ``Task`` subclass instance ``TASK`` (``version`` =
+its ``TASK_VERSION``), one entry in ``TASKS``, and its tests; experiments may then name it.
+
+Changelog: v1 - initial (was ``ual.evaluate.TASKS`` plus task logic in ``ual.generate``).
+"""
+
+from __future__ import annotations
+
+from ual.tasks import alpacaeval, gsm8k, hendrycks_math
+from ual.tasks.base import Task
+
+__all__ = ["TASKS", "Task", "get_task"]
+
+TASKS: dict[str, Task] = {task.name: task for task in (alpacaeval.TASK, gsm8k.TASK, hendrycks_math.TASK)}
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name``; an unknown name is an error that lists the known tasks."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task '{name}'; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]

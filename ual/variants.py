@@ -1,0 +1,91 @@
+"""Training variants: the one place where a variant name is built and parsed, and where the ablation runs.
+
+A variant is one trained model of the grid: a method of ``ual.config.METHODS`` at the experiment's
+``epsilon.eps_max`` (named by the method: ``sft``, ``ls``, ``ual``, ``ual_shuffled``), or UAL at another
+eps_max of the ablation sweep (``epsilon.ablation_eps_max``), named ``ual_epsmax<eps_max:g>``
+(``ual_epsmax0.3``).
+The name is a path component of every result of the variant
+(``results/<exp>/seed<s>/{train,generate,evaluate}/<scenario>/<variant>/...``) and the ``method`` recorded in
+its metrics; the workflow (``workflow/rules/common.smk``), the report (``ual.report``) and nothing else turn
+names into variants and back, through ``Variant``.
+
+Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ual.config import METHODS
+
+__all__ = [
+    "ABLATION_PREFIX",
+    "VARIANT_PATTERN",
+    "Variant",
+    "ablation_scenario",
+    "ablation_variants",
+    "ual_at",
+]
+
+ABLATION_PREFIX = "ual_epsmax"
+# A regular expression of variant names (the workflow's wildcard constraint).
+VARIANT_PATTERN = "|".join(METHODS) + rf"|{ABLATION_PREFIX}[0-9.]+"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method, and the eps_max it is trained at when that is not the experiment's (ablation sweep only).
+
+    >>> Variant("ual", 0.3).name, Variant.parse("ual_epsmax0.3"), Variant.parse("sft").name
+    ('ual_epsmax0.3', Variant(method='ual', eps_max=0.3), 'sft')
+    """
+
+    method: str
+    eps_max: float | None = None  # None: the experiment's epsilon.eps_max
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method '{self.method}'; expected one of {', '.join(METHODS)}")
+        if self.eps_max is not None:
+            if self.method != "ual":
+                raise ValueError(f"only ual is swept over eps_max, not '{self.method}'")
+            if not 0.0 <= self.eps_max < 1.0 or float(f"{self.eps_max:g}") != self.eps_max:
+                raise ValueError(f"ablation eps_max {self.eps_max!r} must be in [0, 1) and exact in 6 digits")
+
+    @property
+    def name(self) -> str:
+        """The variant's name in paths, wildcards and metrics."""
+        return self.method if self.eps_max is None else f"{ABLATION_PREFIX}{self.eps_max:g}"
+
+    @classmethod
+    def parse(cls, name: str) -> Variant:
+        """The variant of a name built by ``Variant.name``; anything else is a ValueError naming it."""
+        if name in METHODS:
+            return cls(name)
+        value = name.removeprefix(ABLATION_PREFIX)
+        if value == name or not re.fullmatch(r"[0-9.]+", value):
+            raise ValueError(f"'{name}' is not a variant name (a method or {ABLATION_PREFIX}<eps_max>)")
+        try:
+            variant = cls("ual", float(value))
+        except ValueError:
+            raise ValueError(f"'{name}' is not a variant name (bad eps_max '{value}')") from None
+        if variant.name != name:
+            raise ValueError(f"'{name}' is not a variant name; it is spelled '{variant.name}'")
+        return variant
+
+
+def ual_at(eps_max: float, default_eps_max: float) -> Variant:
+    """UAL trained at ``eps_max``: the main ``ual`` run at the experiment's eps_max, else a sweep point."""
+    return Variant("ual") if eps_max == default_eps_max else Variant("ual", eps_max)
+
+
+def ablation_scenario(scenarios: list[str]) -> str:
+    """The scenario the ablation runs on: ``mixed`` (the paper's headline setting), else the first one."""
+    return "mixed" if "mixed" in scenarios else scenarios[0]
+
+
+def ablation_variants(methods: list[str], eps_max: float, sweep: list[float]) -> list[Variant]:
+    """The ablation's extra variants: ``ual_shuffled`` when trained, and UAL at each other eps_max swept."""
+    shuffled = [Variant("ual_shuffled")] if "ual_shuffled" in methods else []
+    return shuffled + [Variant("ual", value) for value in sweep if value != eps_max]
