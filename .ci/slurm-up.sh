@@ -89,8 +89,8 @@ wait_for munged 50 sh -c "munge --socket='$socket' -n | unmunge --socket='$socke
 db_socket=$run/mysqld.sock
 db_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 if [ ! -d "$run/db/mysql" ]; then
-    mariadb-install-db --no-defaults --datadir="$run/db" --user=root --auth-root-authentication-method=socket \
-        --skip-test-db >"$run/log/mariadb-install.log" 2>&1 ||
+    mariadb-install-db --no-defaults --datadir="$run/db" --user=root \
+        --auth-root-authentication-method=socket --skip-test-db >"$run/log/mariadb-install.log" 2>&1 ||
         die "mariadb-install-db failed ($run/log/mariadb-install.log)"
 fi
 start_daemon mariadb mariadbd --no-defaults --datadir="$run/db" --socket="$db_socket" --skip-networking \

@@ -43,9 +43,10 @@ run_id=$(grep -o 'SLURM run ID: \S*' "$work/slurm/run.log" | cut -d' ' -f4)
 jobs=$(sacct -X -n -P -S now-1days --name="$run_id" -o State | grep -c COMPLETED)
 job_s=$(sacct -X -n -P -S now-1days --name="$run_id" -o ElapsedRaw | paste -sd+ | bc)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+out=benchmarks/out/slurm_$name.json
 printf '{"target": "%s", "jobs_completed": %s, "local_cores2_s": %.1f, "slurm_s": %.1f, "ratio": %.2f, ' \
-    "$target" "$jobs" "$local_s" "$slurm_s" "$(echo "$slurm_s / $local_s" | bc -l)" > "benchmarks/out/slurm_$name.json"
+    "$target" "$jobs" "$local_s" "$slurm_s" "$(echo "$slurm_s / $local_s" | bc -l)" > "$out"
 printf '"slurm_jobs_own_time_s": %s, "cluster_up_s": %.1f, "cpus": %s, "loadavg_after": "%s"}\n' \
-    "$job_s" "$up" "$(nproc)" "$load" >> "benchmarks/out/slurm_$name.json"
-cat "benchmarks/out/slurm_$name.json"
+    "$job_s" "$up" "$(nproc)" "$load" >> "$out"
+cat "$out"
 rm -rf "$work"
