@@ -2,7 +2,8 @@
 
 Inputs: ``experiments/<name>.yaml`` (see ``experiments/README.md`` for every key and its source).
 Outputs: an ``Experiment`` object whose sections (``model``, ``data``, ``elicit``, ``epsilon``, ``train``,
-``evaluate``, ``analysis``) are handed to the stage that owns them, and ``resolved_config()`` for the
+``evaluate``, ``analysis``) are handed to the stage that owns them, ``resources`` (what each job asks its
+executor for) is read by the workflow through ``ual.cluster``, and ``resolved_config()`` gives the
 ``run_config.json`` written beside every output.
 
 Rules (DESIGN.md section 3, style guide section 4.3):
@@ -51,6 +52,8 @@ __all__ = [
     "TrainConfig",
     "EvaluateConfig",
     "AnalysisConfig",
+    "JobResources",
+    "ResourcesConfig",
     "Experiment",
     "load_experiment",
     "config_hash",
@@ -75,6 +78,8 @@ def _known_task(name: str) -> str:
 TaskName = Annotated[
     str, AfterValidator(_known_task), WithJsonSchema({"type": "string", "enum": sorted(TASKS)})
 ]
+# Stages that run the base model: one GPU a job by default for bf16/fp16 models (JobResources.gpus).
+MODEL_STAGES = ("train", "generate", "analysis")
 
 
 class ConfigError(ValueError):
@@ -261,6 +266,43 @@ class AnalysisConfig(_Section):
     tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
 
 
+class JobResources(_Section):
+    """What one job of a stage asks its executor for (SLURM: --gpus, --cpus-per-task, --mem, --time).
+
+    The rules' own ``resources`` come from here (ual.cluster.snakemake_resources), so one SLURM profile serves
+    every experiment; the profile holds only cluster facts (account, partitions and their limits). In a stage
+    entry, keys that are not given come from ``resources.default``.
+    """
+
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs per job; null: 1 for train, generate and analysis when model.dtype is bfloat16 or "
+        "float16, else 0 (float32 experiments run on CPUs). train: more than 1 launches one process per GPU "
+        "(torchrun)",
+    )
+    cpus: int = Field(default=1, ge=1, description="CPU cores per job (SLURM --cpus-per-task)")
+    mem_mb: int = Field(default=4000, ge=100, description="memory per job in MB (SLURM --mem)")
+    runtime_min: int | None = Field(
+        default=None, ge=1, description="wall time per job in minutes (SLURM --time); null: the partition's"
+    )
+
+
+class ResourcesConfig(_Section):
+    """Per-job requests by stage; every key has a default, so the whole section may be left out."""
+
+    default: JobResources = Field(
+        default_factory=JobResources,
+        description="every job (map_epsilon, the report, any rule without a stage below), and the keys "
+        "that a stage entry leaves out",
+    )
+    elicit: JobResources = Field(default_factory=JobResources, description="elicit_scores")
+    train: JobResources = Field(default_factory=JobResources, description="train_model")
+    generate: JobResources = Field(default_factory=JobResources, description="generate_outputs")
+    evaluate: JobResources = Field(default_factory=JobResources, description="score_task (the judge)")
+    analysis: JobResources = Field(default_factory=JobResources, description="cluster_hidden_states")
+
+
 class Experiment(_Section):
     """One pinned experiment: a base model, its data, and the full method x scenario x seed grid."""
 
@@ -273,6 +315,24 @@ class Experiment(_Section):
     train: TrainConfig
     evaluate: EvaluateConfig
     analysis: AnalysisConfig
+    # Infrastructure, not science: left out of dumps and so of config hashes and run identities (raising a
+    # job's wall time must not stop a killed training run from resuming, nor change any result's provenance).
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig,
+        exclude=True,
+        description="what each job asks its executor for (GPUs, CPUs, memory, wall time)",
+    )
+
+    def job_resources(self, stage: str) -> JobResources:
+        """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over
+        ``resources.default``, key by key, with the GPU default resolved."""
+        own = getattr(self.resources, stage)
+        given = {key: getattr(own, key) for key in own.model_fields_set}
+        job = self.resources.default.model_copy(update=given)
+        if job.gpus is None:
+            gpus = 1 if stage in MODEL_STAGES and self.model.dtype != "float32" else 0
+            job = job.model_copy(update={"gpus": gpus})
+        return job
 
 
 # PyYAML follows YAML 1.1, where "2e-5" (no dot) is a *string*; learning rates are written that way

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from ual.cluster import snakemake_resources
 from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
 from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
 from ual.inputs import data_groups, data_sources, data_trigger
@@ -91,13 +92,16 @@ wildcard_constraints:
     group="|".join(DATA_GROUPS),
 
 
-# GPUs per job: bf16/fp16 experiments are GPU experiments (1 GPU per job by default); give training more with
-# `--set-resources train_model:gpu=8` or a profile (profiles/slurm). CPU experiments request none.
-GPUS = 0 if EXP.model.dtype == "float32" else 1
+def job_resources(rule):
+    """What a job of `rule` asks its executor for (GPUs, CPUs, memory, wall time): the experiment's
+    `resources` section (ual.cluster.snakemake_resources). Profiles add only cluster facts (account,
+    partitions)."""
+    return snakemake_resources(EXP, rule)
 
 
 def train_launcher(wildcards, resources):
-    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it)."""
+    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it): the GPU count is
+    the job's own `gpu` resource, the same number SLURM allocates."""
     if resources.gpu > 1:
         return f"torchrun --standalone --nproc_per_node {resources.gpu}"
     return "python"

@@ -16,7 +16,7 @@ rule elicit_scores:
     benchmark:
         "benchmarks/rules/elicit_scores/{exp}.tsv"
     resources:
-        elicitor_api=1,
+        **job_resources("elicit_scores"),
     shell:
         "python -m ual.elicit --experiment {input.exp} --out {output.scores} > {log} 2>&1"
 
@@ -37,6 +37,8 @@ rule map_epsilon:
         "logs/map_epsilon/{exp}/{scenario}/{variant}.log",
     benchmark:
         "benchmarks/rules/map_epsilon/{exp}/{scenario}/{variant}.tsv"
+    resources:
+        **job_resources("map_epsilon"),
     shell:
         "python -m ual.smoothing --experiment {input.exp} --scores {input.scores} --scenario {wildcards.scenario}"
         " {params.args} --out {output.epsilon} > {log} 2>&1"
