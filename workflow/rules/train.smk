@@ -4,7 +4,7 @@
 rule train_model:
     input:
         exp=EXP_INPUT,
-        epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
+        epsilon=epsilon_file,
     output:
         metrics="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     params:
