@@ -11,8 +11,8 @@ names into variants and back, through ``Variant``.
 
 The epsilon file a variant trains with is ``results/<exp>/epsilon/<scenario>/<epsilon name>.jsonl``, named by
 ``Variant.epsilon_name(seed)``: the variant's name, and ``.seed<s>`` after it when its epsilon depends on the
-training seed (``ual_shuffled``, permuted anew per seed: ``ual_shuffled.seed1``), so that one file serves every
-seed of the other variants.
+training seed (``ual_shuffled``, permuted anew per seed: ``ual_shuffled.seed1``), so that one file serves
+every seed of the other variants.
 
 Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``). v2 - epsilon file names
 (``epsilon_name``, ``parse_epsilon_name``, ``EPSILON_NAME_PATTERN``).
@@ -110,9 +110,11 @@ class Variant:
         stem, _, seed = name.partition(SEED_SUFFIX)
         variant = cls.parse(stem)
         parsed = int(seed) if seed.isdigit() else None
-        if (variant.seeded and parsed is None) or name != variant.epsilon_name(0 if parsed is None else parsed):
+        if (variant.seeded and parsed is None) or name != variant.epsilon_name(parsed or 0):
             expected = variant.epsilon_name(0).replace(f"{SEED_SUFFIX}0", f"{SEED_SUFFIX}<seed>")
-            raise ValueError(f"'{name}' is not an epsilon file name; variant {variant.name}'s is '{expected}'")
+            raise ValueError(
+                f"'{name}' is not an epsilon file name; variant {variant.name}'s is '{expected}'"
+            )
         return variant, parsed
 
 

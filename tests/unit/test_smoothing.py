@@ -175,7 +175,8 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
         method,
         "--out",
         str(out),
-    ] + (["--eps-max", str(eps_max)] if eps_max else []) + (["--seed", "3"] if method == "ual_shuffled" else [])
+    ] + (["--eps-max", str(eps_max)] if eps_max else [])
+    argv += ["--seed", "3"] if method == "ual_shuffled" else []
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
     main(argv)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
@@ -203,8 +204,8 @@ def test_shuffled_is_permuted_anew_for_every_training_seed(data_mirror, tmp_path
 
     records = build_scenario(load_experiment(experiment).data, "mixed")
     _write_scores(tmp_path / "scores.jsonl", records)
-    base = ["--experiment", str(experiment), "--scores", str(tmp_path / "scores.jsonl"), "--scenario", "mixed",
-            "--method", "ual_shuffled"]
+    base = ["--experiment", str(experiment), "--scores", str(tmp_path / "scores.jsonl"),
+            "--scenario", "mixed", "--method", "ual_shuffled"]
     epsilon = {}
     for seed in (0, 1):
         out = tmp_path / f"seed{seed}.jsonl"

@@ -43,7 +43,7 @@ def test_dry_run_plans_every_stage(path):
     shuffled = {p.rsplit("/", 1)[1] for p in planned if "ual_shuffled" in p}
     assert shuffled == ({f"ual_shuffled.seed{s}.jsonl" for s in seeds}
                         if "ual_shuffled" in experiment["train"]["methods"] else set())
-    assert f"results/{path.stem}/epsilon/{ablation}/ual.jsonl" in planned  # the experiment is named by its file
+    assert f"results/{path.stem}/epsilon/{ablation}/ual.jsonl" in planned  # experiments: named by file
 
 
 def test_default_target_is_the_tiny_experiment():

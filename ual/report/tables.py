@@ -7,7 +7,13 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
 - ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled and UAL at every eps_max of the sweep.
 - ``table_clustering``: silhouette (cosine), Davies-Bouldin, Calinski-Harabasz per scenario, model and layer.
 - ``table_uncertainty``: elicited uncertainty by dataset (n, missing, mean, sd, quartiles).
-Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text.
+Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text; the
+CSV has, besides, the columns a table lists in ``attrs["csv_only"]`` (each run's value and interval).
+
+Seeds (``_cell``): with one seed, a cell is the run's value +- its own error (AlpacaEval: alpaca_eval's
+standard error; accuracies: half the bootstrap 95 % interval); with several seeds, the mean over seeds +- the
+standard error of that mean (sample sd over seeds / sqrt(n seeds)), which is what varies between reruns of the
+whole grid. ``SEEDS_NOTE`` says so under the table (``attrs["note"]``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ __all__ = [
 NOT_REPORTED = "not reported"
 TASK_COLUMNS = {"alpacaeval": "AlpacaEval win rate (%)", "gsm8k": "GSM8K acc. (%)", "math": "MATH acc. (%)"}
 LOW_ENTROPY = ("gsm8k", "math")
+PER_RUN = "per run"
 METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps"}
 
 
@@ -46,13 +53,43 @@ def _fmt(value: float | None, error: float | None = None, digits: int = 2) -> st
     return text
 
 
+SEEDS_NOTE = (
+    "Cells: with one seed, the run's value ± its own error (AlpacaEval: standard error; accuracies: half the "
+    "bootstrap 95 % interval); with several seeds, the mean over seeds ± the standard error of that mean "
+    "(sd over seeds / sqrt(number of seeds)). The CSV adds each run's value and interval (columns 'per run')."
+)
+
+
+def _runs(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> pd.DataFrame:
+    return metrics[(metrics.scenario == scenario) & (metrics.variant == variant) & (metrics.task == task)]
+
+
 def _cell(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> tuple[float | None, float | None]:
-    """Mean over seeds of the value and of the per-run error (both in percent); None when not run."""
-    rows = metrics[(metrics.scenario == scenario) & (metrics.variant == variant) & (metrics.task == task)]
+    """(value, error) in percent: one seed, the run's value and error; several, the mean over seeds and its
+    standard error (sd with ddof=1 / sqrt(n)); (None, None) when not run."""
+    rows = _runs(metrics, scenario, variant, task)
     if rows.empty:
         return None, None
-    error = rows["error"].dropna()
-    return float(rows["value"].mean()), (float(error.mean()) if len(error) else None)
+    if len(rows) == 1:
+        error = rows["error"].iloc[0]
+        return float(rows["value"].iloc[0]), (None if pd.isna(error) else float(error))
+    values = rows["value"].astype(float)
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def _per_run(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> str:
+    """Each run of a cell, by seed: ``seed 0: 45.00 ± 1.20 (ci95/2); seed 1: ...`` (the CSV's 'per run')."""
+    rows = _runs(metrics, scenario, variant, task).sort_values("seed")
+    return "; ".join(
+        f"seed {row.seed}: {_fmt(row.value, row.error)}" + (f" ({row.error_kind})" if row.error_kind else "")
+        for row in rows.itertuples()
+    )
+
+
+def _with_runs(table: pd.DataFrame, per_run: list[str]) -> pd.DataFrame:
+    """Mark the per-run columns as CSV-only and put the seeds note under the table."""
+    table.attrs.update(csv_only=per_run, note=SEEDS_NOTE)
+    return table
 
 
 def _relative(new: float | None, old: float | None) -> float | None:
@@ -64,13 +101,15 @@ def _relative(new: float | None, old: float | None) -> float | None:
 def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[str], tasks: list[str]) -> pd.DataFrame:
     """Scenario x method results, UAL - SFT (points and relative), and the paper's headline numbers."""
     task_cols = [TASK_COLUMNS[t] for t in tasks]
+    run_cols = [f"{col} {PER_RUN}" for col in task_cols]
     low = [t for t in LOW_ENTROPY if t in tasks]
     rows: list[dict[str, str]] = []
     for scenario in scenarios:
         for method in MAIN_TABLE_METHODS:
             row = {"scenario": scenario, "row": METHOD_LABELS[method]}
-            for task, col in zip(tasks, task_cols, strict=True):
+            for task, col, run_col in zip(tasks, task_cols, run_cols, strict=True):
                 row[col] = _fmt(*_cell(metrics, scenario, method, task))
+                row[run_col] = _per_run(metrics, scenario, method, task)
             row["low-entropy avg."] = ""
             rows.append(row)
         points = {"scenario": scenario, "row": "UAL - SFT (points)"}
@@ -94,7 +133,9 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             elif entry["task_group"].startswith("low_entropy"):
                 paper["low-entropy avg."] = cell
         rows += [points, relative, paper]
-    return pd.DataFrame(rows, columns=["scenario", "row", *task_cols, "low-entropy avg."])
+    table = pd.DataFrame(rows, columns=["scenario", "row", *task_cols, "low-entropy avg.", *run_cols])
+    table = table.fillna("")
+    return _with_runs(table, run_cols)
 
 
 def ablation_table(
@@ -112,9 +153,13 @@ def ablation_table(
         row = {"variant": label, "eps_max": eps}
         for task in tasks:
             row[TASK_COLUMNS[task]] = _fmt(*_cell(metrics, scenario, variant, task))
+            row[f"{TASK_COLUMNS[task]} {PER_RUN}"] = _per_run(metrics, scenario, variant, task)
         row["paper"] = NOT_REPORTED
         rows.append(row)
-    return pd.DataFrame(rows, columns=["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper"])
+    run_cols = [f"{TASK_COLUMNS[t]} {PER_RUN}" for t in tasks]
+    columns = ["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper", *run_cols]
+    table = pd.DataFrame(rows, columns=columns)
+    return _with_runs(table, run_cols)
 
 
 def clustering_table(clustering: pd.DataFrame) -> pd.DataFrame:
@@ -163,21 +208,25 @@ def _latex_escape(text: str) -> str:
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str, provenance: dict[str, Any]) -> list[Path]:
-    """Write ``name``.md / .tex / .csv (the same cells) and ``name``.provenance.json; return the paths."""
+    """Write ``name``.md / .tex / .csv (the same cells; the CSV also has the ``attrs["csv_only"]`` columns,
+    Markdown and LaTeX the ``attrs["note"]`` under the table) and ``name``.provenance.json; the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    full, table = table, table.drop(columns=table.attrs.get("csv_only", []))
+    note = f"{full.attrs['note']}\n\n" if full.attrs.get("note") else ""
     line = (f"Provenance: experiment {provenance['experiment']}; model {provenance['model']}; elicitor "
             f"{provenance['elicitor']}; judge {provenance['judge']}; seeds {provenance['seeds']}; "
             f"git {', '.join(s[:12] for s in provenance['git_sha']) or 'unknown'}; generated by `python -m ual.report`.")
     body = table.to_markdown(index=False) if not table.empty else "_no results_"
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
-    paths["md"].write_text(f"# {title}\n\n{body}\n\n{line}\n")
+    paths["md"].write_text(f"# {title}\n\n{body}\n\n{note}{line}\n")
     header = " & ".join(_latex_escape(str(c)) for c in table.columns)
     lines = [" & ".join(_latex_escape(str(v)) for v in row) + r" \\" for row in table.itertuples(index=False)]
     tex = [f"% {line}", r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(title)}}}",
            rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}", r"\toprule", header + r" \\", r"\midrule",
-           *lines, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+           *lines, r"\bottomrule", r"\end{tabular}",
+           *([rf"\par\footnotesize {_latex_escape(full.attrs['note'])}"] if note else []), r"\end{table}"]
     paths["tex"].write_text("\n".join(tex) + "\n")
-    table.to_csv(paths["csv"], index=False)
+    full.to_csv(paths["csv"], index=False)
     sidecar = out_dir / f"{name}.provenance.json"
     sidecar.write_text(json.dumps({"title": title, **provenance}, indent=2, sort_keys=True) + "\n")
     return [*paths.values(), sidecar]
