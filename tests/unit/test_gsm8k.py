@@ -88,8 +88,12 @@ def test_gold_solutions_of_the_mirror_test_set_score_100_percent_and_corrupted_o
     assert all(r["output"].rstrip().splitlines()[-1].startswith("The answer is: ") for r in records)
     items = gsm8k.score_items(gold_outputs, records)
     assert accuracy_with_ci([i["correct"] for i in items])["accuracy"] == 1.0
+    # the cross-check scorers on the same 1,319 reference solutions: the solutions end with the answer
+    # (commas removed), so MetaMath verbatim and flexible-extract agree; strict-match finds no "#### "
+    agree = {s: sum(i["crosscheck"][s]["correct"] for i in items) for s in items[0]["crosscheck"]}
+    assert agree == {"metamath": 1319, "lmeval_strict_match": 0, "lmeval_flexible_extract": 1319}
     corrupted = gsm8k.score_items({r["id"]: _corrupt(r["output"]) for r in records}, records)
-    assert not any(i["correct"] for i in corrupted)
+    assert not any(i["correct"] or any(c["correct"] for c in i["crosscheck"].values()) for i in corrupted)
     assert all(i["has_marker"] for i in corrupted)
 
 

@@ -5,6 +5,11 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
   (+- half the bootstrap 95 % interval), then per scenario UAL - SFT in points and relative %, and the paper's
   reported numbers beside the mixed scenario (10.62 % high-entropy, 1.81 % low-entropy); "not reported" elsewhere.
 - ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled and UAL at every eps_max of the sweep.
+- ``table_crosscheck``: GSM8K accuracy of the same generations under four scorers, scenario x method: ual's
+  (the reported number: MetaMath's rules + the thousands-group deviation), MetaMath's rules verbatim, and
+  lm-eval's stock gsm8k strict-match and flexible-extract (``ual.tasks.gsm8k``, ``ual.tasks.lmeval_gsm8k``).
+  A table of its own, not columns of ``table_main``: it concerns one task, and it is about the protocol, not
+  the methods, so it reads best with the scorers side by side.
 - ``table_clustering``: silhouette (cosine), Davies-Bouldin, Calinski-Harabasz per scenario, model and layer.
 - ``table_uncertainty``: elicited uncertainty by dataset (n, missing, mean, sd, quartiles).
 Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text; the
@@ -26,12 +31,16 @@ from typing import Any
 import pandas as pd
 
 from ual.config import MAIN_TABLE_METHODS
+from ual.report.collect import REPORTED_SCORER
+from ual.tasks.gsm8k import METAMATH_VERBATIM
+from ual.tasks.lmeval_gsm8k import FILTERS
 from ual.variants import ual_at
 
 __all__ = [
     "NOT_REPORTED",
     "main_table",
     "ablation_table",
+    "crosscheck_table",
     "clustering_table",
     "uncertainty_table",
     "write_table",
@@ -160,6 +169,39 @@ def ablation_table(
     columns = ["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper", *run_cols]
     table = pd.DataFrame(rows, columns=columns)
     return _with_runs(table, run_cols)
+
+
+CROSSCHECK_COLUMNS = {
+    REPORTED_SCORER: "ual: MetaMath + thousands groups (reported)",
+    METAMATH_VERBATIM: "MetaMath verbatim",
+    **{scorer: f"lm-eval {name}" for name, scorer in FILTERS.items()},
+}
+CROSSCHECK_NOTE = (
+    "Scorers of the same GSM8K generations: ual's (table_main's number: the text after the last "
+    "'The answer is: ', first number, rounded; '1,450,000' read whole); MetaMath's eval_gsm8k.py verbatim "
+    "(reads 1,450,000 as 1450); lm-eval's stock gsm8k task, strict-match (needs '#### N') and "
+    "flexible-extract (the last number anywhere, compared as a string)."
+)
+
+
+def crosscheck_table(crosscheck: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
+    """GSM8K accuracy (%) by scorer for every scenario and main method (``collect.read_crosscheck``)."""
+    run_cols = [f"{label} {PER_RUN}" for label in CROSSCHECK_COLUMNS.values()]
+    rows = []
+    for scenario in scenarios:
+        for method in MAIN_TABLE_METHODS:
+            runs = _runs(crosscheck, scenario, method, REPORTED_SCORER)
+            if runs.empty:
+                continue
+            row = {"scenario": scenario, "row": METHOD_LABELS[method], "items": str(int(runs["n"].iloc[0]))}
+            for (scorer, label), run_col in zip(CROSSCHECK_COLUMNS.items(), run_cols, strict=True):
+                row[label] = _fmt(*_cell(crosscheck, scenario, method, scorer))
+                row[run_col] = _per_run(crosscheck, scenario, method, scorer)
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=["scenario", "row", "items", *CROSSCHECK_COLUMNS.values(), *run_cols])
+    table = _with_runs(table, run_cols)
+    table.attrs["note"] = f"{CROSSCHECK_NOTE} {SEEDS_NOTE}"
+    return table
 
 
 def clustering_table(clustering: pd.DataFrame) -> pd.DataFrame:

@@ -147,7 +147,7 @@ def output_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
+TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 
 
