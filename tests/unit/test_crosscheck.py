@@ -7,6 +7,7 @@ Run: python -m pytest tests/unit/test_crosscheck.py
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from ual.report import collect, tables
 from ual.tasks import TASKS, gsm8k
 
 pytest.importorskip("lm_eval")
+LMEVAL_DIR = Path(__file__).resolve().parents[2] / "ual/evaluate/lmeval_tasks"
 
 # (completion, gold) -> verdicts of (ual, MetaMath verbatim, lm-eval strict-match, lm-eval flexible-extract)
 CASES = [
@@ -85,3 +87,63 @@ def test_old_gsm8k_metrics_without_the_crosscheck_are_named(tmp_path):
     message = r"gsm8k\.json: GSM8K metrics without 'crosscheck' \(task_version 1\)"
     with pytest.raises(ValueError, match=message):
         collect.read_crosscheck([old])
+
+
+# Completions by gold g for GSM8K test items 0-8 (golds 18, 3, 70000, 540, 20, 64, 260, 160, 45) and item 611
+# (gold 1450000), with the verdicts of (ual, MetaMath verbatim, strict-match, flexible-extract).
+TEMPLATES = [
+    (lambda g: f"3 + 15 = {g}.\nThe answer is: {g}", (True, True, False, True)),
+    (lambda g: f"So {g} in all.\n#### {g}", (False, False, True, True)),
+    (lambda g: f"The answer is: {g}.00", (True, True, False, False)),
+    (lambda g: f"The answer is: {g}.4", (True, True, False, False)),
+    (lambda g: f"The answer is: {3 * g}/3", (True, True, False, False)),
+    (lambda g: f"She makes {g} dollars a day.", (False, False, False, True)),
+    (lambda g: f"The answer is: {g} eggs, 2 left", (True, True, False, False)),
+    (lambda g: f"The answer is: ${g}.", (True, True, False, True)),
+    (lambda g: f"The answer is: {g + 1}", (False, False, False, False)),
+    (lambda g: f"The answer is: {g:,}", (True, False, False, True)),
+]
+ITEMS = [*range(9), 611]
+
+
+def test_lmeval_own_pipeline_on_the_generation_task_gives_our_crosscheck_verdicts(data_mirror):
+    """lm-eval's evaluator (filters, metric, aggregation) runs ual_gsm8k_generation on canned completions: its
+    strict-match and flexible-extract verdicts are the ones ual.tasks.gsm8k records. The model is lm-eval's
+    DummyLM answering from a table: generation itself is compared in tests/integration/."""
+    import lm_eval
+    from lm_eval.models.dummy import DummyLM
+    from lm_eval.tasks import TaskManager
+
+    from ual.data import load_records
+    from ual.tasks.metamath import build_prompt
+
+    records = [load_records("gsm8k", "test", data_mirror)[i] for i in ITEMS]
+    completions = {
+        build_prompt(r["instruction"]): template(int(r["answer"]))
+        for r, (template, _) in zip(records, TEMPLATES, strict=True)
+    }
+
+    class TableLM(DummyLM):
+        tokenizer = None  # DummyLM's would be downloaded from the hub; a table needs none
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            assert all(tuple(r.arguments[1]["until"]) == TASKS["gsm8k"].stop_strings for r in requests)
+            return [completions[r.arguments[0]] for r in requests]
+
+    task = "ual_gsm8k_generation"
+    results = lm_eval.simple_evaluate(
+        model=TableLM(), tasks=[task], samples={task: ITEMS}, log_samples=True, bootstrap_iters=0,
+        task_manager=TaskManager(include_path=str(LMEVAL_DIR), include_defaults=False),
+        metadata={"mirror": str(data_mirror)},
+    )
+    ours = gsm8k.score_items({r["id"]: completions[build_prompt(r["instruction"])] for r in records}, records)
+    by_id = {item["id"]: item for item in ours}
+    lmeval = {(s["doc"]["id"], s["filter"]): s for s in results["samples"][task]}
+    assert len(lmeval) == 2 * len(ITEMS)
+    for record, item, (_, expected) in zip(records, ours, TEMPLATES, strict=True):
+        strict, flexible = (lmeval[(record["id"], name)] for name in ("strict-match", "flexible-extract"))
+        assert (strict["exact_match"], flexible["exact_match"]) == expected[2:]  # lm-eval's own verdicts
+        assert (item["correct"], item["crosscheck"]["metamath"]["correct"]) == expected[:2]
+        assert by_id[record["id"]]["crosscheck"]["lmeval_strict_match"]["extracted"] == strict["filtered_resps"][0]
+        assert item["crosscheck"]["lmeval_flexible_extract"]["correct"] == expected[3]
+    assert results["results"][task]["exact_match,flexible-extract"] == 0.5

@@ -124,28 +124,22 @@ def test_accuracy_ci_is_deterministic_and_brackets_the_mean():
         accuracy_with_ci([])
 
 
-def test_lmeval_task_takes_stop_strings_and_hooks_from_the_task():
+def test_lmeval_generation_task_takes_prompt_and_stops_from_the_task_and_scoring_from_lmevals_gsm8k():
     pytest.importorskip("lm_eval")
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    task = load_yaml(LMEVAL_DIR / "ual_gsm8k_metamath.yaml")  # lm-eval's own loader resolves !function
+    from ual.tasks.lmeval_gsm8k import stock_config
+
+    task = load_yaml(LMEVAL_DIR / "ual_gsm8k_generation.yaml")  # lm-eval's own loader resolves !function
     until = task["generation_kwargs"]["until"]
     assert isinstance(until, list) and tuple(until) == metamath.STOP_STRINGS == TASKS["gsm8k"].stop_strings
     assert task["generation_kwargs"]["do_sample"] is False
-    assert [task[k].__name__ for k in ("custom_dataset", "doc_to_text", "process_results")] == [
-        "load_dataset",
-        "doc_to_text",
-        "process_results",
-    ]
-
-
-def test_lmeval_process_results_scores_gold_right_and_corrupted_wrong(data_mirror):
-    from ual.data import load_records
-    from ual.evaluate.lmeval_tasks import metamath_gsm8k
-
-    records = load_records("gsm8k", "test", data_mirror)[:50]
-    assert all(metamath_gsm8k.process_results(r, [r["output"]]) == {"exact_match": 1} for r in records)
-    assert all(
-        metamath_gsm8k.process_results(r, [_corrupt(r["output"])]) == {"exact_match": 0} for r in records
-    )
-    assert metamath_gsm8k.doc_to_text(records[0]) == metamath.build_prompt(records[0]["instruction"])
+    assert [task[k].__name__ for k in ("custom_dataset", "doc_to_text", "doc_to_target")] == [
+        "load_dataset", "doc_to_text", "doc_to_target"]
+    assert "process_results" not in task  # scored by lm-eval's metric, not by ual's extraction
+    stock = stock_config()
+    assert task["filter_list"] == stock["filter_list"] and task["metric_list"] == stock["metric_list"]
+    assert [f["name"] for f in task["filter_list"]] == ["strict-match", "flexible-extract"]
+    record = {"id": "x", "instruction": "Janet has 3 apples.", "input": "", "answer": "18"}
+    assert task["doc_to_text"](record) == metamath.build_prompt("Janet has 3 apples.")
+    assert task["doc_to_target"](record) == "#### 18"

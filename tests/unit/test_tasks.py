@@ -45,7 +45,7 @@ def test_tasks_import_neither_the_config_nor_the_cli_nor_heavy_libraries():
     code = (
         "import sys, ual.tasks; "
         "print(sorted(m for m in ('ual.config', 'ual.evaluate', 'ual.generate', 'ual.judges', 'ual.data', "
-        "'alpaca_eval', 'math_verify', 'datasets', 'torch') if m in sys.modules))"
+        "'alpaca_eval', 'math_verify', 'lm_eval', 'datasets', 'torch') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
