@@ -9,7 +9,7 @@ via ``datasets``. Neither available: one ``DataError`` naming the mirror path tr
 Outputs: ``list[dict]`` records (no files). Inspect a set with
 ``python -m ual.data --dataset gsm8k --split train --size 3 --seed 0``.
 
-Normalisation choices (DESIGN.md section 3):
+Normalisation choices (docs/method.md, "Scenarios and data"):
 - ``gsm8k`` solutions are rewritten MetaMath-style: calculator annotations ``<<48/2=24>>`` dropped and the
   final ``#### X`` line replaced by ``The answer is: X``; ``answer`` = X with thousands commas removed (also
   used in the rewritten line, so the training target and the gold answer agree).

@@ -1,4 +1,4 @@
-"""Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (DESIGN.md section 2).
+"""Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (docs/method.md, "Elicitation").
 
 Inputs: the experiment YAML (``data`` for the samples: the union of the high and low slices, which covers
 every scenario; ``elicit`` for the backend) and the versioned prompt

@@ -1,4 +1,4 @@
-"""Uncertainty -> per-sample label-smoothing value epsilon (DESIGN.md section 2, "Mapping").
+"""Uncertainty -> per-sample label-smoothing value epsilon (docs/method.md, "Mapping").
 
 UAL: eps_i = eps_min + (eps_max - eps_min) * u_i, with u_i = (score_i - 1) / 9 in [0, 1] the elicited
 uncertainty of training sample i. Controls that show whether the per-sample assignment matters:

@@ -13,7 +13,7 @@ LMEVAL_DIR = Path(__file__).resolve().parents[2] / "ual/evaluate/lmeval_tasks"
 
 
 def test_prompt_is_metamaths_exact_text():
-    # anchors.md s3.3: the eval_gsm8k.py prompt, character for character.
+    # docs/evaluation.md: the eval_gsm8k.py prompt, character for character.
     expected = (
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
         "request.\n\n### Instruction:\nJanet has 3 apples.\n\n### Response: Let's think step by step."

@@ -1,6 +1,6 @@
 """MATH with the MetaMath evaluation protocol (Hendrycks normalisation) plus math-verify as a second metric.
 
-Protocol (meta-math/MetaMath ``eval_math.py`` @ fe667b14f9a4; anchors.md s3.3):
+Protocol (meta-math/MetaMath ``eval_math.py`` @ fe667b14f9a4; docs/evaluation.md, "MATH"):
 - prompt, stop strings and answer marker: MetaMath's, as GSM8K (``ual.tasks.metamath``);
 - answer: the text after the LAST "The answer is: ", cut at the first ".\\n", stripped, one trailing "."
   removed; no marker: wrong;
