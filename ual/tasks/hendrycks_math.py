@@ -24,9 +24,9 @@ where a box is matched before anything else), then ``verify(gold, answer)``. No 
 It accepts equivalent forms the string rules miss (``0.5`` vs ``\\frac{1}{2}`` inside expressions,
 ``\\frac{2}{4}``, reordered sets, ...), so it is reported beside, never instead of, the MetaMath number.
 
-Inputs/outputs as ``ual.tasks.gsm8k``; per-item records add ``correct_math_verify``. Items: the split
-``evaluate.math_split`` of MATH. The task object is ``TASK`` (``ual.tasks.TASKS["math"]``); run through
-``python -m ual.evaluate --task math``.
+Inputs/outputs as ``ual.tasks.gsm8k`` (without its cross-check); per-item records add
+``correct_math_verify``. Items: the split ``evaluate.math_split`` of MATH. The task object is ``TASK``
+(``ual.tasks.TASKS["math"]``); run through ``python -m ual.evaluate --task math``.
 
 Changelog: TASK_VERSION 1 - initial. Module moved from ``ual.evaluate.hendrycks_math``; outputs unchanged.
 TASK_VERSION 2 - math-verify compares the extracted answer (boxed) instead of parsing the whole completion:
