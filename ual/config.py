@@ -6,7 +6,7 @@ Outputs: an ``Experiment`` object whose sections (``model``, ``data``, ``elicit`
 executor for) is read by the workflow through ``ual.cluster``, and ``resolved_config()`` gives the
 ``run_config.json`` written beside every output.
 
-Rules (DESIGN.md section 3, style guide section 4.3):
+Rules (every key, its default and its source: ``experiments/README.md``):
 - unknown keys and wrong types are errors that name the file and the dotted key;
 - science knobs (learning rate, epsilon bounds, elicitor, judge, ...) have no code default, so every
   experiment file states them; infrastructure knobs (logging cadence, batch sizes of inference) may;
@@ -124,7 +124,7 @@ class DataConfig(_Section):
 
 
 class ElicitConfig(_Section):
-    """Uncertainty elicitation (DESIGN.md s2, ual.elicit); science knobs first, infrastructure after."""
+    """Uncertainty elicitation (docs/method.md, ual.elicit); science knobs first, infrastructure after."""
 
     backend: Literal["hf", "openai"]
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
@@ -185,7 +185,7 @@ class ElicitConfig(_Section):
 
 
 class EpsilonConfig(_Section):
-    """Uncertainty -> label-smoothing mapping, eps_i = eps_min + (eps_max - eps_min) * u_i (DESIGN.md s2)."""
+    """Uncertainty -> label smoothing: eps_i = eps_min + (eps_max - eps_min) * u_i (docs/method.md)."""
 
     eps_min: float = Field(ge=0.0, lt=1.0)
     eps_max: float = Field(ge=0.0, lt=1.0)
@@ -250,7 +250,7 @@ class EvaluateConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    """Token-clustering analysis (DESIGN.md s5, ual.analysis)."""
+    """Token-clustering analysis (docs/method.md, ual.analysis)."""
 
     top_k_tokens: int = Field(ge=2, description="keep the K most frequent target tokens")
     max_states: int = Field(ge=2, description="hidden states subsampled per model (fixed seed)")

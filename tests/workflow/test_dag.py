@@ -35,6 +35,15 @@ def test_dry_run_plans_every_stage(path):
     for rule in ("elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task",
                  "cluster_hidden_states", "make_tables", "make_figures"):
         assert rule in result.stdout, f"{rule} missing from the plan of {path.name}"
+    # ual_shuffled is permuted anew per training seed: one epsilon file per seed, one for the other variants
+    experiment = yaml.safe_load(path.read_text())
+    seeds, scenarios = experiment["train"]["seeds"], experiment["data"]["scenarios"]
+    ablation = "mixed" if "mixed" in scenarios else scenarios[0]
+    planned = set(re.findall(r"output: (results/\S+/epsilon/\S+\.jsonl)", result.stdout))
+    shuffled = {p.rsplit("/", 1)[1] for p in planned if "ual_shuffled" in p}
+    assert shuffled == ({f"ual_shuffled.seed{s}.jsonl" for s in seeds}
+                        if "ual_shuffled" in experiment["train"]["methods"] else set())
+    assert f"results/{path.stem}/epsilon/{ablation}/ual.jsonl" in planned  # experiments: named by file
 
 
 def test_default_target_is_the_tiny_experiment():

@@ -1,4 +1,4 @@
-"""Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (DESIGN.md section 2).
+"""Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (docs/method.md, "Elicitation").
 
 Inputs: the experiment YAML (``data`` for the samples, ``elicit`` for the backend and method) and the
 versioned prompt ``ual/prompts/elicit_uncertainty_<v>.txt``.

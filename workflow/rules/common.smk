@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 from ual.cluster import snakemake_resources
 from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
-from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
+from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
 from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
@@ -88,6 +88,7 @@ wildcard_constraints:
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
     variant=VARIANT_PATTERN,
+    epsilon_name=EPSILON_NAME_PATTERN,
     task="|".join(TASKS),
     group="|".join(DATA_GROUPS),
 
@@ -113,10 +114,17 @@ def variant_method(wildcards):
 
 
 def smoothing_args(wildcards):
-    """ual.smoothing arguments for a variant: the method, and eps_max for the ablation sweep."""
-    variant = Variant.parse(wildcards.variant)
+    """ual.smoothing arguments for an epsilon file: the method, eps_max for the ablation sweep, and the
+    training seed for a variant whose epsilon depends on it (ual_shuffled)."""
+    variant, seed = Variant.parse_epsilon_name(wildcards.epsilon_name)
     eps_max = "" if variant.eps_max is None else f" --eps-max {variant.eps_max:g}"
-    return f"--method {variant.method}{eps_max}"
+    return f"--method {variant.method}{eps_max}" + ("" if seed is None else f" --seed {seed}")
+
+
+def epsilon_file(wildcards):
+    """The epsilon file a training run reads: one per variant, one per seed for ual_shuffled."""
+    name = Variant.parse(wildcards.variant).epsilon_name(int(wildcards.seed))
+    return f"results/{wildcards.exp}/epsilon/{wildcards.scenario}/{name}.jsonl"
 
 
 def trained_variants():
@@ -171,7 +179,7 @@ def output_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
+TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 
 

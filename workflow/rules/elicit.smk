@@ -1,4 +1,5 @@
-# Stage 1: an uncertainty score per training sample (cached by content), then epsilon per method.
+# Stage 1: an uncertainty score per training sample (cached by content), then epsilon per variant (and per
+# training seed for ual_shuffled: the file name is Variant.epsilon_name, see ual/variants.py).
 
 
 rule elicit_scores:
@@ -27,16 +28,16 @@ rule map_epsilon:
         data="results/{exp}/data/train.json",
         scores="results/{exp}/elicit/scores.jsonl",
     output:
-        epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
+        epsilon="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl",
     params:
         config=config_params("data", "elicit", "epsilon"),
         args=smoothing_args,
     conda:
         "../../environment.yml"
     log:
-        "logs/map_epsilon/{exp}/{scenario}/{variant}.log",
+        "logs/map_epsilon/{exp}/{scenario}/{epsilon_name}.log",
     benchmark:
-        "benchmarks/rules/map_epsilon/{exp}/{scenario}/{variant}.tsv"
+        "benchmarks/rules/map_epsilon/{exp}/{scenario}/{epsilon_name}.tsv"
     resources:
         **job_resources("map_epsilon"),
     shell:
