@@ -12,13 +12,21 @@ padding) are excluded. The loss is the **sum** over response tokens divided by a
 ``num_items``: pass the count of non-ignored tokens of the *global* batch (all gradient-accumulation
 micro-batches, all ranks) and the gradient no longer depends on how the batch is split.
 
-Two paths that agree to fp32 rounding (tests/unit/test_losses.py):
+Paths that agree to fp32 rounding (tests/unit/test_losses.py):
 
 - ``label_smoothed_nll_reference(logits, ...)``: from materialised logits (B, T, V), float32 softmax.
 - ``label_smoothed_nll_lean(hidden, weight, ...)``: from the last hidden states (B, T, H) and the LM head
   (V, H). Only response tokens are gathered; their logits are built a chunk of tokens at a time, and the
   gradient of each chunk is written in the same pass (the fused-linear-cross-entropy technique), so no
-  B x T x V tensor ever exists. Peak extra memory is one (chunk, V) float32 block.
+  B x T x V tensor ever exists. Peak extra memory is one (chunk, V) float32 block plus the (V, H) weight
+  gradient; under ``torch.no_grad()`` no gradient is built. Training uses this one (``train.loss_path: lean``).
+- ``label_smoothed_nll_linear_ce(hidden, weight, ...)``: the same loss as PyTorch's chunked
+  ``F.linear_cross_entropy(reduction="none")`` plus the correction ``eps * (h . w_y - h . mean(W))``. Slower
+  than the lean path on CPU (benchmarks/loss.py, README "The loss"); kept so that the GPU check
+  (benchmarks/gpu_check.py) measures both, and a per-device choice can be made from a measurement.
+
+The LM head under DeepSpeed ZeRO-3 (partitioned weight) is gathered by ``ual.lm_head``, not here: this module
+is plain tensors in, tensors out.
 
 Edge cases, by contract: epsilon must be finite and in [0, 1) and of shape (B,) (per sample) or (B, T)
 (per token, for packed sequences whose segments carry their own epsilon), else ``ValueError``; labels
@@ -26,6 +34,8 @@ must be -100 or in [0, V); a batch with no response token at all gives an exact 
 attached to the graph, so a data-parallel step does not hang), never NaN.
 
 Benchmark: ``python benchmarks/loss.py``.
+
+Changelog: v2 - ``label_smoothed_nll_linear_ce``; the lean path builds no gradient under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ __all__ = [
     "count_response_tokens",
     "label_smoothed_nll_reference",
     "label_smoothed_nll_lean",
+    "label_smoothed_nll_linear_ce",
 ]
 
 
@@ -153,9 +164,11 @@ class _FusedLinearSmoothedCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, weight, bias, targets, eps, chunk_tokens):  # noqa: D102
+    def forward(ctx, h, weight, bias, targets, eps, chunk_tokens, grad_enabled):  # noqa: D102
         n_tokens, vocab = h.shape[0], weight.shape[0]
-        want_h, want_w, want_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        # needs_input_grad reads the inputs' requires_grad flags even under torch.no_grad(), where no backward
+        # will ever run: grad_enabled (the caller's grad mode) keeps evaluation from building a V x H gradient
+        want_h, want_w, want_b = (grad_enabled and ctx.needs_input_grad[i] for i in range(3))
         acc = _accumulation_dtype(h)
         eps = eps.to(acc)
         total = torch.zeros((), dtype=acc, device=h.device)
@@ -198,12 +211,31 @@ class _FusedLinearSmoothedCE(torch.autograd.Function):
         # another weight-sized copy. Otherwise (loss scaling, sums of losses) rescale out of place.
         if not torch.equal(grad_out, torch.ones_like(grad_out)):
             grads = [g * grad_out.to(g.dtype) if g is not None else None for g in grads]
-        return (*grads, None, None, None)
+        return (*grads, None, None, None, None)
 
 
 def default_chunk_tokens(vocab_size: int, budget_bytes: int = 64 * 2**20) -> int:
     """Tokens per chunk so that one (chunk, V) float32 block stays within ``budget_bytes``."""
     return max(1, budget_bytes // (4 * vocab_size))
+
+
+def _response_rows(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, epsilon: torch.Tensor | float, shift: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate the lean inputs; the hidden states, targets and epsilon of the response tokens only."""
+    if hidden.dim() != 3 or hidden.shape[:2] != labels.shape:
+        raise ValueError(f"hidden {tuple(hidden.shape)} does not match labels {tuple(labels.shape)}")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(f"LM head weight {tuple(weight.shape)} does not match hidden size {hidden.shape[-1]}")
+    eps = _token_epsilon(epsilon, labels)
+    if shift:
+        hidden, labels, eps = hidden[:, :-1], labels[:, 1:], eps[:, 1:]
+    mask = _check_labels(labels, weight.shape[0])
+    return hidden[mask], labels[mask], eps[mask]  # (N, H), (N,), (N,): only these reach the LM head
+
+
+def _keep_graph(total: torch.Tensor, hidden: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    return total + hidden.sum() * 0.0 if n_tokens == 0 else total  # an all-ignored micro-batch stays attached
 
 
 def label_smoothed_nll_lean(
@@ -220,6 +252,7 @@ def label_smoothed_nll_lean(
 
     Equal to ``label_smoothed_nll_reference(hidden @ weight.T + bias, ...)`` in value and gradient.
     Valid only for a plain linear LM head (no logit soft-capping or scaling, which break the identity).
+    Under ``torch.no_grad()`` no gradient is computed.
 
     Args:
         hidden: (B, T, H) last hidden states (after the final norm), any float dtype.
@@ -227,17 +260,42 @@ def label_smoothed_nll_lean(
         labels, epsilon, num_items, shift: as in ``label_smoothed_nll_reference``.
         chunk_tokens: tokens per chunk; default keeps a (chunk, V) float32 block <= 64 MiB.
     """
-    if hidden.dim() != 3 or hidden.shape[:2] != labels.shape:
-        raise ValueError(f"hidden {tuple(hidden.shape)} does not match labels {tuple(labels.shape)}")
-    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
-        raise ValueError(f"LM head weight {tuple(weight.shape)} does not match hidden size {hidden.shape[-1]}")
-    eps = _token_epsilon(epsilon, labels)
-    if shift:
-        hidden, labels, eps = hidden[:, :-1], labels[:, 1:], eps[:, 1:]
-    mask = _check_labels(labels, weight.shape[0])
-    h = hidden[mask]  # (N, H): only response tokens ever reach the LM head
+    h, targets, eps = _response_rows(hidden, weight, labels, epsilon, shift)
     chunk = chunk_tokens or default_chunk_tokens(weight.shape[0])
-    total = _FusedLinearSmoothedCE.apply(h, weight, bias, labels[mask], eps[mask], chunk)
-    if h.shape[0] == 0:
-        total = total + hidden.sum() * 0.0  # keep the graph for an all-ignored micro-batch
-    return _normalise(total, num_items, h.shape[0])
+    total = _FusedLinearSmoothedCE.apply(h, weight, bias, targets, eps, chunk, torch.is_grad_enabled())
+    return _normalise(_keep_graph(total, hidden, h.shape[0]), num_items, h.shape[0])
+
+
+def label_smoothed_nll_linear_ce(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: torch.Tensor | float,
+    bias: torch.Tensor | None = None,
+    num_items: int | torch.Tensor | None = None,
+    shift: bool = True,
+) -> torch.Tensor:
+    """The lean path's loss from PyTorch's chunked ``F.linear_cross_entropy`` plus the smoothing correction.
+
+    ``CE_eps = CE + eps * (z_y - mean_v z_v)`` with ``z_y = h . w_y + b_y`` (a gather of W's rows) and
+    ``mean_v z_v = h . mean_v(W) + mean(b)``: PyTorch's per-token CE (``reduction="none"``, its chunked
+    ``LinearCrossEntropyOptions()`` path, no (N, V) logits) and O(N x H) extra work. Same arguments and value
+    as ``label_smoothed_nll_lean``; measured beside it in benchmarks/loss.py (README, "The loss").
+    """
+    h, targets, eps = _response_rows(hidden, weight, labels, epsilon, shift)
+    acc = _accumulation_dtype(h)
+    ce = F.linear_cross_entropy(
+        h,
+        weight,
+        targets,
+        linear_bias=bias,
+        reduction="none",
+        options=torch.nn.LinearCrossEntropyOptions(),
+    )
+    z_target = (h * weight[targets]).sum(dim=-1, dtype=acc)
+    z_mean = h.to(acc) @ weight.mean(dim=0).to(acc)
+    if bias is not None:
+        z_target = z_target + bias[targets].to(acc)
+        z_mean = z_mean + bias.mean().to(acc)
+    total = (ce.to(acc) + eps.to(acc) * (z_target - z_mean)).sum()
+    return _normalise(_keep_graph(total, hidden, h.shape[0]), num_items, h.shape[0])

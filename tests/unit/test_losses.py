@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers.trainer_pt_utils import LabelSmoother
 
 from ual.losses import (
     IGNORE_INDEX,
     count_response_tokens,
     label_smoothed_nll_lean,
+    label_smoothed_nll_linear_ce,
     label_smoothed_nll_reference,
 )
 
@@ -207,6 +209,59 @@ def test_reference_gradient_matches_finite_differences():
     )
 
 
+class _OpRecorder(TorchDispatchMode):
+    """Names of the aten ops run inside the context (what the loss actually computes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+def test_lean_path_builds_no_gradient_under_no_grad():
+    """Evaluation (torch.no_grad, parameters still requires_grad): one h @ W.T per chunk and nothing else."""
+    gen = torch.Generator().manual_seed(3)
+    hidden = torch.randn(2, 7, 16, generator=gen)
+    weight = torch.randn(50, 16, generator=gen, requires_grad=True)
+    _, labels = make_batch(2, 7, 50, seed=3)
+    chunks = math.ceil(count_response_tokens(labels) / 4)
+    eps = torch.tensor([0.1, 0.2])
+    with torch.no_grad(), _OpRecorder() as evaluation:
+        value = label_smoothed_nll_lean(hidden, weight, labels, eps, chunk_tokens=4)
+    with _OpRecorder() as training:
+        trained = label_smoothed_nll_lean(hidden, weight, labels, eps, chunk_tokens=4)
+    assert value.grad_fn is None and torch.equal(value, trained.detach())
+    assert evaluation.ops.count("aten.mm") == chunks and "aten.addmm_" not in evaluation.ops
+    assert "aten.exp_" not in evaluation.ops  # no softmax gradient block either
+    assert training.ops.count("aten.addmm_") == chunks  # the V x H weight gradient, one update per chunk
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("per_token", [False, True])
+def test_torch_linear_cross_entropy_composition_equals_lean_path(with_bias, per_token):
+    """PyTorch's chunked linear_cross_entropy + eps * (z_y - mean z) gives the lean path's value and gradient."""
+    gen = torch.Generator().manual_seed(21)
+    batch, seq, hidden_size, vocab = 3, 11, 24, 307
+    hidden = torch.randn(batch, seq, hidden_size, generator=gen, requires_grad=True)
+    weight = (torch.randn(vocab, hidden_size, generator=gen) * 0.3).requires_grad_()
+    bias = torch.randn(vocab, generator=gen, requires_grad=True) if with_bias else None
+    _, labels = make_batch(batch, seq, vocab, seed=22, prompt_len=3)
+    eps = torch.rand(batch, seq, generator=gen) * 0.5 if per_token else torch.tensor([0.0, 0.2, 0.45])
+    leaves = [hidden, weight] + ([bias] if with_bias else [])
+
+    lean = label_smoothed_nll_lean(hidden, weight, labels, eps, bias=bias, num_items=50, chunk_tokens=7)
+    lean_grads = torch.autograd.grad(lean, leaves)
+    composed = label_smoothed_nll_linear_ce(hidden, weight, labels, eps, bias=bias, num_items=50)
+    composed_grads = torch.autograd.grad(composed, leaves)
+
+    torch.testing.assert_close(composed, lean, rtol=1e-6, atol=1e-6)  # float32 precision
+    for got, want in zip(composed_grads, lean_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 # --- gradient accumulation ---------------------------------------------------------------------------------
 
 
@@ -272,8 +327,9 @@ def test_bad_epsilon_is_rejected_by_both_paths(eps, message):
     logits, labels = make_batch(2, 6, 11, seed=0)
     with pytest.raises(ValueError, match=message):
         label_smoothed_nll_reference(logits, labels, eps)
-    with pytest.raises(ValueError, match=message):
-        label_smoothed_nll_lean(torch.randn(2, 6, 4), torch.randn(11, 4), labels, eps)
+    for path in (label_smoothed_nll_lean, label_smoothed_nll_linear_ce):
+        with pytest.raises(ValueError, match=message):
+            path(torch.randn(2, 6, 4), torch.randn(11, 4), labels, eps)
 
 
 def test_out_of_range_label_is_rejected():
