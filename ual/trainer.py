@@ -29,6 +29,9 @@ Loss paths (``train.loss_path``):
 
 Also the runtime helpers of ``ual.train``: ``prepare_deepspeed_env`` (one-process DeepSpeed defaults),
 ``verify_checkpoint`` (reload, parameter count, no empty tensor) and ``peak_memory``.
+
+Changelog: v2 - lean path under ZeRO-3 through ual.lm_head (was: a fallback to the reference path);
+``check_lean_supported`` moved to ual.lm_head; refusal under DataParallel.
 """
 
 from __future__ import annotations
