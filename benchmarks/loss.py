@@ -206,8 +206,13 @@ def _subprocess_case(case: str, vocab: int, args) -> dict:
     if args.zero3:
         cmd = ["-m", "torch.distributed.run", f"--nproc_per_node={args.ranks}", "--master_addr=127.0.0.1",
                f"--master_port={_free_port()}", *cmd, "--zero3"]
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS":
-           str(args.threads), "DS_ACCELERATOR": "cpu"}
+    env = {
+        **os.environ,
+        "MALLOC_MMAP_THRESHOLD_": "131072",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": str(args.threads),
+        "DS_ACCELERATOR": "cpu",
+    }
     proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, env=env, cwd=REPO)
     rows = [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not rows:
