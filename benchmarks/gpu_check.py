@@ -1,15 +1,16 @@
-"""One-command GPU check of the training path: loss kernels, training throughput and MFU, generation; one JSON.
+"""One-command GPU check of the training path: loss kernels, training throughput and MFU, generation.
 
 For the first GPU machine (one H100 / H200; under 8 minutes), run from the repository root::
 
     bash benchmarks/gpu_carry.sh            # here, with internet: wheels + tokenizer into gpu_carry/
     python benchmarks/gpu_check.py          # there: writes benchmarks/out/gpu_check.json (--out PATH)
-    python benchmarks/gpu_check.py --cpu-smoke   # every part at tiny sizes on the CPU (what CI-less checks run)
+    python benchmarks/gpu_check.py --cpu-smoke   # every part at tiny sizes on the CPU
 
 Needs on the GPU machine only Python 3.12, a CUDA build of torch and transformers; everything else is carried
 in ``gpu_carry/`` (git-ignored), made by benchmarks/gpu_carry.sh. With the project's device tool, whose
-results come back only from ``$OUT``: ``run(command="python benchmarks/gpu_check.py --out $OUT/gpu_check.json",
-carry=["gpu_carry"], timeout_s=600)``. Carried:
+results come back only from ``$OUT``:
+``run(command="python benchmarks/gpu_check.py --out $OUT/gpu_check.json", carry=["gpu_carry"],
+timeout_s=600)``. Carried:
 
 - ``gpu_carry/wheels/``: deepspeed 0.19.8 (PyPI has only its sdist: gpu_carry.sh builds a pure-python wheel,
   no pre-built ops; none are needed with torch AdamW and NCCL), accelerate 1.15.0, pydantic 2.14.3 +
@@ -28,9 +29,10 @@ Parts, each also run at tiny sizes on the CPU by ``--cpu-smoke``:
    LabelSmoother, UAL reference, UAL lean, and PyTorch's ``linear_cross_entropy`` composition.
 2. ``train``: benchmarks/train.py on a random-initialised 0.5B Llama (503M parameters), bf16, 16 x 1024 tokens
    per step, 30 steps (the first 5 not timed), plain-Trainer SFT (``hf_sft``) and UAL on the lean path
-   (``ual_lean``), without DeepSpeed and under ZeRO-2 and ZeRO-3 on one GPU: tokens/s, UAL/SFT step-time ratio,
-   peak memory and MFU = (6 N + 6 L H T) * tokens/s / peak (formula in benchmarks/train.py; peak dense bf16
-   989 TFLOP/s for H100 SXM and H200, 756 H100 PCIe, 835 H100 NVL, 312 A100; ``--peak-tflops`` overrides).
+   (``ual_lean``), without DeepSpeed and under ZeRO-2 and ZeRO-3 on one GPU: tokens/s, UAL/SFT step-time
+   ratio, peak memory and MFU = (6 N + 6 L H T) * tokens/s / peak (formula in benchmarks/train.py; peak
+   dense bf16 989 TFLOP/s for H100 SXM and H200, 756 H100 PCIe, 835 H100 NVL, 312 A100; ``--peak-tflops``
+   overrides).
 3. ``generation``: ``ual.generate.generate_hf`` with the same random 0.5B model in bf16, 32 prompts batched
    (batch 32) against the first 4 one at a time, 128 new tokens, best of 2 interleaved repetitions: tokens/s
    and whether the texts agree (with random weights and bf16, padding can flip near-tied argmaxes).
@@ -85,12 +87,14 @@ SMOKE = {
 
 
 def _use_carried() -> None:
-    """Unpack gpu_carry/wheels into gpu_carry/site once and put it (and the repo) on the import path, if needed."""
+    """If packages are missing: unpack gpu_carry/wheels into gpu_carry/site (once) and import from there."""
     wheels = sorted((CARRY / "wheels").glob("*.whl"))
     if not wheels or all(importlib.util.find_spec(name) for name in CARRIED):
         return  # nothing carried, or everything installed already (a development machine)
     here = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    foreign = [w.name for w in wheels if "-cp3" in w.name and f"-{here}-" not in w.name and "abi3" not in w.name]
+    foreign = [
+        w.name for w in wheels if "-cp3" in w.name and f"-{here}-" not in w.name and "abi3" not in w.name
+    ]
     if foreign:
         raise SystemExit(f"gpu_check: gpu_carry/wheels are for another Python than this {here}: {foreign}")
     site = CARRY / "site"
@@ -101,7 +105,8 @@ def _use_carried() -> None:
                 archive.extractall(site)
         done.write_text("\n".join(w.name for w in wheels))
     sys.path[:0] = [str(site), str(REPO)]
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), str(REPO), os.environ.get("PYTHONPATH")]))
+    paths = [str(site), str(REPO), os.environ.get("PYTHONPATH")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     models = CARRY / "models"
     if models.is_dir():
         os.environ.setdefault("UAL_MODEL_CACHE", str(models))
@@ -115,8 +120,8 @@ def missing_requirements(cpu_smoke: bool) -> list[str]:
     if not cpu_smoke and not torch.cuda.is_available():
         problems.append(
             f"no CUDA device: torch {torch.__version__} reports torch.cuda.is_available() = False "
-            f"(torch.version.cuda = {torch.version.cuda}); this check needs one NVIDIA GPU (H100/H200) and a CUDA "
-            "build of torch. To run every part at tiny sizes on the CPU instead: --cpu-smoke"
+            f"(torch.version.cuda = {torch.version.cuda}); this check needs one NVIDIA GPU (H100/H200) and a "
+            "CUDA build of torch. To run every part at tiny sizes on the CPU instead: --cpu-smoke"
         )
     absent = [name for name in CARRIED if importlib.util.find_spec(name) is None]
     if absent:
@@ -143,7 +148,7 @@ def peak_tflops(override: float | None) -> tuple[float | None, str]:
 
 def _run_benchmark(script: str, extra: list[str], out: Path) -> dict:
     cmd = [sys.executable, str(REPO / "benchmarks" / script), *extra, "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=os.environ.copy())  # noqa: PLW1510
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)  # noqa: PLW1510 - checked below
     print(proc.stdout[-3000:], flush=True)
     if proc.returncode:
         raise RuntimeError(f"{script} {' '.join(extra)} failed:\n{proc.stderr[-4000:]}")
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     sizes = SMOKE if args.cpu_smoke else FULL
-    out = args.out or REPO / "benchmarks/out" / ("gpu_check_cpu_smoke.json" if args.cpu_smoke else "gpu_check.json")
+    default = "gpu_check_cpu_smoke.json" if args.cpu_smoke else "gpu_check.json"
+    out = args.out or REPO / "benchmarks/out" / default
     work = out.parent / (out.stem + "_parts")
     work.mkdir(parents=True, exist_ok=True)
     tflops, tflops_source = peak_tflops(args.peak_tflops)

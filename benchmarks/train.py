@@ -10,8 +10,9 @@ Trainer path, no checkpoint saving) in a fresh subprocess, so that peak memory i
 
 Throughput = real (non-pad) tokens / wall time over the steps after the first ``--warmup-steps``. Cases run
 ``--rounds`` times interleaved (each in its own subprocess) and the best round of each is kept (all are in the
-JSON), as the shared machine's load drifts by minutes. Peak memory: on CPU the peak resident set size (``ru_maxrss``) and its rise above
-the set-up (model, optimiser-less trainer); on CUDA ``torch.cuda.max_memory_allocated``. Ratios are against
+JSON), as the shared machine's load drifts by minutes. Peak memory: on CPU the peak resident set size
+(``ru_maxrss``) and its rise above the set-up (model, optimiser-less trainer); on CUDA
+``torch.cuda.max_memory_allocated``. Ratios are against
 ``hf_sft``; the target is UAL (lean) / SFT step time <= 1.05.
 
 Model-FLOPs utilisation (CUDA, with ``--peak-tflops``), the formula written into the JSON::
@@ -110,7 +111,7 @@ def _model(args):
 
 
 MFU_FORMULA = (
-    "(6 * N + 6 * L * H * T) * tokens_per_second / peak_flops; N = parameters but the (untied) input embedding"
+    "(6 * N + 6 * L * H * T) * tokens_per_second / peak_flops; N = parameters but an untied input embedding"
 )
 
 
@@ -247,6 +248,7 @@ def main() -> None:
     passthrough += ["--bf16"] * args.bf16 + [f"--deepspeed={args.deepspeed}"] * bool(args.deepspeed)
     passthrough += [f"--peak-tflops={args.peak_tflops}"] * bool(args.peak_tflops)
     rounds: dict[str, list[dict]] = {case: [] for case in args.cases}
+    pythonpath = os.environ.get("PYTHONPATH")
     for _ in range(args.rounds):
         for case in args.cases:
             started = time.perf_counter()
@@ -255,7 +257,7 @@ def main() -> None:
                 cwd=REPO,
                 capture_output=True,
                 text=True,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), pythonpath]))},
             )
             lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
             if proc.returncode or not lines:
@@ -270,7 +272,7 @@ def main() -> None:
                 flush=True,
             )
     results = {}
-    for case, rows in rounds.items():  # the least disturbed round (highest throughput), as benchmarks/generate.py
+    for case, rows in rounds.items():  # the least disturbed round (highest throughput), as in generate.py
         best = max(rows, key=lambda r: r["tokens_per_second"])
         results[case] = {**best, "all_tokens_per_second": [r["tokens_per_second"] for r in rows]}
     base = results.get("hf_sft") or results[args.cases[0]]

@@ -1,7 +1,7 @@
 """The LM head as the lean loss path reads it: which heads it can serve, and the head's tensors under ZeRO-3.
 
-``ual.losses.label_smoothed_nll_lean`` takes the LM head as plain tensors, weight (V, H) and bias (V,) or None,
-with logits = h @ W.T + b. Between a model and that stand:
+``ual.losses.label_smoothed_nll_lean`` takes the LM head as plain tensors, weight (V, H) and bias (V,) or
+None, with logits = h @ W.T + b. Between a model and that stand:
 
 - **Logit transforms.** A model that soft-caps or scales its logits after the head (Gemma-2/3
   ``final_logit_softcapping``, Cohere ``logit_scale``, Granite ``logits_scaling``, Falcon-H1

@@ -244,7 +244,11 @@ def default_chunk_tokens(vocab_size: int, hidden_size: int, min_block_bytes: int
 
 
 def _response_rows(
-    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, epsilon: torch.Tensor | float, shift: bool
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: torch.Tensor | float,
+    shift: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validate the lean inputs; the hidden states, targets and epsilon of the response tokens only."""
     if hidden.dim() != 3 or hidden.shape[:2] != labels.shape:

@@ -63,8 +63,8 @@ __all__ = [
 LOSS_PATHS = ("reference", "lean")
 
 DATA_PARALLEL_ERROR = (
-    "train.loss_path 'lean' does not run under single-process multi-GPU torch.nn.DataParallel (Trainer uses it "
-    "when one process sees several GPUs; {gpus} visible here): its replicas run the decoder on separate "
+    "train.loss_path 'lean' does not run under single-process multi-GPU torch.nn.DataParallel (Trainer uses "
+    "it when one process sees several GPUs; {gpus} visible here): its replicas run the decoder on separate "
     "threads, so the hidden-state hook cannot give one batch-ordered tensor. Launch one process per GPU "
     "(torchrun --nproc_per_node N -m ual.train ... or deepspeed -m ual.train ...), make one GPU visible "
     "(CUDA_VISIBLE_DEVICES=0), or use train.loss_path: reference."

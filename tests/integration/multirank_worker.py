@@ -1,20 +1,22 @@
-"""One rank of the multi-rank training tests (tests/integration/test_multirank.py): a tiny random Llama through
-``ual.train.build_trainer`` (the real HF Trainer + UALTrainer path) under one backend, both loss paths.
+"""One rank of the multi-rank training tests (tests/integration/test_multirank.py): a tiny random Llama
+through ``ual.train.build_trainer`` (the real HF Trainer + UALTrainer path) under given backends, both loss
+paths.
 
 Run by the test under ``torchrun`` (2 gloo ranks, DDP or DeepSpeed ZeRO-2/3 on CPU) or as one plain process
-(``--backend none``, the baseline with the same global batch). The model is built here from a fixed seed (no
+(``--backends none``, the baseline with the same global batch). The model is built here from a fixed seed (no
 download): 2 layers, hidden 32, the SmolLM2 tokenizer's 49,152-token vocabulary, an untied LM head with a
 bias, so the lean path's gathered head has both a weight and a bias to partition and reduce. The samples
 have responses of very different lengths, so the ranks hold different numbers of response tokens and a
 wrong world-size normalisation shows in the loss and the gradient norm.
 
-Writes ``<out stem>.rank<R>.json`` per rank: ``{rank, world_size, runs: {"<backend>/<loss path>": [{step, loss,
-grad_norm, rank_response_tokens}]}, gradient_checkpointing: {backend: bool}}`` (loss and gradient norm as
-Trainer logs them, the same on every rank).
+Writes ``<out stem>.rank<R>.json`` per rank: ``{rank, world_size, runs: {"<backend>/<loss path>": [{step,
+loss, grad_norm, rank_response_tokens}]}, gradient_checkpointing: {backend: bool}}`` (loss and gradient
+norm as Trainer logs them, the same on every rank).
 Command (what the test runs)::
 
     DS_ACCELERATOR=cpu OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 --master_addr 127.0.0.1 \\
-        --master_port PORT tests/integration/multirank_worker.py --backends ddp zero2 zero3 --per-device-batch 2 --out F.json
+        --master_port PORT tests/integration/multirank_worker.py --backends ddp zero2 zero3 zero3_ckpt \\
+        --per-device-batch 2 --out F.json
 """
 
 from __future__ import annotations

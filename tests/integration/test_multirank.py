@@ -1,13 +1,15 @@
-"""Two CPU ranks (gloo) under DDP, DeepSpeed ZeRO-2 and ZeRO-3, both loss paths, against one process with the same
-global batch: the same loss trace and gradient norm, step for step.
+"""Two CPU ranks (gloo) under DDP, DeepSpeed ZeRO-2 and ZeRO-3, both loss paths, against one process with the
+same global batch: the same loss trace and gradient norm, step for step.
 
-One ``torchrun --nproc_per_node 2`` launch of tests/integration/multirank_worker.py trains all eight runs (DDP,
-ZeRO-2, ZeRO-3, ZeRO-3 with gradient checkpointing as in the paper profiles; x lean, reference) of a tiny
-random Llama (untied LM head with a bias) through ``ual.train.build_trainer``; meanwhile one plain process trains the baseline (per-device batch 4 instead of 2,
-no DeepSpeed). 3 steps of 2 x 2 micro-batches per rank, responses of 2 to ~40 tokens, so the two ranks carry
-different numbers of response tokens (checked) and the world-size normalisation of ual.trainer decides the
-result. Under ZeRO-3 the lean path gathers the partitioned head (ual.lm_head.run_with_head).
-About 45 s on 2 idle cores (the first DeepSpeed run on a machine also JIT-builds a comm op, ~45 s, cached after).
+One ``torchrun --nproc_per_node 2`` launch of tests/integration/multirank_worker.py trains all eight runs
+(DDP, ZeRO-2, ZeRO-3, ZeRO-3 with gradient checkpointing as in the paper profiles; x lean, reference) of a
+tiny random Llama (untied LM head with a bias) through ``ual.train.build_trainer``; meanwhile one plain
+process trains the baseline (per-device batch 4 instead of 2, no DeepSpeed). 3 steps of 2 x 2 micro-batches
+per rank, responses of 2 to ~40 tokens, so the two ranks carry different numbers of response tokens (checked)
+and the world-size normalisation of ual.trainer decides the result. Under ZeRO-3 the lean path gathers the
+partitioned head (ual.lm_head.run_with_head).
+About 45 s on 2 idle cores (the first DeepSpeed run on a machine also JIT-builds a comm op, ~45 s, cached
+after).
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def test_lean_and_reference_paths_agree_in_one_process(multirank):
 
 def test_lean_path_refuses_single_process_data_parallel(tmp_path, smollm2_path):
     """torch.nn.DataParallel (what Trainer wraps a model in when one process sees several GPUs) runs the
-    decoder on one thread per GPU, so the hidden-state hook of the lean path cannot serve it: a clear error."""
+    decoder on one thread per GPU, so the lean path's hidden-state hook cannot serve it: a clear error."""
     import torch
     from multirank_worker import epsilon, experiment, records, tiny_llama
 
@@ -107,6 +109,6 @@ def test_lean_path_refuses_single_process_data_parallel(tmp_path, smollm2_path):
         experiment("none", "lean", 2), records(), epsilon(), 0, tmp_path, model_and_tokenizer
     )
     batch = next(iter(trainer.get_train_dataloader()))
-    with pytest.raises(ValueError, match=r"does not run under single-process multi-GPU torch.nn.DataParallel"):
+    with pytest.raises(ValueError, match=r"under single-process multi-GPU torch\.nn\.DataParallel"):
         trainer.compute_loss(torch.nn.DataParallel(trainer.model), dict(batch))
     assert torch.isfinite(trainer.compute_loss(trainer.model, dict(batch)))  # the unwrapped model trains

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py refuses to run without what it needs, naming it; its CPU smoke path runs end to end.
+"""benchmarks/gpu_check.py refuses to run without what it needs, naming it; its CPU smoke path runs through.
 
 The full check needs a GPU (README, "The loss": the GPU check); here only its refusal and one tiny part.
 Run: python -m pytest tests/unit/test_gpu_check.py

@@ -34,7 +34,11 @@ SIZES = {
     "num_key_value_heads": 1,
 }
 TRANSFORMED = [
-    (Gemma2ForCausalLM, Gemma2Config(**SIZES, head_dim=8, final_logit_softcapping=5.0), "final_logit_softcapping"),
+    (
+        Gemma2ForCausalLM,
+        Gemma2Config(**SIZES, head_dim=8, final_logit_softcapping=5.0),
+        "final_logit_softcapping",
+    ),
     (CohereForCausalLM, CohereConfig(**SIZES, logit_scale=0.25), "logit_scale"),
     (GraniteForCausalLM, GraniteConfig(**SIZES, logits_scaling=4.0), "logits_scaling"),
 ]

@@ -242,7 +242,7 @@ def test_lean_path_builds_no_gradient_under_no_grad():
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("per_token", [False, True])
 def test_torch_linear_cross_entropy_composition_equals_lean_path(with_bias, per_token):
-    """PyTorch's chunked linear_cross_entropy + eps * (z_y - mean z) gives the lean path's value and gradient."""
+    """PyTorch's chunked linear_cross_entropy + eps * (z_y - mean z): the lean path's value and gradient."""
     gen = torch.Generator().manual_seed(21)
     batch, seq, hidden_size, vocab = 3, 11, 24, 307
     hidden = torch.randn(batch, seq, hidden_size, generator=gen, requires_grad=True)
