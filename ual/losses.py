@@ -213,18 +213,27 @@ class _FusedLinearSmoothedCE(torch.autograd.Function):
             grad_w -= (eps @ h.to(acc)) / vocab
         if want_b:
             grad_b -= eps.sum() / vocab
-        ctx.save_for_backward(
+        # Kept on ctx, not save_for_backward, so that backward can hand them over as the only reference:
+        # autograd then moves them into .grad (ZeRO-3 too, where .grad is None at every step) instead of
+        # cloning a V x H tensor. They are consumed, so a second backward (retain_graph=True) is refused,
+        # as PyTorch's own chunked linear_cross_entropy does by default.
+        ctx.grads = [
             grad_h if want_h else None,
             grad_w.to(weight.dtype) if want_w else None,
             grad_b.to(bias.dtype) if want_b else None,
-        )
+        ]
         return total
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        grads = list(ctx.saved_tensors)
-        # The loss is usually the graph's root (grad_out == 1): hand the saved gradients over without
-        # another weight-sized copy. Otherwise (loss scaling, sums of losses) rescale out of place.
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:
+            raise RuntimeError(
+                "label_smoothed_nll_lean computes its gradients in forward and hands them over once: a second "
+                "backward through the same loss (retain_graph=True) is not supported; compute the loss again"
+            )
+        # The loss is usually the graph's root (grad_out == 1): hand the gradients over as they are. Otherwise
+        # (loss scaling, sums of losses) rescale out of place.
         if not torch.equal(grad_out, torch.ones_like(grad_out)):
             grads = [g * grad_out.to(g.dtype) if g is not None else None for g in grads]
         return (*grads, None, None, None, None)

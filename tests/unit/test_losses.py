@@ -178,10 +178,25 @@ def test_lean_path_scales_gradient_by_upstream_gradient():
     hidden = torch.randn(2, 6, 8, generator=gen, requires_grad=True)
     weight = torch.randn(30, 8, generator=gen, requires_grad=True)
     _, labels = make_batch(2, 6, 30, seed=2)
-    loss = label_smoothed_nll_lean(hidden, weight, labels, torch.tensor([0.1, 0.2]))
+    eps = torch.tensor([0.1, 0.2])
+    loss = label_smoothed_nll_lean(hidden, weight, labels, eps)
     (g1,) = torch.autograd.grad(loss, hidden, retain_graph=True)
-    (g3,) = torch.autograd.grad(3.0 * loss, hidden)
+    (g3,) = torch.autograd.grad(3.0 * label_smoothed_nll_lean(hidden, weight, labels, eps), hidden)
     torch.testing.assert_close(g3, 3.0 * g1)
+    with pytest.raises(RuntimeError, match="a second backward through the same loss"):
+        torch.autograd.grad(loss, hidden)  # its gradients were handed over already
+
+
+def test_lean_path_hands_its_weight_gradient_over_without_a_copy():
+    """With no .grad yet (every step under ZeRO-3), autograd moves the computed gradient into .grad."""
+    gen = torch.Generator().manual_seed(5)
+    hidden = torch.randn(2, 6, 8, generator=gen)
+    weight = torch.randn(30, 8, generator=gen, requires_grad=True)
+    _, labels = make_batch(2, 6, 30, seed=5)
+    seen = []
+    weight.register_hook(lambda grad: seen.append(grad.data_ptr()))
+    label_smoothed_nll_lean(hidden, weight, labels, torch.tensor([0.1, 0.2])).backward()
+    assert weight.grad.data_ptr() == seen[0]
 
 
 def test_lean_path_gradient_matches_finite_differences():
@@ -194,9 +209,25 @@ def test_lean_path_gradient_matches_finite_differences():
     eps = torch.tensor([0.25, 0.5], dtype=torch.float64)
 
     def lean(h, w, b):
-        return label_smoothed_nll_lean(h, w, labels, eps, bias=b, chunk_tokens=2).double()
+        return label_smoothed_nll_lean(h, w, labels, eps, bias=b, chunk_tokens=2)
 
-    assert torch.autograd.gradcheck(lean, (hidden, weight, bias), eps=1e-6, atol=1e-5)
+    # central differences by hand: torch.autograd.gradcheck runs backward twice on one output, which the lean
+    # path refuses (its gradients are handed over once)
+    leaves = (hidden, weight, bias)
+    analytic = torch.autograd.grad(lean(*leaves), leaves)
+    step = 1e-6
+    with torch.no_grad():
+        for leaf, grad in zip(leaves, analytic, strict=True):
+            numeric = torch.zeros_like(leaf)
+            for index in range(leaf.numel()):
+                flat = leaf.view(-1)
+                flat[index] += step
+                up = lean(*leaves)
+                flat[index] -= 2 * step
+                down = lean(*leaves)
+                flat[index] += step
+                numeric.view(-1)[index] = (up - down) / (2 * step)
+            torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-7)
 
 
 def test_reference_gradient_matches_finite_differences():
