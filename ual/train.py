@@ -30,15 +30,15 @@ CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards). Configs:
 ``zero3.json`` (GPU; torch AdamW via ``torch_adam``, so no CUDA op is JIT-built), ``zero3_offload.json``
 (optimizer and parameters on CPU with DeepSpeedCPUAdam, built once with g++), ``zero2_cpu.json``,
 ``zero3_cpu.json`` (CPU: fp32, no overlap_comm). Every ZeRO-3 config saves gathered 16-bit weights
-(``stage3_gather_16bit_weights_on_model_save``). Under ZeRO-3 ``loss_path: lean`` falls back to the
-reference path with a warning (ual.trainer).
+(``stage3_gather_16bit_weights_on_model_save``). ``loss_path: lean`` runs under every config, ZeRO-3
+included: the partitioned LM head is gathered for the loss (ual.lm_head); the paper profiles use it.
 
 Resume: a rerun with the same ``--out`` continues from the last ``checkpoint-N`` there (``--resume PATH``
 picks one, ``--fresh`` ignores them); the data order is fixed by ``--seed`` (Trainer seed and data_seed), so
 the loss trace continues as if never interrupted. A checkpoint of another run (other config, method, seed or
 epsilon file) is refused.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - the lean loss path also under ZeRO-3 (no fallback to reference).
 """
 
 from __future__ import annotations
