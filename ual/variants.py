@@ -7,9 +7,10 @@ eps_max of the ablation sweep (``epsilon.ablation_eps_max``), named ``ual_epsmax
 The name is a path component of every result of the variant
 (``results/<exp>/seed<s>/{train,generate,evaluate}/<scenario>/<variant>/...``) and the ``method`` recorded in
 its metrics; the workflow (``workflow/rules/common.smk``), the report (``ual.report``) and nothing else turn
-names into variants and back, through ``Variant``.
+names into variants and back, through ``Variant``. ``trained_variants`` is the grid the workflow trains.
 
-Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``).
+Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``). v2 - ``trained_variants`` (was in
+``common.smk``; also counts the judged models of ``python -m ual.evaluate --estimate``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ual.config import METHODS
+from ual.config import MAIN_TABLE_METHODS, METHODS
 
 __all__ = [
     "ABLATION_PREFIX",
@@ -25,6 +26,7 @@ __all__ = [
     "Variant",
     "ablation_scenario",
     "ablation_variants",
+    "trained_variants",
     "ual_at",
 ]
 
@@ -89,3 +91,13 @@ def ablation_variants(methods: list[str], eps_max: float, sweep: list[float]) ->
     """The ablation's extra variants: ``ual_shuffled`` when trained, and UAL at each other eps_max swept."""
     shuffled = [Variant("ual_shuffled")] if "ual_shuffled" in methods else []
     return shuffled + [Variant("ual", value) for value in sweep if value != eps_max]
+
+
+def trained_variants(
+    scenarios: list[str], methods: list[str], eps_max: float, sweep: list[float]
+) -> list[tuple[str, Variant]]:
+    """(scenario, variant) pairs that are trained (per seed): the main methods in every scenario, the
+    ablation's variants once, on the ablation scenario. The workflow and the judge's --estimate use it."""
+    main = [m for m in MAIN_TABLE_METHODS if m in methods]
+    pairs = [(scenario, Variant(method)) for scenario in scenarios for method in main]
+    return pairs + [(ablation_scenario(scenarios), v) for v in ablation_variants(methods, eps_max, sweep)]

@@ -79,6 +79,29 @@ def test_main_table_cells_and_improvement_arithmetic(results):
     assert cells[("high", "UAL - SFT (relative %)")]["AlpacaEval win rate (%)"] == "10.00"
 
 
+def test_judge_position_bias_and_unparsed_pairs_stand_beside_every_win_rate(tmp_path):
+    files = []
+    for seed, (bias, unparsed) in enumerate([(60.0, 0), (70.0, 2)]):
+        for variant in ("sft", "ls", "ual", "ual_shuffled"):
+            path = tmp_path / f"seed{seed}" / variant / "alpacaeval.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({
+                "task": "alpacaeval", "metric": "win_rate", "win_rate": 40.0, "standard_error": 2.0,
+                "position_bias": bias if variant != "ls" else None, "n_unparsed": unparsed if variant == "ual" else 0,
+                "method": variant, "scenario": "mixed", "seed": seed, "provenance": {}}))
+            files.append(path)
+    metrics = collect.read_metrics(files)
+    main = tables.main_table(metrics, reported(), ["mixed"], ["alpacaeval", "gsm8k"])
+    assert main.columns.tolist()[2:5] == ["AlpacaEval win rate (%)", tables.JUDGE_COLUMN, "GSM8K acc. (%)"]
+    cells = dict(zip(main["row"], main[tables.JUDGE_COLUMN]))
+    # mean over seeds (60, 70); the pairs left without a verdict are summed over seeds; no bias -> n/a
+    assert (cells["SFT"], cells["UAL"], cells["LS (constant eps)"]) == ("65.0", "65.0; 2 unparsed", "n/a")
+    assert cells["UAL - SFT (points)"] == "" and cells["paper, UAL vs SFT (%)"] == tables.NOT_REPORTED
+    ablation = tables.ablation_table(metrics, "mixed", ["alpacaeval"], eps_max=0.2, sweep=[])
+    assert ablation.set_index("variant").loc["UAL, shuffled eps", tables.JUDGE_COLUMN] == "65.0"
+    assert tables.JUDGE_COLUMN not in tables.main_table(metrics, reported(), ["mixed"], ["gsm8k"]).columns
+
+
 def test_missing_runs_show_as_not_available(results):
     metrics = collect.read_metrics(results)
     table = tables.main_table(metrics, reported(), ["low"], ["alpacaeval", "gsm8k"])

@@ -54,3 +54,13 @@ def test_ablation_grid_and_the_main_ual_run():
     assert ablation_variants(["ual"], 0.2, []) == []
     assert ual_at(0.2, 0.2).name == "ual" and ual_at(0.3, 0.2).name == "ual_epsmax0.3"
     assert ablation_scenario(["high", "low", "mixed"]) == "mixed" and ablation_scenario(["low"]) == "low"
+
+
+def test_trained_variants_are_the_main_grid_and_the_ablation_once():
+    from ual.variants import Variant, trained_variants
+
+    grid = trained_variants(["high", "mixed"], ["sft", "ls", "ual", "ual_shuffled"], 0.2, [0.1, 0.2])
+    assert [(s, v.name) for s, v in grid] == [
+        ("high", "sft"), ("high", "ls"), ("high", "ual"), ("mixed", "sft"), ("mixed", "ls"), ("mixed", "ual"),
+        ("mixed", "ual_shuffled"), ("mixed", "ual_epsmax0.1")]
+    assert trained_variants(["low"], ["sft"], 0.2, []) == [("low", Variant("sft"))]

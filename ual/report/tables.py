@@ -1,7 +1,9 @@
 """Paper tables from tidy result frames: pure builders, and one writer for Markdown, LaTeX and CSV.
 
 Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json``):
-- ``table_main``: scenario x method (sft, ls, ual): AlpacaEval win rate +- SE, GSM8K and MATH accuracy
+- ``table_main``: scenario x method (sft, ls, ual): AlpacaEval win rate +- SE with the judge's position bias
+  beside it (``JUDGE_COLUMN``: % of preference to the second-shown output, 50 = unbiased, and the pairs the
+  judge left without a verdict), GSM8K and MATH accuracy
   (+- half the bootstrap 95 % interval), then per scenario UAL - SFT in points and relative %, and the paper's
   reported numbers beside the mixed scenario (10.62 % high-entropy, 1.81 % low-entropy); "not reported" elsewhere.
 - ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled and UAL at every eps_max of the sweep.
@@ -33,6 +35,8 @@ __all__ = [
 
 NOT_REPORTED = "not reported"
 TASK_COLUMNS = {"alpacaeval": "AlpacaEval win rate (%)", "gsm8k": "GSM8K acc. (%)", "math": "MATH acc. (%)"}
+# Beside every AlpacaEval win rate: the judge's share of preference to the second-shown output (50 = unbiased)
+JUDGE_COLUMN = "AlpacaEval judge: 2nd-shown share (%)"
 LOW_ENTROPY = ("gsm8k", "math")
 METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps"}
 
@@ -55,6 +59,25 @@ def _cell(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> tupl
     return float(rows["value"].mean()), (float(error.mean()) if len(error) else None)
 
 
+def _judge_cell(metrics: pd.DataFrame, scenario: str, variant: str) -> str:
+    """The judge's position bias (mean over seeds) and the pairs it left without a verdict, if any."""
+    rows = metrics[(metrics.scenario == scenario) & (metrics.variant == variant) & (metrics.task == "alpacaeval")]
+    if rows.empty or "position_bias" not in rows:
+        return "n/a"
+    bias = rows["position_bias"].dropna()
+    text = _fmt(float(bias.mean()) if len(bias) else None, digits=1)
+    unparsed = int(rows["n_unparsed"].fillna(0).sum()) if "n_unparsed" in rows else 0
+    return f"{text}; {unparsed} unparsed" if unparsed else text
+
+
+def _task_columns(tasks: list[str]) -> list[str]:
+    """The result columns: one per task, and the judge's position bias right after the AlpacaEval win rate."""
+    columns = []
+    for task in tasks:
+        columns += [TASK_COLUMNS[task], JUDGE_COLUMN] if task == "alpacaeval" else [TASK_COLUMNS[task]]
+    return columns
+
+
 def _relative(new: float | None, old: float | None) -> float | None:
     if new is None or old is None or old == 0:
         return None
@@ -71,6 +94,8 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             row = {"scenario": scenario, "row": METHOD_LABELS[method]}
             for task, col in zip(tasks, task_cols, strict=True):
                 row[col] = _fmt(*_cell(metrics, scenario, method, task))
+            if "alpacaeval" in tasks:
+                row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, method)
             row["low-entropy avg."] = ""
             rows.append(row)
         points = {"scenario": scenario, "row": "UAL - SFT (points)"}
@@ -82,10 +107,10 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             rel_values[task] = _relative(ual, sft)
             relative[col] = _fmt(rel_values[task])
         low_rel = [rel_values[t] for t in low if rel_values[t] is not None]
-        points["low-entropy avg."] = ""
+        points["low-entropy avg."] = points[JUDGE_COLUMN] = relative[JUDGE_COLUMN] = ""
         relative["low-entropy avg."] = _fmt(sum(low_rel) / len(low_rel)) if low_rel else "n/a"
         paper = {"scenario": scenario, "row": "paper, UAL vs SFT (%)", "low-entropy avg.": NOT_REPORTED}
-        for col in task_cols:
+        for col in [*task_cols, JUDGE_COLUMN]:
             paper[col] = NOT_REPORTED
         for _, entry in reported[reported.scenario == scenario].iterrows():
             cell = f"{entry['value']:.2f}"
@@ -94,7 +119,7 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             elif entry["task_group"].startswith("low_entropy"):
                 paper["low-entropy avg."] = cell
         rows += [points, relative, paper]
-    return pd.DataFrame(rows, columns=["scenario", "row", *task_cols, "low-entropy avg."])
+    return pd.DataFrame(rows, columns=["scenario", "row", *_task_columns(tasks), "low-entropy avg."])
 
 
 def ablation_table(
@@ -112,9 +137,10 @@ def ablation_table(
         row = {"variant": label, "eps_max": eps}
         for task in tasks:
             row[TASK_COLUMNS[task]] = _fmt(*_cell(metrics, scenario, variant, task))
+        row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, variant)
         row["paper"] = NOT_REPORTED
         rows.append(row)
-    return pd.DataFrame(rows, columns=["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper"])
+    return pd.DataFrame(rows, columns=["variant", "eps_max", *_task_columns(tasks), "paper"])
 
 
 def clustering_table(clustering: pd.DataFrame) -> pd.DataFrame:

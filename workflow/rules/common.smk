@@ -9,6 +9,7 @@ import yaml
 from snakemake.utils import validate
 
 from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
+from ual import variants
 from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
@@ -89,9 +90,8 @@ def smoothing_args(wildcards):
 
 def trained_variants():
     """(scenario, variant) pairs that are trained: the main methods everywhere, the ablation once."""
-    pairs = [(s, m) for s in SCENARIOS for m in MAIN_METHODS]
-    pairs += [(ABLATION_SCENARIO, v) for v in ABLATION_VARIANTS]
-    return pairs
+    grid = variants.trained_variants(SCENARIOS, EXP.train.methods, EXP.epsilon.eps_max, EXP.epsilon.ablation_eps_max)
+    return [(scenario, variant.name) for scenario, variant in grid]
 
 
 def metric_files(wildcards=None):
