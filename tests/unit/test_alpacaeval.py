@@ -20,7 +20,8 @@ judges = pytest.importorskip("ual.judges")
 
 def _experiment(**evaluate):
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
-    update = {"sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3}, **evaluate}
+    # judge_orders null: the default rule (tiny.yaml states both, for its local judge)
+    update = {"sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3}, "judge_orders": None, **evaluate}
     return experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(update=update)})
 
 
