@@ -286,7 +286,7 @@ def test_alpacaeval1_gpt4_from_alpaca_evals_published_annotations_matches_its_le
     row = next(line.split(",") for line in leaderboard.read_text().splitlines() if line.startswith("gpt4,"))
     assert metrics["judge_prompts_this_run"] == 0 and metrics["judge"]["annotator"] == "alpaca_eval_gpt4"
     assert metrics["judge_orders"] == "random"  # a stock judge keeps alpaca_eval's order, as its leaderboard
-    assert metrics["reference_set"]["field"] == "output_1" and metrics["n_unparsed"] == 0
+    assert metrics["reference_set"]["column"] == "output_1" and metrics["n_unparsed"] == 0
     assert metrics["win_rate"] == pytest.approx(float(row[1]), abs=1e-9)  # 95.28
     assert metrics["standard_error"] == pytest.approx(float(row[2]), abs=1e-9)
     assert (metrics["n_wins"], metrics["n_wins_base"], metrics["n_draws"], metrics["n_total"]) == (

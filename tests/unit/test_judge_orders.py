@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from ual.config import load_experiment
+from ual.data import DataError
 from ual.evaluate import evaluate_task
 from ual.tasks import TASKS
 
@@ -182,7 +183,7 @@ def test_reference_sets_are_named_checked_and_traced(tmp_path, data_mirror):
     assert sum(by_instruction[r["instruction"]] != r["output"] for r in annotated) == 785
     one = refs.reference_provenance("text_davinci_003", origin, github)
     other = refs.reference_provenance("text_davinci_003_gpt4_annotations", annotated_origin, annotated)
-    assert (one["n"], other["n"], other["field"]) == (805, 805, "output_1") and one["sha256"] != other["sha256"]
+    assert (one["n"], other["n"], other["column"]) == (805, 805, "output_1") and one["sha256"] != other["sha256"]
     # the digest is the content's, not the file's: the same pairs in another order and file hash alike
     copy = tmp_path / "copy.json"
     copy.write_text(json.dumps(list(reversed(github))))
@@ -190,7 +191,7 @@ def test_reference_sets_are_named_checked_and_traced(tmp_path, data_mirror):
     assert refs.reference_provenance(str(copy), str(copy), rows)["sha256"] == one["sha256"]
     with pytest.raises(judges.AlpacaEvalError, match="not a reference set .*text_davinci_003_gpt4_annotations"):
         refs.load_references("davinci", None, instructions)
-    with pytest.raises(judges.AlpacaEvalError, match="annotations.json not found in the data mirror"):
+    with pytest.raises(DataError, match="alpaca_eval_gpt4/annotations.json is absent from the mirror"):
         refs.load_references("text_davinci_003_gpt4_annotations", str(tmp_path), instructions)
 
 

@@ -11,8 +11,9 @@ Nothing is called (no judge, no API, no network): the annotator config is resolv
   generation, so each is assumed equal to the reference output of its instruction (stated in the output);
   ``--outputs F`` gives the bill of judging that one outputs file instead. Counted with
   ``evaluate.judge_tokenizer`` (a ``ual.models`` source, or ``tiktoken:<model>`` when tiktoken's encoding file
-  is cached), else the local judge's own tokenizer on its rendered chat prompt, else approximated as
-  ceil(characters / 4) (about 4 characters per English token for GPT tokenizers; stated in the output).
+  is cached), else the local judge's own tokenizer, both on the prompt rendered by the tokenizer's chat
+  template, else approximated as the elicitor's bill does (``ual.elicit.estimate``): ceil(characters of the
+  messages / 4) + 7 tokens of chat format per request (stated in the output).
 - completion tokens: the annotator's ``max_tokens`` per request (an upper bound: 1 for the weighted AlpacaEval
   2 judge, 100 for AlpacaEval 1's ranking judge); the local judge generates none (one forward pass).
 - cost: tokens x ``evaluate.judge_usd_per_1m_input_tokens`` / ``judge_usd_per_1m_output_tokens``.
@@ -31,13 +32,23 @@ from typing import Any
 import pandas as pd
 from alpaca_eval.utils import make_prompts
 
+from ual.elicit.estimate import CHARS_PER_TOKEN, CHAT_OVERHEAD_TOKENS  # one rule of thumb for both bills
 from ual.judges import annotator_entry, judge_orders
 from ual.judges.local import COMPLETIONS, render_judge_prompt
 from ual.judges.orders import both_orders_rows
 
-__all__ = ["APPROX_CHARS_PER_TOKEN", "estimate_judging", "token_counter"]
+__all__ = ["estimate_judging", "judged_models", "token_counter"]
 
-APPROX_CHARS_PER_TOKEN = 4
+
+def _chat_text(prompt: str) -> str:
+    """What an API judge is sent of an alpaca_eval prompt: the message contents (ChatML markers become the
+    chat format's own tokens, counted by ``CHAT_OVERHEAD_TOKENS``)."""
+    from alpaca_eval.utils import prompt_to_chatml
+
+    stripped = prompt.strip()
+    if stripped.startswith("<|im_start|>") and stripped.endswith("<|im_end|>"):
+        return "\n".join(m["content"] for m in prompt_to_chatml(stripped))
+    return stripped
 
 
 def token_counter(cfg: Any, local: bool) -> tuple[Any, str]:
@@ -47,20 +58,24 @@ def token_counter(cfg: Any, local: bool) -> tuple[Any, str]:
         import tiktoken
 
         encoding = tiktoken.encoding_for_model(spec.removeprefix("tiktoken:"))
-        return (lambda texts: [len(encoding.encode(t)) for t in texts]), f"tiktoken {encoding.name}"
+        return (
+            lambda texts: [len(encoding.encode(_chat_text(t))) + CHAT_OVERHEAD_TOKENS for t in texts],
+            f"tiktoken {encoding.name} + {CHAT_OVERHEAD_TOKENS} per request",
+        )
     if spec or local:
         from ual.models import load_tokenizer
 
         tokenizer = load_tokenizer(spec or cfg.judge_model)
 
         def count(texts: list[str]) -> list[int]:
-            rendered = [render_judge_prompt(t, tokenizer) for t in texts] if local and not spec else texts
+            rendered = [render_judge_prompt(t, tokenizer) for t in texts]  # the judge's own chat template
             return [len(tokenizer.encode(t, add_special_tokens=False)) for t in rendered]
 
-        return count, f"tokenizer of {spec or cfg.judge_model}"
+        return count, f"tokenizer of {spec or cfg.judge_model}, its chat template applied"
     return (
-        lambda texts: [math.ceil(len(t) / APPROX_CHARS_PER_TOKEN) for t in texts],
-        f"approximation: ceil(characters / {APPROX_CHARS_PER_TOKEN}) (no evaluate.judge_tokenizer)",
+        lambda texts: [math.ceil(len(_chat_text(t)) / CHARS_PER_TOKEN) + CHAT_OVERHEAD_TOKENS for t in texts],
+        f"approximated: characters / {CHARS_PER_TOKEN:g} + {CHAT_OVERHEAD_TOKENS} per request "
+        "(no evaluate.judge_tokenizer)",
     )
 
 

@@ -1,10 +1,11 @@
 """AlpacaEval reference sets: named, selectable baselines (``evaluate.reference_outputs``), checked and traced.
 
 A win rate is "the model against a reference output per instruction", so the reference set is part of what a
-number means. Named sets (``REFERENCE_SETS``), all files of the data mirror (tatsu-lab/alpaca_eval at commit
-cd543a1):
-- ``text_davinci_003``: ``results/text_davinci_003/model_outputs.json`` (read by ``ual.data``), the GitHub
-  repository's text-davinci-003 outputs;
+number means. Named sets are files of the data mirror (tatsu-lab/alpaca_eval at commit cd543a1), registered
+with their files in ``ual.data.REFERENCE_FILES`` (whose reader, ``ual.data.load_alpaca_eval_references``, is
+the one that reads them) and described here (``REFERENCE_SETS``):
+- ``text_davinci_003``: ``results/text_davinci_003/model_outputs.json``, the GitHub repository's
+  text-davinci-003 outputs;
 - ``text_davinci_003_gpt4_annotations``: the ``output_1`` column of the published AlpacaEval 1 annotations
   ``results/gpt4/alpaca_eval_gpt4/annotations.json``: also text-davinci-003, but other generations (they
   differ from the set above on 785 of 805 instructions). 51 of the 52 readable ``alpaca_eval_gpt4``
@@ -14,11 +15,11 @@ cd543a1):
 A path ending in ``.json`` is a model_outputs file of your own ({instruction, output[, generator]} rows).
 
 Every set is checked (one output per AlpacaEval instruction, no duplicates, string fields; errors name the
-file and the row) and described for the provenance by ``reference_provenance``: name, file, field, number of
+file and the row) and described for the provenance by ``reference_provenance``: name, file, column, number of
 rows and a sha256 of its (instruction, output) pairs, so two runs that used different sets never look alike.
 
 Inputs: the set name or path, the data mirror (``data.mirror`` / env ``UAL_DATA_MIRROR``), the 805
-instructions. Outputs: reference rows {instruction, output, generator} in instruction order, and provenance.
+instructions. Outputs: reference rows {instruction, output, generator} and where they came from.
 
 Changelog: v1 - initial (``load_references`` moved here from ``ual.tasks.alpacaeval``; named sets and the
 content digest added).
@@ -28,43 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REFERENCE_SETS", "ReferenceSet", "load_references", "reference_provenance"]
+__all__ = ["REFERENCE_SETS", "load_references", "reference_provenance"]
 
-
-@dataclass(frozen=True)
-class ReferenceSet:
-    """One named reference set: a file of the mirror and the column holding the reference output."""
-
-    file: str  # path inside the data mirror
-    field: str  # "output" (model_outputs.json) or "output_1" (an annotations.json)
-    generator: str  # the model that wrote the outputs
-    about: str
-
-
-REFERENCE_SETS: dict[str, ReferenceSet] = {
-    "text_davinci_003": ReferenceSet(
-        "alpaca_eval/results/text_davinci_003/model_outputs.json",
-        "output",
-        "text_davinci_003",
-        "AlpacaEval 1 baseline as alpaca_eval's GitHub results folder ships it",
-    ),
-    "text_davinci_003_gpt4_annotations": ReferenceSet(
-        "alpaca_eval/results/gpt4/alpaca_eval_gpt4/annotations.json",
-        "output_1",
-        "text_davinci_003",
-        "the text-davinci-003 outputs that alpaca_eval's published AlpacaEval 1 GPT-4 annotations judged "
-        "against (shared by 51 of the 52 readable leaderboard annotation files)",
-    ),
-    "gpt4_1106_preview": ReferenceSet(
-        "alpaca_eval/results/gpt4_1106_preview/model_outputs.json",
-        "output",
-        "gpt4_1106_preview",
-        "AlpacaEval 2 baseline (GPT-4 Turbo)",
-    ),
+# What each named set is (its file: ual.data.REFERENCE_FILES).
+REFERENCE_SETS: dict[str, str] = {
+    "text_davinci_003": "AlpacaEval 1 baseline as alpaca_eval's GitHub results folder ships it",
+    "text_davinci_003_gpt4_annotations": "the text-davinci-003 outputs that alpaca_eval's published AlpacaEval 1 "
+    "GPT-4 annotations judged against (shared by 51 of the 52 readable leaderboard annotation files)",
+    "gpt4_1106_preview": "AlpacaEval 2 baseline (GPT-4 Turbo)",
 }
 
 
@@ -84,44 +59,21 @@ def _read_json_list(path: Path, what: str) -> list:
     return rows
 
 
-def _named_rows(name: str, mirror: str | None) -> tuple[list, str]:
-    """Rows of a named set and where they came from."""
-    from ual.data import load_alpaca_eval_references, resolve_mirror
-
-    spec = REFERENCE_SETS[name]
-    root = resolve_mirror(mirror)
-    path = root / spec.file if root else None
-    if spec.field == "output":  # a model_outputs.json: ual.data is its reader
-        origin = str(path) if path and path.is_file() else f"hub:tatsu-lab/alpaca_eval ({name})"
-        return load_alpaca_eval_references(spec.generator, mirror), origin
-    if path is None or not path.is_file():
-        raise _error(
-            f"reference set '{name}': {spec.file} not found in the data mirror "
-            f"({path or 'UAL_DATA_MIRROR is unset and data.mirror is null'})"
-        )
-    rows = _read_json_list(path, "annotations")
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not isinstance(row.get(spec.field), str):
-            raise _error(f"{path}: row {number}: needs a string '{spec.field}'")
-    picked = [
-        {"instruction": row.get("instruction"), "output": row[spec.field], "generator": spec.generator}
-        for row in rows
-    ]
-    return picked, str(path)
-
-
 def load_references(reference: str, mirror: str | None, instructions: list[str]) -> tuple[list[dict], str]:
     """Reference outputs, checked: one per AlpacaEval instruction (``instructions``, the 805 in order).
 
     ``reference`` is a name of ``REFERENCE_SETS`` or a model_outputs JSON path. Returns (rows, origin).
     """
+    from ual.data import REFERENCE_FILES, load_alpaca_eval_references, resolve_mirror
+
     if reference.endswith(".json"):
         origin, rows = reference, _read_json_list(Path(reference), "reference outputs")
-    elif reference in REFERENCE_SETS:
-        rows, origin = _named_rows(reference, mirror)
+    elif reference in REFERENCE_FILES:
+        origin = str(resolve_mirror(mirror) / REFERENCE_FILES[reference])
+        rows = load_alpaca_eval_references(reference, mirror)
     else:
         raise _error(
-            f"evaluate.reference_outputs '{reference}': not a reference set ({', '.join(REFERENCE_SETS)}) "
+            f"evaluate.reference_outputs '{reference}': not a reference set ({', '.join(REFERENCE_FILES)}) "
             "nor a model_outputs .json path"
         )
     if len(rows) != len(instructions):
@@ -148,12 +100,13 @@ def reference_provenance(reference: str, origin: str, rows: list[dict]) -> dict[
     sorted, identifies the content whatever file, copy or row order it came from."""
     pairs = sorted((row["instruction"], row["output"]) for row in rows)
     digest = hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode("utf-8")).hexdigest()
-    spec = REFERENCE_SETS.get(reference)
+    from ual.data.registry import REFERENCE_COLUMNS
+
     return {
         "name": reference,
         "file": origin,
-        "field": spec.field if spec else "output",
-        "about": spec.about if spec else "a model_outputs file given by path",
+        "column": REFERENCE_COLUMNS.get(reference, "output"),
+        "about": REFERENCE_SETS.get(reference, "a model_outputs file given by path"),
         "n": len(rows),
         "sha256": digest,
     }
