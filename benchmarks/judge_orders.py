@@ -1,11 +1,11 @@
 """Measurement: does the local judge read content? One order per pair (alpaca_eval's) vs both orders averaged.
 
 The tiny profile's judge (packaged SmolLM2-135M-Instruct, all 30 layers, ``experiments/tiny.yaml``) judges the
-published outputs of GPT-4 against text-davinci-003 (the pairs of alpaca_eval's AlpacaEval 1 GPT-4 annotations,
-``results/gpt4/alpaca_eval_gpt4/annotations.json``) on the tiny profile's items, in both directions (gpt4 as
-the model against text-davinci-003 as the reference, and the reverse), once with ``judge_orders: random`` and
-once with ``both``, through ``ual.evaluate.evaluate_task`` (alpaca_eval's annotator and metrics). GPT-4's own
-published verdicts on the same pairs are reported beside.
+published outputs of GPT-4 against text-davinci-003 (the pairs of alpaca_eval's AlpacaEval 1 GPT-4
+annotations, ``results/gpt4/alpaca_eval_gpt4/annotations.json``) on the tiny profile's items, in both
+directions (gpt4 as the model against text-davinci-003 as the reference, and the reverse), once with
+``judge_orders: random`` and once with ``both``, through ``ual.evaluate.evaluate_task`` (alpaca_eval's
+annotator and metrics). GPT-4's own published verdicts on the same pairs are reported beside.
 
 A judge that reads content gives the two directions win rates summing to 100 %; one that reads position makes
 both directions "lose" (or both "win"). With both orders the reverse direction shows the same prompts again,
@@ -33,10 +33,13 @@ def _direction(experiment, work: Path, model: dict, reference: dict, name: str, 
 
     references = work / f"reference_{name}.json"
     references.write_text(json.dumps([{"instruction": i, "output": o} for i, o in reference.items()]))
-    cfg = experiment.evaluate.model_copy(update={"reference_outputs": str(references), "judge_orders": orders})
+    update = {"reference_outputs": str(references), "judge_orders": orders}
+    cfg = experiment.evaluate.model_copy(update=update)
     run = experiment.model_copy(update={"evaluate": cfg})
-    rows = [{"instruction": r["instruction"], "output": model[r["instruction"]], "generator": name, "id": r["id"]}
-            for r in TASKS["alpacaeval"].records(run)]
+    rows = [
+        {"instruction": r["instruction"], "output": model[r["instruction"]], "generator": name, "id": r["id"]}
+        for r in TASKS["alpacaeval"].records(run)
+    ]
     outputs = work / f"outputs_{name}.json"
     outputs.write_text(json.dumps(rows))
     start = time.perf_counter()
@@ -74,7 +77,9 @@ def main() -> None:
         for orders in ("random", "both"):
             result[orders] = {
                 "gpt4_vs_text_davinci_003": _direction(experiment, work, gpt4, davinci, "gpt4", orders),
-                "text_davinci_003_vs_gpt4": _direction(experiment, work, davinci, gpt4, "text_davinci_003", orders),
+                "text_davinci_003_vs_gpt4": _direction(
+                    experiment, work, davinci, gpt4, "text_davinci_003", orders
+                ),
             }
             pair = result[orders]
             result[orders]["sum_of_win_rates"] = (

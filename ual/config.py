@@ -258,7 +258,8 @@ class EvaluateConfig(_Section):
     judge_usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
     reference_outputs: str = Field(
         description="AlpacaEval reference set: a name of ual.data.REFERENCE_FILES "
-        "(text_davinci_003, text_davinci_003_gpt4_annotations, gpt4_1106_preview) or a model_outputs JSON path"
+        "(text_davinci_003, text_davinci_003_gpt4_annotations, gpt4_1106_preview) or a model_outputs JSON "
+        "path"
     )
     sizes: dict[TaskName, int | None] = Field(
         description="items per task drawn by the data seed; null = the whole test set"

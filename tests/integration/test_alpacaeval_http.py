@@ -1,7 +1,7 @@
-"""alpaca_eval's stock annotators over HTTP against a real OpenAI-compatible server (llama.cpp serving SmolLM2,
-fixture ``llama_server``), keyless, through ual's judge path: the weighted (logprob) AlpacaEval 2 annotator in
-both orders, and the AlpacaEval 1 ranking annotator, whose format SmolLM2 does not write, in alpaca_eval's
-random order (one request of up to 100 generated tokens: the expensive one)."""
+"""alpaca_eval's stock annotators over HTTP against a real OpenAI-compatible server (llama.cpp serving
+SmolLM2, fixture ``llama_server``), keyless, through ual's judge path: the weighted (logprob) AlpacaEval 2
+annotator in both orders, and the AlpacaEval 1 ranking annotator, whose format SmolLM2 does not write, in
+alpaca_eval's random order (one request of up to 100 generated tokens: the expensive one)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _setup(tmp_path: Path, data_mirror: Path, server, judge: str, n: int, orders: str | None = None):
     """An experiment judging ``n`` pairs at the server; short outputs on both sides keep the prompts small."""
-    references = json.loads((data_mirror / "alpaca_eval/results/text_davinci_003/model_outputs.json").read_text())
+    source = data_mirror / "alpaca_eval/results/text_davinci_003/model_outputs.json"
     short = tmp_path / "references.json"
-    short.write_text(json.dumps([{"instruction": r["instruction"], "output": r["output"][:160]} for r in references]))
+    rows = json.loads(source.read_text())
+    short.write_text(json.dumps([{"instruction": r["instruction"], "output": r["output"][:160]}
+                                  for r in rows]))
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
     update = {
         "sizes": {"alpacaeval": n, "gsm8k": 1, "math": 1},

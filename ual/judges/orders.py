@@ -2,12 +2,13 @@
 
 A pairwise judge may prefer a position rather than an output (SmolLM2 as the local judge gives the first-shown
 output P("m") of about 0.26 whatever it reads). ``evaluate.judge_orders``:
-- ``both``: every pair is judged twice through alpaca_eval's own annotator, once with the reference shown first
-  and once with the model output shown first (``is_randomize_output_order: false`` in the resolved annotator
-  config, so alpaca_eval's cache is keyed by the order shown), and the two preferences are averaged. A judge
-  that always prefers one position then gives every pair exactly 1.5, a draw, and cannot move the win rate;
-- ``random``: alpaca_eval's default, one order per instruction drawn by its ``RandomSwitchTwoColumnsProcessor``
-  (seeded by the instruction); its leaderboards were computed this way;
+- ``both``: every pair is judged twice through alpaca_eval's own annotator, once with the reference shown
+  first and once with the model output shown first (``is_randomize_output_order: false`` in the resolved
+  annotator config, so alpaca_eval's cache is keyed by the order shown), and the two preferences are
+  averaged. A judge that always prefers one position then gives every pair exactly 1.5, a draw, and cannot
+  move the win rate;
+- ``random``: alpaca_eval's default, one order per instruction drawn by its
+  ``RandomSwitchTwoColumnsProcessor`` (seeded by the instruction); its leaderboards were computed this way;
 - null: ``random`` for an unchanged stock alpaca_eval judge on its own API (leaderboard-comparable), ``both``
   for every other judge (the local judge, any judge at ``judge_base_url``, another ``judge_model``, a config
   folder of your own).
@@ -77,8 +78,8 @@ def _lookup(annotations: pd.DataFrame) -> dict[tuple[str, str, str], float]:
 def combine_both_orders(pairs: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
     """One row per pair from the annotations of both orders (``both_orders_rows(pairs)``).
 
-    ``preference_reference_first`` / ``preference_model_first`` are in alpaca_eval's orientation (2 = the model
-    wins) whatever was shown first; ``preference`` is their mean, NaN when either is missing.
+    ``preference_reference_first`` / ``preference_model_first`` are in alpaca_eval's orientation (2 = the
+    model wins) whatever was shown first; ``preference`` is their mean, NaN when either is missing.
     """
     found = _lookup(annotations)
     rows = []
@@ -94,8 +95,10 @@ def combine_both_orders(pairs: pd.DataFrame, annotations: pd.DataFrame) -> pd.Da
                 "preference_model_first": model_first,
                 # reference first: the model was second; model first: the reference was second
                 "second_shown_share": ((ref_first - 1) + (2 - model_first)) / 2,
-                "orders_unparsed": [o for o, v in (("reference_first", ref_first), ("model_first", model_first))
-                                    if math.isnan(v)],
+                "orders_unparsed": [
+                    order for order, value in (("reference_first", ref_first), ("model_first", model_first))
+                    if math.isnan(value)
+                ],
             }
         )
     return pd.DataFrame(rows)

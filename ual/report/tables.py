@@ -112,7 +112,7 @@ def _with_runs(table: pd.DataFrame, per_run: list[str]) -> pd.DataFrame:
 
 def _judge_cell(metrics: pd.DataFrame, scenario: str, variant: str) -> str:
     """The judge's position bias (mean over seeds) and the pairs it left without a verdict, if any."""
-    rows = metrics[(metrics.scenario == scenario) & (metrics.variant == variant) & (metrics.task == "alpacaeval")]
+    rows = _runs(metrics, scenario, variant, "alpacaeval")
     if rows.empty or "position_bias" not in rows:
         return "n/a"
     bias = rows["position_bias"].dropna()
@@ -179,7 +179,8 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             elif entry["task_group"].startswith("low_entropy"):
                 paper["low-entropy avg."] = cell
         rows += [points, relative, paper]
-    table = pd.DataFrame(rows, columns=["scenario", "row", *_task_columns(tasks), "low-entropy avg.", *run_cols])
+    columns = ["scenario", "row", *_task_columns(tasks), "low-entropy avg.", *run_cols]
+    table = pd.DataFrame(rows, columns=columns)
     table = table.fillna("")
     return _with_judge_note(_with_runs(table, run_cols), tasks)
 

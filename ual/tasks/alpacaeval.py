@@ -21,10 +21,11 @@
   cached (a rerun asks again). With no judged pair the win rate is null.
 
 Inputs: model outputs (``ual.generate``), the reference set. Outputs: metrics (via ``python -m ual.evaluate
---task alpacaeval``; ``reference_set`` = name, file, sha256 of its content), ``<metrics stem>.annotations.json``
-(one row per pair: ``preference`` and, with both orders, ``preference_reference_first`` /
-``preference_model_first``; ``index`` = the position in the 805-instruction set), the annotation cache and
-the resolved annotator config (``ual.judges``). The task object is ``TASK`` (``ual.tasks.TASKS["alpacaeval"]``).
+--task alpacaeval``; ``reference_set`` = name, file, sha256 of its content),
+``<metrics stem>.annotations.json`` (one row per pair: ``preference`` and, with both orders,
+``preference_reference_first`` / ``preference_model_first``; ``index`` = the position in the
+805-instruction set), the annotation cache and the resolved annotator config (``ual.judges``). The task
+object is ``TASK`` (``ual.tasks.TASKS["alpacaeval"]``).
 
 Changelog: TASK_VERSION 1 - initial. Split out of ``ual.evaluate.alpacaeval`` (judging: ``ual.judges``);
 outputs unchanged. TASK_VERSION 2 - judge orders (both by default for non-stock judges) and position bias;
@@ -175,7 +176,8 @@ def _unparsed(
 
 
 def _winrate(judged: Any, reference: str) -> dict[str, Any]:
-    """alpaca_eval's get_winrate (and LC where it applies) over the judged pairs; nulls when there are none."""
+    """alpaca_eval's get_winrate (and LC where it applies) over the judged pairs; nulls when there are
+    none."""
     from alpaca_eval.metrics import get_winrate
 
     if judged.empty:

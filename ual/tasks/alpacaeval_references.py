@@ -1,4 +1,4 @@
-"""AlpacaEval reference sets: named, selectable baselines (``evaluate.reference_outputs``), checked and traced.
+"""AlpacaEval reference sets: named, selectable baselines (``evaluate.reference_outputs``), checked, traced.
 
 A win rate is "the model against a reference output per instruction", so the reference set is part of what a
 number means. Named sets are files of the data mirror (tatsu-lab/alpaca_eval at commit cd543a1), registered
@@ -37,8 +37,9 @@ __all__ = ["REFERENCE_SETS", "load_references", "reference_provenance"]
 # What each named set is (its file: ual.data.REFERENCE_FILES).
 REFERENCE_SETS: dict[str, str] = {
     "text_davinci_003": "AlpacaEval 1 baseline as alpaca_eval's GitHub results folder ships it",
-    "text_davinci_003_gpt4_annotations": "the text-davinci-003 outputs that alpaca_eval's published AlpacaEval 1 "
-    "GPT-4 annotations judged against (shared by 51 of the 52 readable leaderboard annotation files)",
+    "text_davinci_003_gpt4_annotations": "the text-davinci-003 outputs that alpaca_eval's published "
+    "AlpacaEval 1 GPT-4 annotations judged against (shared by 51 of the 52 readable leaderboard annotation "
+    "files)",
     "gpt4_1106_preview": "AlpacaEval 2 baseline (GPT-4 Turbo)",
 }
 
