@@ -2,10 +2,11 @@
 
 Inputs: ``experiments/<name>.yaml`` (see ``experiments/README.md`` for every key and its source).
 Outputs: an ``Experiment`` object whose sections (``model``, ``data``, ``elicit``, ``epsilon``, ``train``,
-``evaluate``, ``analysis``) are handed to the stage that owns them, and ``resolved_config()`` for the
+``evaluate``, ``analysis``) are handed to the stage that owns them, ``resources`` (what each job asks its
+executor for) is read by the workflow through ``ual.cluster``, and ``resolved_config()`` gives the
 ``run_config.json`` written beside every output.
 
-Rules (DESIGN.md section 3, style guide section 4.3):
+Rules (every key, its default and its source: ``experiments/README.md``):
 - unknown keys and wrong types are errors that name the file and the dotted key;
 - science knobs (learning rate, epsilon bounds, elicitor, judge, ...) have no code default, so every
   experiment file states them; infrastructure knobs (logging cadence, batch sizes of inference) may;
@@ -52,6 +53,8 @@ __all__ = [
     "EvaluateConfig",
     "AnalysisConfig",
     "CalibrationConfig",
+    "JobResources",
+    "ResourcesConfig",
     "Experiment",
     "load_experiment",
     "config_hash",
@@ -77,6 +80,8 @@ def _known_task(name: str) -> str:
 TaskName = Annotated[
     str, AfterValidator(_known_task), WithJsonSchema({"type": "string", "enum": sorted(TASKS)})
 ]
+# Stages that run the base model: one GPU a job by default for bf16/fp16 models (JobResources.gpus).
+MODEL_STAGES = ("train", "generate", "analysis")
 
 
 class ConfigError(ValueError):
@@ -111,7 +116,8 @@ class DatasetSlice(_Section):
 
 class DataConfig(_Section):
     mirror: str | None = Field(
-        default=None, description="local mirror directory; null -> env UAL_DATA_MIRROR, then the HF hub"
+        default=None,
+        description="data mirror folder; null -> env UAL_DATA_MIRROR, else ~/.cache/ual/data (ual.data.fetch)",
     )
     seed: int = Field(description="seed of the deterministic subsampling")
     high: DatasetSlice = Field(description="open-ended instruction data (high-entropy scenario)")
@@ -120,7 +126,7 @@ class DataConfig(_Section):
 
 
 class ElicitConfig(_Section):
-    """Uncertainty elicitation (DESIGN.md s2, ual.elicit); science knobs first, infrastructure after."""
+    """Uncertainty elicitation (docs/method.md, ual.elicit); science knobs first, infrastructure after."""
 
     backend: Literal["hf", "openai"]
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
@@ -129,24 +135,59 @@ class ElicitConfig(_Section):
     )
     prompt_version: str = Field(pattern=r"^v\d+$")
     on_missing: Literal["fail", "median"]
+    method: Literal["verbalized", "entropy"] = Field(
+        default="verbalized",
+        description="verbalized: the elicitor rates the sample 1..10 (the paper); entropy: mean per-token "
+        "predictive entropy of the reference response under the elicitor (hf only), min-max normalised",
+    )
+    top_logprobs: int = Field(
+        default=20,
+        ge=1,
+        description="answer tokens are read among the N most probable tokens at the answer position, by "
+        "both backends (OpenAI allows at most 20); part of the cache key",
+    )
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (openai backend)")
     api_key_env: str | None = Field(
-        default=None, description="name of the environment variable holding the API key (never the key)"
+        default=None,
+        description="name of the environment variable holding the API key (never the key); null with a "
+        "base_url: a keyless local server",
+    )
+    ten_continuation: bool | None = Field(
+        default=None,
+        description="openai: read P('0' | '1') with a request continuing after '1' (digit-splitting "
+        "servers); null: on when base_url is set, off for the OpenAI API (one-token '10')",
     )
     concurrency: int = Field(default=8, ge=1, description="openai requests in flight")
     max_retries: int = Field(default=6, ge=0, description="retries after the first try (429, 5xx, timeouts)")
-    retry_wait_s: float = Field(default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s")
+    retry_wait_s: float = Field(
+        default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s; Retry-After wins"
+    )
     timeout_s: float = Field(default=60.0, gt=0)
     max_tokens: int = Field(default=8, ge=1, description="openai reply length cap (the reply is one integer)")
     logprobs: bool = Field(default=True, description="ask the endpoint for top log-probabilities")
     usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="price, for the running cost")
     usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    tokenizer: str | None = Field(
+        default=None,
+        description="HF tokenizer of the served model for --estimate (hub id / path / package:...); null: "
+        "the hf elicitor's own, else about 4 characters per token",
+    )
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
     cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ElicitConfig:
+        if self.backend == "openai" and self.base_url is None and not self.api_key_env:
+            raise ValueError(
+                "the OpenAI API (base_url null) needs api_key_env; null is for keyless local servers"
+            )
+        if self.method == "entropy" and self.backend != "hf":
+            raise ValueError("method 'entropy' needs the hf backend (it reads full distributions)")
+        return self
+
 
 class EpsilonConfig(_Section):
-    """Uncertainty -> label-smoothing mapping, eps_i = eps_min + (eps_max - eps_min) * u_i (DESIGN.md s2)."""
+    """Uncertainty -> label smoothing: eps_i = eps_min + (eps_max - eps_min) * u_i (docs/method.md)."""
 
     eps_min: float = Field(ge=0.0, lt=1.0)
     eps_max: float = Field(ge=0.0, lt=1.0)
@@ -193,9 +234,35 @@ class EvaluateConfig(_Section):
     tasks: list[TaskName] = Field(min_length=1, description="names in ual.tasks.TASKS")
     judge: str = Field(description="alpaca_eval annotator config name or 'local' (ual's offline judge)")
     judge_model: str | None = Field(default=None, description="model of the local / OpenAI-compatible judge")
-    judge_base_url: str | None = None
-    judge_api_key_env: str | None = None
-    reference_outputs: str = Field(description="AlpacaEval baseline, e.g. text_davinci_003 or gpt4_1106_preview")
+    judge_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the judge")
+    judge_api_key_env: str | None = Field(
+        default=None,
+        description="name of the environment variable holding the judge's API key (never the key); null: "
+        "OPENAI_API_KEY for the OpenAI API, a keyless server when judge_base_url is set",
+    )
+    judge_orders: Literal["both", "random"] | None = Field(
+        default=None,
+        description="both: every pair judged with each output shown first, the two preferences averaged; "
+        "random: alpaca_eval's one seeded random order per instruction (its leaderboards); null: random for "
+        "an unchanged stock alpaca_eval judge on its own API, both for every other judge (ual.judges)",
+    )
+    judge_on_unparsed: Literal["fail", "report"] = Field(
+        default="report",
+        description="a judge reply its parser cannot read: fail the run naming the pairs, or report the win "
+        "rate over the parsed pairs with n_unparsed and their instructions; never imputed",
+    )
+    judge_tokenizer: str | None = Field(
+        default=None,
+        description="--estimate: tokenizer of the judge (a ual.models source, or tiktoken:<model>); null: "
+        "the local judge's own, else about 4 characters per token",
+    )
+    judge_usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="judge price, for --estimate")
+    judge_usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    reference_outputs: str = Field(
+        description="AlpacaEval reference set: a name of ual.data.REFERENCE_FILES "
+        "(text_davinci_003, text_davinci_003_gpt4_annotations, gpt4_1106_preview) or a model_outputs JSON "
+        "path"
+    )
     sizes: dict[TaskName, int | None] = Field(
         description="items per task drawn by the data seed; null = the whole test set"
     )
@@ -241,7 +308,7 @@ class CalibrationConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    """Token-clustering analysis and teacher-forced calibration (DESIGN.md s5, ual.analysis)."""
+    """Token-clustering analysis and teacher-forced calibration (docs/method.md, ual.analysis)."""
 
     top_k_tokens: int = Field(ge=2, description="keep the K most frequent target tokens")
     max_states: int = Field(ge=2, description="hidden states subsampled per model (fixed seed)")
@@ -262,6 +329,43 @@ class AnalysisConfig(_Section):
     calibration: CalibrationConfig
 
 
+class JobResources(_Section):
+    """What one job of a stage asks its executor for (SLURM: --gpus, --cpus-per-task, --mem, --time).
+
+    The rules' own ``resources`` come from here (ual.cluster.snakemake_resources), so one SLURM profile serves
+    every experiment; the profile holds only cluster facts (account, partitions and their limits). In a stage
+    entry, keys that are not given come from ``resources.default``.
+    """
+
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs per job; null: 1 for train, generate and analysis when model.dtype is bfloat16 or "
+        "float16, else 0 (float32 experiments run on CPUs). train: more than 1 launches one process per GPU "
+        "(torchrun)",
+    )
+    cpus: int = Field(default=1, ge=1, description="CPU cores per job (SLURM --cpus-per-task)")
+    mem_mb: int = Field(default=4000, ge=100, description="memory per job in MB (SLURM --mem)")
+    runtime_min: int | None = Field(
+        default=None, ge=1, description="wall time per job in minutes (SLURM --time); null: the partition's"
+    )
+
+
+class ResourcesConfig(_Section):
+    """Per-job requests by stage; every key has a default, so the whole section may be left out."""
+
+    default: JobResources = Field(
+        default_factory=JobResources,
+        description="every job (map_epsilon, the report, any rule without a stage below), and the keys "
+        "that a stage entry leaves out",
+    )
+    elicit: JobResources = Field(default_factory=JobResources, description="elicit_scores")
+    train: JobResources = Field(default_factory=JobResources, description="train_model")
+    generate: JobResources = Field(default_factory=JobResources, description="generate_outputs")
+    evaluate: JobResources = Field(default_factory=JobResources, description="score_task (the judge)")
+    analysis: JobResources = Field(default_factory=JobResources, description="analyse_models, analyse_base_model")
+
+
 class Experiment(_Section):
     """One pinned experiment: a base model, its data, and the full method x scenario x seed grid."""
 
@@ -274,6 +378,24 @@ class Experiment(_Section):
     train: TrainConfig
     evaluate: EvaluateConfig
     analysis: AnalysisConfig
+    # Infrastructure, not science: left out of dumps and so of config hashes and run identities (raising a
+    # job's wall time must not stop a killed training run from resuming, nor change any result's provenance).
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig,
+        exclude=True,
+        description="what each job asks its executor for (GPUs, CPUs, memory, wall time)",
+    )
+
+    def job_resources(self, stage: str) -> JobResources:
+        """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over
+        ``resources.default``, key by key, with the GPU default resolved."""
+        own = getattr(self.resources, stage)
+        given = {key: getattr(own, key) for key in own.model_fields_set}
+        job = self.resources.default.model_copy(update=given)
+        if job.gpus is None:
+            gpus = 1 if stage in MODEL_STAGES and self.model.dtype != "float32" else 0
+            job = job.model_copy(update={"gpus": gpus})
+        return job
 
 
 # PyYAML follows YAML 1.1, where "2e-5" (no dot) is a *string*; learning rates are written that way

@@ -2,7 +2,7 @@
 
 The methods differ only in the per-sample epsilon read from the epsilon file of ``ual.smoothing``
 (``sft``: all 0, ``ls``: one constant, ``ual``/``ual_shuffled``: per sample); model, data, recipe and code
-path are the same (DESIGN.md sections 2, 3, 6).
+path are the same (docs/method.md).
 
 Inputs: the experiment YAML (``model``, ``data``, ``train``), a scenario (training set =
 ``ual.data.build_scenario(experiment.data, scenario)``), a method, a seed and the epsilon JSONL
@@ -20,7 +20,7 @@ Several GPUs: ``deepspeed --num_gpus 8 -m ual.train ...`` or ``torchrun --nproc_
 Checks before any step: the epsilon file exists, parses, has exactly the training set's ids, every epsilon is
 finite and in [0, 1), and it fits the method (sft all zero, ls constant, sidecar mapping = the method's).
 After saving: the checkpoint reloads with the model's parameter count and no all-zero tensor (the classic
-ZeRO-3 empty-save bug, anchors.md s0.10).
+ZeRO-3 empty-save bug, docs/method.md "Training recipe").
 
 DeepSpeed (``train.deepspeed``: a JSON under experiments/deepspeed/, or null for none; the same code path
 either way): HF fills the "auto" values. Without CUDA it runs with ``DS_ACCELERATOR=cpu``, the gloo backend
@@ -30,15 +30,15 @@ CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards). Configs:
 ``zero3.json`` (GPU; torch AdamW via ``torch_adam``, so no CUDA op is JIT-built), ``zero3_offload.json``
 (optimizer and parameters on CPU with DeepSpeedCPUAdam, built once with g++), ``zero2_cpu.json``,
 ``zero3_cpu.json`` (CPU: fp32, no overlap_comm). Every ZeRO-3 config saves gathered 16-bit weights
-(``stage3_gather_16bit_weights_on_model_save``). Under ZeRO-3 ``loss_path: lean`` falls back to the
-reference path with a warning (ual.trainer).
+(``stage3_gather_16bit_weights_on_model_save``). ``loss_path: lean`` runs under every config, ZeRO-3
+included: the partitioned LM head is gathered for the loss (ual.lm_head); the paper profiles use it.
 
 Resume: a rerun with the same ``--out`` continues from the last ``checkpoint-N`` there (``--resume PATH``
 picks one, ``--fresh`` ignores them); the data order is fixed by ``--seed`` (Trainer seed and data_seed), so
 the loss trace continues as if never interrupted. A checkpoint of another run (other config, method, seed or
 epsilon file) is refused.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - the lean loss path also under ZeRO-3 (no fallback to reference).
 """
 
 from __future__ import annotations

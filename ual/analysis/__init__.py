@@ -1,4 +1,4 @@
-"""Analysis stage (DESIGN.md section 5): token clustering of hidden states and teacher-forced calibration.
+"""Analysis stage (docs/method.md): token clustering of hidden states and teacher-forced calibration.
 
 - ``ual.analysis.references``: the held-out records: the scenario's own datasets minus training (clustering)
   and the references of each task type (calibration).

@@ -1,4 +1,4 @@
-"""Token clustering of hidden states: metrics with bootstrap intervals, t-SNE figure (DESIGN.md s5).
+"""Token clustering of hidden states: metrics with bootstrap intervals, t-SNE figure (docs/method.md).
 
 Question (the paper's claim): do hidden states cluster by target token better after UAL than after SFT / LS?
 

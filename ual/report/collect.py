@@ -3,7 +3,9 @@
 Inputs (paths are given explicitly by the workflow; nothing is globbed):
 - evaluate metrics ``results/<exp>/seed<s>/evaluate/<scenario>/<variant>/<task>.json`` (ual.evaluate): a
   ``metric`` name whose value is under that key, ``task``, ``method`` (the variant), ``scenario``, ``seed``,
-  and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
+  and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``
+  (AlpacaEval also ``position_bias`` and ``n_unparsed``, ``ual.tasks.alpacaeval``);
+  GSM8K files also hold ``crosscheck`` (the same generations under other scorers, ``read_crosscheck``);
 - elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
 - clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` and calibration
   ``.../calibration.json`` (``python -m ual.analysis``, ``ual.analysis.stage``);
@@ -25,6 +27,7 @@ from ual.variants import Variant
 
 __all__ = [
     "read_metrics",
+    "read_crosscheck",
     "read_scores",
     "read_clustering",
     "read_calibration",
@@ -32,6 +35,7 @@ __all__ = [
     "read_train_logs",
     "provenance_summary",
 ]
+REPORTED_SCORER = "ual"  # read_crosscheck's name for the accuracy the GSM8K task reports
 
 
 def _load(path: str | Path) -> dict[str, Any]:
@@ -78,6 +82,8 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
                 "error": error,
                 "error_kind": error_kind,
                 "n": data.get("n"),
+                "position_bias": data.get("position_bias"),  # AlpacaEval: % of preference to the 2nd shown
+                "n_unparsed": data.get("n_unparsed"),  # AlpacaEval: pairs without a judge verdict
                 "judge": data.get("judge"),
                 "model": data.get("model"),
                 "git_sha": provenance.get("git_sha"),
@@ -88,29 +94,45 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def read_crosscheck(paths: list[str | Path]) -> pd.DataFrame:
+    """GSM8K accuracy by scorer, one row per (scenario, variant, seed, scorer): the reported one
+    (``REPORTED_SCORER``) and each of the file's ``crosscheck`` (``ual.tasks.gsm8k``); the scorer is in the
+    ``task`` column, so the table builders treat scorers as they treat tasks. Other tasks' files are
+    skipped."""
+    rows = []
+    for path in paths:
+        data = _load(path)
+        if data.get("task") != "gsm8k":
+            continue
+        if not isinstance(data.get("crosscheck"), dict):
+            raise ValueError(
+                f"{path}: GSM8K metrics without 'crosscheck' (task_version {data.get('task_version')}); "
+                "rescore them with the current code (snakemake -R score_task)"
+            )
+        for scorer, result in {REPORTED_SCORER: data, **data["crosscheck"]}.items():
+            rows.append(
+                {
+                    "scenario": data["scenario"],
+                    "variant": data["method"],
+                    "seed": int(data["seed"]),
+                    "task": scorer,
+                    "value": 100.0 * result["accuracy"],
+                    "error": 50.0 * (result["ci95_high"] - result["ci95_low"]),
+                    "error_kind": "ci95/2",
+                    "n": result.get("n"),
+                }
+            )
+    columns = ["scenario", "variant", "seed", "task", "value", "error", "error_kind", "n"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def read_scores(paths: str | Path | list[str | Path]) -> pd.DataFrame:
-    """The elicited uncertainty of every training sample (one row per cached record), from one scores file or
-    several (one per elicitation method); a record without ``method`` is a ``verbalized`` one."""
-    frames = []
-    for path in [paths] if isinstance(paths, str | Path) else paths:
-        rows = []
-        with Path(path).open() as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        raise ValueError(f"{path}:{number}: not a JSON line") from None
-        frame = pd.DataFrame(rows)
-        missing = {"dataset", "score", "uncertainty"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"{path}: score records lack {sorted(missing)}")
-        frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True)
-    if "method" not in frame.columns:
-        frame["method"] = "verbalized"
-    frame["method"] = frame["method"].fillna("verbalized")
-    return frame
+    """The elicited uncertainty of every training sample (one row per record, validated by
+    ``ual.elicit.read_scores``), from one scores file or several (one per elicitation ``method``)."""
+    from ual.elicit import read_scores as read_score_records
+
+    paths = [paths] if isinstance(paths, str | Path) else paths
+    return pd.DataFrame([row for path in paths for row in read_score_records(path)])
 
 
 def read_clustering(paths: list[str | Path]) -> pd.DataFrame:
@@ -240,8 +262,12 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "step", "loss"])
 
 
-def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s)."""
+def provenance_summary(
+    metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None, data_sources: list | None = None
+) -> dict[str, Any]:
+    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s), and where each
+    dataset came from (``data_sources``: the records of ``ual.inputs``, mirror file and sha256 or hub id and
+    revision; "not recorded" when the report was not given them)."""
     versions = sorted(set(metrics["versions"])) if not metrics.empty else []
     return {
         "experiment": experiment.name,
@@ -251,5 +277,6 @@ def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] 
         "seeds": sorted({int(s) for s in metrics["seed"]}) if not metrics.empty else [],
         "git_sha": sorted({s for s in metrics["git_sha"] if s}) if not metrics.empty else [],
         "versions": json.loads(versions[0]) if len(versions) == 1 else [json.loads(v) for v in versions],
+        "data_sources": data_sources if data_sources is not None else "not recorded",
         **(extra or {}),
     }

@@ -5,6 +5,7 @@
 rule analyse_base_model:
     input:
         exp=EXP_INPUT,
+        data=data_record("calibration"),
     output:
         calibration="results/{exp}/analysis/base/calibration.json",
         samples="results/{exp}/analysis/base/calibration_samples.npz",
@@ -16,7 +17,7 @@ rule analyse_base_model:
     conda:
         "../../environment.yml"
     resources:
-        gpu=GPUS,
+        **job_resources("analyse_base_model"),
     log:
         "logs/analyse_base_model/{exp}.log",
     benchmark:
@@ -44,7 +45,7 @@ rule analyse_models:
     conda:
         "../../environment.yml"
     resources:
-        gpu=GPUS,
+        **job_resources("analyse_models"),
     log:
         "logs/analyse_models/{exp}/seed{seed}/{scenario}.log",
     benchmark:

@@ -8,8 +8,11 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from ual.cluster import snakemake_resources
 from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
-from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
+from ual import variants
+from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario
+from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
 # also when snakemake is called as .venv/bin/snakemake without activating the environment.
@@ -45,14 +48,37 @@ def config_params(*sections):
 
 
 NAME = EXP.name
+
+# The data a job reads is part of its rerun trigger too. The data fall into groups (ual.inputs: train, one per
+# task, references), one fetch_data job each, which verifies (and on first use downloads) the group's mirror
+# files and writes results/<exp>/data/<group>.json. Its params are the group's sources: each mirror file's
+# sha256 as found (the manifest's until fetched) and each hub id and revision. A job that reads a group takes
+# its record file as input, so a changed data file reruns the group's fetch_data job and, through that
+# dependency, exactly the jobs that read the group.
+DATA_SOURCES = data_sources(EXP)
+DATA_GROUPS = data_groups(EXP)
+
+
+def data_record(group):
+    return f"results/{NAME}/data/{group}.json"
+
+
+def group_data_params(wildcards):
+    """fetch_data's params: the sources of its group (they change exactly when a file of it changes)."""
+    return data_trigger(DATA_SOURCES, wildcards.group)
+
+
+def scored_data(wildcards):
+    """score_task's data: the task's items and, for AlpacaEval, the reference outputs."""
+    references = [data_record("references")] if wildcards.task == "alpacaeval" else []
+    return [data_record(wildcards.task), *references]
+
+
 SEEDS = EXP.train.seeds
 SCENARIOS = EXP.data.scenarios
 TASKS = EXP.evaluate.tasks
 MAIN_METHODS = [m for m in MAIN_TABLE_METHODS if m in EXP.train.methods]
 ABLATION_SCENARIO = ablation_scenario(SCENARIOS)
-ABLATION_VARIANTS = [
-    v.name for v in ablation_variants(EXP.train.methods, EXP.epsilon.eps_max, EXP.epsilon.ablation_eps_max)
-]
 
 
 wildcard_constraints:
@@ -60,16 +86,21 @@ wildcard_constraints:
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
     variant=VARIANT_PATTERN,
+    epsilon_name=EPSILON_NAME_PATTERN,
     task="|".join(TASKS),
+    group="|".join(DATA_GROUPS),
 
 
-# GPUs per job: bf16/fp16 experiments are GPU experiments (1 GPU per job by default); give training more with
-# `--set-resources train_model:gpu=8` or a profile (profiles/slurm). CPU experiments request none.
-GPUS = 0 if EXP.model.dtype == "float32" else 1
+def job_resources(rule):
+    """What a job of `rule` asks its executor for (GPUs, CPUs, memory, wall time): the experiment's
+    `resources` section (ual.cluster.snakemake_resources). Profiles add only cluster facts (account,
+    partitions)."""
+    return snakemake_resources(EXP, rule)
 
 
 def train_launcher(wildcards, resources):
-    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it)."""
+    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it): the GPU count is
+    the job's own `gpu` resource, the same number SLURM allocates."""
     if resources.gpu > 1:
         return f"torchrun --standalone --nproc_per_node {resources.gpu}"
     return "python"
@@ -81,17 +112,24 @@ def variant_method(wildcards):
 
 
 def smoothing_args(wildcards):
-    """ual.smoothing arguments for a variant: the method, and eps_max for the ablation sweep."""
-    variant = Variant.parse(wildcards.variant)
+    """ual.smoothing arguments for an epsilon file: the method, eps_max for the ablation sweep, and the
+    training seed for a variant whose epsilon depends on it (ual_shuffled)."""
+    variant, seed = Variant.parse_epsilon_name(wildcards.epsilon_name)
     eps_max = "" if variant.eps_max is None else f" --eps-max {variant.eps_max:g}"
-    return f"--method {variant.method}{eps_max}"
+    return f"--method {variant.method}{eps_max}" + ("" if seed is None else f" --seed {seed}")
+
+
+def epsilon_file(wildcards):
+    """The epsilon file a training run reads: one per variant, one per seed for ual_shuffled."""
+    name = Variant.parse(wildcards.variant).epsilon_name(int(wildcards.seed))
+    return f"results/{wildcards.exp}/epsilon/{wildcards.scenario}/{name}.jsonl"
 
 
 def trained_variants():
     """(scenario, variant) pairs that are trained: the main methods everywhere, the ablation once."""
-    pairs = [(s, m) for s in SCENARIOS for m in MAIN_METHODS]
-    pairs += [(ABLATION_SCENARIO, v) for v in ABLATION_VARIANTS]
-    return pairs
+    eps = EXP.epsilon
+    grid = variants.trained_variants(SCENARIOS, EXP.train.methods, eps.eps_max, eps.ablation_eps_max)
+    return [(scenario, variant.name) for scenario, variant in grid]
 
 
 def metric_files(wildcards=None):
@@ -130,12 +168,14 @@ def scenario_variants(scenario):
 
 
 def analysis_inputs(wildcards):
-    """The experiment file, the base model's analysis and every model trained on the scenario (model_<variant>)."""
+    """The experiment file, the data records (training data: clustering's held-out records; calibration
+    references), the base model's analysis and every model trained on the scenario (model_<variant>)."""
     models = {
         f"model_{v}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{v}/train_metrics.json"
         for v in scenario_variants(wildcards.scenario)
     }
-    return {"exp": EXP_INPUT, "base": f"results/{NAME}/analysis/base/calibration.json", **models}
+    data = [data_record("train"), data_record("calibration")]
+    return {"exp": EXP_INPUT, "data": data, "base": f"results/{NAME}/analysis/base/calibration.json", **models}
 
 
 def analysed_models_arg(wildcards, input):
@@ -153,7 +193,8 @@ def output_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_calibration", "table_uncertainty"]
+TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_calibration",
+          "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"]
 
 

@@ -4,6 +4,7 @@
 rule generate_outputs:
     input:
         exp=EXP_INPUT,
+        data="results/{exp}/data/{task}.json",
         model="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     output:
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
@@ -16,7 +17,7 @@ rule generate_outputs:
     benchmark:
         "benchmarks/rules/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
-        gpu=GPUS,
+        **job_resources("generate_outputs"),
     shell:
         "python -m ual.generate --experiment {input.exp} --model $(dirname {input.model}) --task {wildcards.task}"
         " --out {output.outputs} > {log} 2>&1"
@@ -25,6 +26,7 @@ rule generate_outputs:
 rule score_task:
     input:
         exp=EXP_INPUT,
+        data=scored_data,
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
     output:
         metrics="results/{exp}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json",
@@ -37,7 +39,7 @@ rule score_task:
     benchmark:
         "benchmarks/rules/score_task/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
-        judge_api=1,
+        **job_resources("score_task"),
     shell:
         "python -m ual.evaluate --experiment {input.exp} --task {wildcards.task} --outputs {input.outputs}"
         " --method {wildcards.variant} --scenario {wildcards.scenario} --seed {wildcards.seed}"

@@ -4,6 +4,7 @@
 rule make_tables:
     input:
         exp=EXP_INPUT,
+        sources=[data_record(group) for group in DATA_GROUPS],
         metrics=metric_files(),
         clustering=clustering_files(),
         calibration=calibration_files(),
@@ -19,15 +20,19 @@ rule make_tables:
         f"logs/make_tables/{NAME}.log",
     benchmark:
         f"benchmarks/rules/make_tables/{NAME}.tsv"
+    resources:
+        **job_resources("make_tables"),
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --calibration {input.calibration} --scores {input.scores}"
+        " --data-sources {input.sources}"
         " --out {params.out} > {log} 2>&1"
 
 
 rule make_figures:
     input:
         exp=EXP_INPUT,
+        sources=[data_record(group) for group in DATA_GROUPS],
         metrics=metric_files(),
         clustering=clustering_files(),
         calibration=calibration_files(),
@@ -45,10 +50,12 @@ rule make_figures:
         f"logs/make_figures/{NAME}.log",
     benchmark:
         f"benchmarks/rules/make_figures/{NAME}.tsv"
+    resources:
+        **job_resources("make_figures"),
     shell:
         "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --calibration {input.calibration} --train {input.train}"
-        " --scores {input.scores} --out {params.out}"
+        " --scores {input.scores} --data-sources {input.sources} --out {params.out}"
         " > {log} 2>&1"
 
 
