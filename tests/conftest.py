@@ -166,6 +166,8 @@ def tiny_variant():
             raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
         raw["data"] |= data or {}
         base = raw["elicit"] if elicit is None else {"prompt_version": "v1", "on_missing": "fail"} | elicit
+        if elicit is not None:  # another elicitor: tiny's compared source (entropy, hf only) is not its
+            raw["analysis"].pop("compare_uncertainty", None)
         raw["elicit"] = base | {"cache_dir": str(folder / "cache")} | elicit_update
         path = folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw))

@@ -45,6 +45,7 @@ __all__ = [
 # The experiment's resources entry of each rule (a field of ual.config.ResourcesConfig); others: "default".
 RULE_STAGES = {
     "elicit_scores": "elicit",
+    "elicit_compare_scores": "elicit",
     "train_model": "train",
     "generate_outputs": "generate",
     "score_task": "evaluate",
@@ -67,7 +68,7 @@ def snakemake_resources(experiment: Experiment, rule: str) -> dict[str, int]:
     resources = {"gpu": job.gpus, "cpus_per_task": job.cpus, "mem_mb": job.mem_mb}
     if job.runtime_min is not None:
         resources["runtime"] = job.runtime_min
-    if rule == "elicit_scores":
+    if rule in ("elicit_scores", "elicit_compare_scores"):
         resources["elicitor_api"] = int(experiment.elicit.backend == "openai")
     if rule == "score_task":
         resources["judge_api"] = int(experiment.evaluate.judge != "local")

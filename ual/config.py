@@ -327,6 +327,17 @@ class AnalysisConfig(_Section):
     batch_size: int = Field(default=8, ge=1, description="teacher-forcing batch size (inference only)")
     tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
     calibration: CalibrationConfig
+    compare_uncertainty: list[Literal["verbalized", "entropy"]] = Field(
+        default_factory=list,
+        description="further uncertainty sources scored with elicit's elicitor beside elicit.method, compared "
+        "with it in table_uncertainty (per dataset; Spearman rank correlation); never used for epsilon",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_sources(self) -> AnalysisConfig:
+        if len(set(self.compare_uncertainty)) != len(self.compare_uncertainty):
+            raise ValueError(f"compare_uncertainty repeats a source: {self.compare_uncertainty}")
+        return self
 
 
 class JobResources(_Section):
@@ -359,7 +370,7 @@ class ResourcesConfig(_Section):
         description="every job (map_epsilon, the report, any rule without a stage below), and the keys "
         "that a stage entry leaves out",
     )
-    elicit: JobResources = Field(default_factory=JobResources, description="elicit_scores")
+    elicit: JobResources = Field(default_factory=JobResources, description="elicit_scores, elicit_compare_scores")
     train: JobResources = Field(default_factory=JobResources, description="train_model")
     generate: JobResources = Field(default_factory=JobResources, description="generate_outputs")
     evaluate: JobResources = Field(default_factory=JobResources, description="score_task (the judge)")
@@ -385,6 +396,15 @@ class Experiment(_Section):
         exclude=True,
         description="what each job asks its executor for (GPUs, CPUs, memory, wall time)",
     )
+
+    @model_validator(mode="after")
+    def _comparable_sources(self) -> Experiment:
+        compared = self.analysis.compare_uncertainty
+        if self.elicit.method in compared:
+            raise ValueError(f"analysis.compare_uncertainty lists elicit.method '{self.elicit.method}' itself")
+        if "entropy" in compared and self.elicit.backend != "hf":
+            raise ValueError("analysis.compare_uncertainty 'entropy' needs elicit.backend hf (full distributions)")
+        return self
 
     def job_resources(self, stage: str) -> JobResources:
         """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over

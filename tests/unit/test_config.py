@@ -135,3 +135,17 @@ def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tm
         f"{path}: key '{key}': Value error, unknown task 'mmlu'; known tasks: alpacaeval, gsm8k, math "
         "(got 'mmlu')"
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["analysis"].update(compare_uncertainty=["verbalized"]), "lists elicit.method 'verbalized'"),
+        (lambda c: c["analysis"].update(compare_uncertainty=["entropy", "entropy"]), "repeats a source"),
+        (lambda c: (c["analysis"].update(compare_uncertainty=["entropy"]),
+                    c["elicit"].update(backend="openai", base_url="http://127.0.0.1:1/v1")), "needs elicit.backend hf"),
+    ],
+)
+def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(write_variant(tmp_path, edit))

@@ -83,7 +83,7 @@ def test_the_manifest_is_the_mirror_and_its_manifest(data_mirror):
 
 def test_a_changed_mirror_file_changes_the_trigger_of_exactly_its_group(data_mirror, tmp_path, monkeypatch):
     experiment = load_experiment(REPO / "experiments" / "tiny.yaml")
-    assert data_groups(experiment) == ["train", "alpacaeval", "references", "gsm8k", "math"]
+    assert data_groups(experiment) == ["train", "alpacaeval", "references", "gsm8k", "math", "calibration"]
     for entry in manifest_files(experiment):
         (tmp_path / entry.name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(data_mirror / entry.name, tmp_path / entry.name)
@@ -93,10 +93,12 @@ def test_a_changed_mirror_file_changes_the_trigger_of_exactly_its_group(data_mir
     changed.write_bytes(changed.read_bytes().replace(b"Janet", b"Janey", 1))
     sources = data_sources(experiment)
     after = {group: data_trigger(sources, group) for group in data_groups(experiment)}
-    assert [group for group in before if before[group] != after[group]] == ["gsm8k"]
+    # the GSM8K test split is read twice: the task's items and the analysis stage's references
+    assert [group for group in before if before[group] != after[group]] == ["gsm8k", "calibration"]
     assert after["gsm8k"] == f"gsm8k/test.jsonl={file_sha256(changed)[:16]}"
     [record] = [r for r in sources if r.get("file") == "gsm8k/test.jsonl"]
     assert record["present"] and not record["matches_manifest"] and record["read_as"] == ["gsm8k/test"]
+    assert record["used_for"] == ["evaluate.gsm8k", "analysis.calibration.gsm8k"]
 
 
 def test_the_group_records_unite_to_the_experiments_sources(tmp_path, monkeypatch):

@@ -20,7 +20,8 @@ from ual.data.fetch import LOCK_NAME, FetchError, fetch_files
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "experiments" / "tiny.yaml"
 TINY_FILES = ("instruct/alpaca_en_demo.json", "gsm8k/train.jsonl", "gsm8k/test.jsonl", "math/math500.jsonl",
-              "alpaca_eval/results/text_davinci_003/model_outputs.json")  # what experiments/tiny.yaml reads
+              "alpaca_eval/results/text_davinci_003/model_outputs.json",
+              "alpaca_eval/results/gpt4_1106_preview/model_outputs.json")  # what experiments/tiny.yaml reads
 GSM8K_TRAIN = MANIFEST["gsm8k/train.jsonl"]
 SMALL = [MANIFEST["math/math500.jsonl"], MANIFEST["alpaca_eval/results/text_davinci_003/model_outputs.json"]]
 
@@ -123,7 +124,7 @@ def test_no_server_and_no_mirror_gives_the_air_gapped_message(no_mirror, offline
     with pytest.raises(SystemExit) as info:
         data_main(["fetch", "--experiment", str(TINY), "--base-url", offline_url])
     message = str(info.value)
-    assert message.startswith(f"error: 5 data file(s) could not be downloaded into {no_mirror}:")
+    assert message.startswith(f"error: 6 data file(s) could not be downloaded into {no_mirror}:")
     for name in TINY_FILES:
         entry = MANIFEST[name]
         assert f"  {no_mirror / name}  ({entry.size} bytes, sha256 {entry.sha256})" in message

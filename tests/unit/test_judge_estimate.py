@@ -47,9 +47,10 @@ def test_requests_tokens_and_cost_by_hand(tmp_path, data_mirror, monkeypatch):
         judge_usd_per_1m_input_tokens=2.0, judge_usd_per_1m_output_tokens=5.0,
     )
     chosen = [r["instruction"] for r in TASKS["alpacaeval"].records(experiment)]
-    # the tiny grid: 3 scenarios x (sft, ls, ual) + ual_shuffled + UAL at the 3 other sweep values, 1 seed
+    # the tiny grid: 3 scenarios x (sft, ls, ual) + ual_shuffled + ual_dataset + UAL at the 3 other sweep
+    # values, 1 seed
     eps = experiment.epsilon
-    models = 3 * 3 + 1 + len([v for v in eps.ablation_eps_max if v != eps.eps_max])
+    models = 3 * 3 + 2 + len([v for v in eps.ablation_eps_max if v != eps.eps_max])
     # no ChatML: the text as is, ~4 characters per token, + 7 tokens of chat format per request
     prompt_tokens = sum(math.ceil(len(f"{i}|xxxx|xxxx".strip()) / 4) + 7 for i in chosen)
     got = estimate.estimate_judging(experiment)
@@ -65,9 +66,10 @@ def test_requests_tokens_and_cost_by_hand(tmp_path, data_mirror, monkeypatch):
 def test_paper_profile_estimate(data_mirror, capsys):
     evaluate_main(["--experiment", str(REPO / "experiments/paper_llama2-7b.yaml"), "--estimate"])
     got = json.loads(capsys.readouterr().out)
-    # 13 models (3 scenarios x 3 methods, ual_shuffled, UAL at eps_max 0.1, 0.3, 0.5) x 805 pairs, one order
-    assert (got["judged_models"], got["items_per_model"], got["judge_orders"]) == (13, 805, "random")
-    assert got["requests"] == 13 * 805 and got["completion_tokens"] == 13 * 805 * 100
+    # 14 models (3 scenarios x 3 methods, ual_shuffled, ual_dataset, UAL at eps_max 0.1, 0.3, 0.5) x 805
+    # pairs, one order
+    assert (got["judged_models"], got["items_per_model"], got["judge_orders"]) == (14, 805, "random")
+    assert got["requests"] == 14 * 805 and got["completion_tokens"] == 14 * 805 * 100
     cost = (got["prompt_tokens"] * 30 + got["completion_tokens"] * 60) / 1e6
     assert got["cost_usd"] == pytest.approx(round(cost, 2))
     with pytest.raises(SystemExit):

@@ -277,10 +277,19 @@ def test_ablation_table_has_the_per_dataset_control(results, tmp_path):
 
 
 def score_rows(method: str, values: dict[str, float], dataset: str = "gsm8k") -> list[dict]:
+    """Score records as ual.elicit writes them (uncertainty u; entropy: score 2u nats, u as normalised)."""
+    from types import SimpleNamespace
+
+    from ual.elicit import Reply
+    from ual.elicit.run import score_record
+
+    elicitor = SimpleNamespace(name="hf:m", method=method, scorer=f"{method}/test")
     rows = []
     for sample, u in values.items():
-        score = 1 + 9 * u if method == "verbalized" else 2.0 * u  # entropy: nats
-        rows.append({"id": sample, "dataset": dataset, "method": method, "score": score, "uncertainty": u})
+        score = 1 + 9 * u if method == "verbalized" else 2.0 * u
+        row = score_record(f"k-{sample}", {"id": sample, "dataset": dataset}, "v1", elicitor,
+                           Reply("", score, "logits" if method == "verbalized" else "entropy"), 0.0)
+        rows.append({**row, "uncertainty": u})
     return rows
 
 
@@ -289,9 +298,10 @@ def test_uncertainty_table_shows_both_sources_and_their_rank_correlation(tmp_pat
     # ranks of u: verbalized a<b<c<d<e, entropy b<a<c<e<d -> d^2 = 1+1+0+1+1 = 4 -> rho = 1 - 6*4/(5*24) = 0.8
     v = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4, "e": 0.5}
     e = {"a": 0.2, "b": 0.1, "c": 0.3, "d": 0.9, "e": 0.6}
-    verbalized.write_text("".join(json.dumps(r) + "\n" for r in score_rows("verbalized", v)
-                                  + score_rows("verbalized", {"x": 0.5, "y": 0.7}, "alpaca")))
-    entropy.write_text("".join(json.dumps(r) + "\n" for r in score_rows("entropy", e)))
+    from ual.elicit import write_scores
+
+    write_scores(verbalized, score_rows("verbalized", v) + score_rows("verbalized", {"x": 0.5, "y": 0.7}, "alpaca"))
+    write_scores(entropy, score_rows("entropy", e))
     table = tables.uncertainty_table(collect.read_scores([verbalized, entropy]))
     rows = {(r["dataset"], r["source"]): r for r in table.to_dict("records")}
     assert set(rows) == {("alpaca", "verbalized (score 1-10)"), ("gsm8k", "verbalized (score 1-10)"),
@@ -301,6 +311,13 @@ def test_uncertainty_table_shows_both_sources_and_their_rank_correlation(tmp_pat
     assert rows[("gsm8k", "entropy (nats)")]["mean u"] == "0.420" and rows[("gsm8k", "entropy (nats)")]["n"] == "5"
     assert rows[("alpaca", "verbalized (score 1-10)")][tables.RHO] == "n/a (one source)"
     assert rows[("gsm8k", "verbalized (score 1-10)")]["mean score"] == "3.70"  # 1 + 9 * 0.3
+    from ual.report import figures
+
+    fig = figures.uncertainty_figure(collect.read_scores([verbalized, entropy]))
+    verbal, ent = fig.axes  # one panel per source, each on its own scale
+    assert list(verbal.get_xticks()) == list(range(1, 11)) and "(verbalized)" in verbal.get_title()
+    assert ent.get_xlim()[1] <= 1.05 and "(entropy)" in ent.get_title()
+    assert sum(p.get_height() for p in ent.patches) == 5  # the five gsm8k samples' u, on [0, 1]
 
 
 def test_figures_draw_an_interval_for_every_point(results, tmp_path):

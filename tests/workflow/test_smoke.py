@@ -103,9 +103,9 @@ def test_the_fetched_mirror_gives_the_same_results_as_the_shared_mirror(smoke_ru
     assert shared["mirror"] == str(data_mirror.resolve()) and shared["sources"] == fetched["sources"]
 
 
-def _planned_while(work: Path, path: Path, content: bytes) -> str:
+def _planned_while(work: Path, path: Path, content: bytes, expensive: tuple[str, ...] = EXPENSIVE) -> str:
     """What `snakemake -n` plans while ``path`` holds ``content`` (restored afterwards); none of the
-    expensive stages may be among it."""
+    ``expensive`` stages may be among it."""
     original = path.read_bytes()
     path.write_bytes(content)
     try:
@@ -113,7 +113,7 @@ def _planned_while(work: Path, path: Path, content: bytes) -> str:
     finally:
         path.write_bytes(original)
     assert result.returncode == 0, result.stderr[-3000:]
-    for rule in EXPENSIVE:
+    for rule in expensive:
         planned = f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
         assert not planned, f"{rule} would rerun"
     return result.stdout
@@ -122,8 +122,11 @@ def _planned_while(work: Path, path: Path, content: bytes) -> str:
 def test_a_changed_mirror_file_reruns_exactly_what_read_it(smoke_run):
     path = smoke_run / ".cache" / "ual" / "data" / "math" / "math500.jsonl"
     edited = path.read_bytes().replace(b"\\\\frac", b"\\\\dfrac", 1)  # one edited problem, same records
-    planned = _planned_while(smoke_run, path, edited)
-    assert "group=math" in planned and planned.count("fetch_data:") == 1  # only the math group is re-verified
+    # MATH-500 is the math task's items and the analysis stage's references: both groups are re-verified, the
+    # teacher-forced analysis reruns, training and elicitation do not
+    planned = _planned_while(smoke_run, path, edited, ("elicit_scores", "map_epsilon", "train_model"))
+    assert "group=math" in planned and "group=calibration" in planned and planned.count("fetch_data:") == 2
+    assert "rule analyse_base_model:" in planned or "localrule analyse_base_model:" in planned
     assert "task=math" in planned and "task=gsm8k" not in planned and "task=alpacaeval" not in planned
     restored = snakemake(smoke_run, "-n")
     assert "Nothing to be done" in restored.stdout + restored.stderr
@@ -152,6 +155,8 @@ def test_every_table_is_produced_and_parses(smoke_run):
     assert calibration["model"].tolist()[:6] == ["base model (untrained)", "SFT", "LS (constant eps)", "UAL",
                                                  "UAL, shuffled eps", "UAL (eps_max = 0.1)"]
     assert set(calibration.loc[calibration.model == "SFT", "NLL - SFT"]) == {"reference"}
+    uncertainty = pd.read_csv(smoke_run / "paper_tables" / "smoke" / "table_uncertainty.csv")
+    assert set(uncertainty["source"]) == {"verbalized (score 1-10)", "entropy (nats)"}  # compare_uncertainty
 
 
 def test_every_figure_is_produced_and_parses(smoke_run):

@@ -52,17 +52,25 @@ def save_figure(fig, out_dir: Path, name: str, provenance: dict[str, Any]) -> li
 
 
 def uncertainty_figure(scores: pd.DataFrame):
-    datasets = sorted(scores["dataset"].unique())
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = [x + 0.5 for x in range(0, 11)]
-    for dataset in datasets:
-        values = scores.loc[scores.dataset == dataset, "score"].dropna().astype(float)
-        ax.hist(values, bins=bins, alpha=0.6, label=f"{dataset} (n={len(values)})")
-    ax.set_xlabel("elicited uncertainty score (1 = one correct answer, 10 = many)")
-    ax.set_ylabel("training samples")
-    ax.set_xticks(range(1, 11))
-    ax.legend()
-    ax.set_title("Elicited uncertainty by dataset")
+    """Histograms of the elicited uncertainty by dataset, one panel per source (``method``): the verbalized
+    score on its 1-10 scale, the entropy source as its normalised u in [0, 1]."""
+    methods = [m for m in ("verbalized", "entropy") if m in set(scores["method"])]
+    fig, axes = plt.subplots(1, len(methods), figsize=(6 * len(methods), 3.5), squeeze=False)
+    for ax, method in zip(axes[0], methods, strict=True):
+        part = scores[scores.method == method]
+        column, bins = ("score", [x + 0.5 for x in range(0, 11)]) if method == "verbalized" else (
+            "uncertainty", [x / 10 for x in range(0, 11)])
+        for dataset in sorted(part["dataset"].unique()):
+            values = part.loc[part.dataset == dataset, column].dropna().astype(float)
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{dataset} (n={len(values)})")
+        if method == "verbalized":
+            ax.set_xlabel("elicited uncertainty score (1 = one correct answer, 10 = many)")
+            ax.set_xticks(range(1, 11))
+        else:
+            ax.set_xlabel("mean token entropy of the reference, min-max normalised (u)")
+        ax.set_ylabel("training samples")
+        ax.legend()
+        ax.set_title(f"Elicited uncertainty by dataset ({method})")
     return fig
 
 

@@ -188,6 +188,12 @@ def clustered_models_arg(wildcards):
     return " ".join(MAIN_METHODS)
 
 
+def score_files():
+    """The elicited scores the report reads: elicit.method's (epsilon's), then each compared source's."""
+    compared = [f"results/{NAME}/elicit/scores.{m}.jsonl" for m in EXP.analysis.compare_uncertainty]
+    return [f"results/{NAME}/elicit/scores.jsonl", *compared]
+
+
 def output_dir(wildcards, output):
     """The folder of a rule's first output (for CLIs that write several files there)."""
     return str(Path(output[0]).parent)

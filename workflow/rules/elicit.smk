@@ -1,5 +1,6 @@
 # Stage 1: an uncertainty score per training sample (cached by content), then epsilon per variant (and per
-# training seed for ual_shuffled: the file name is Variant.epsilon_name, see ual/variants.py).
+# training seed for ual_shuffled: the file name is Variant.epsilon_name, see ual/variants.py). The sources of
+# analysis.compare_uncertainty are scored by the same elicitor for table_uncertainty only.
 
 
 rule elicit_scores:
@@ -20,6 +21,29 @@ rule elicit_scores:
         **job_resources("elicit_scores"),
     shell:
         "python -m ual.elicit --experiment {input.exp} --out {output.scores} > {log} 2>&1"
+
+
+rule elicit_compare_scores:
+    input:
+        exp=EXP_INPUT,
+        data="results/{exp}/data/train.json",
+    output:
+        scores="results/{exp}/elicit/scores.{method}.jsonl",
+    wildcard_constraints:
+        method="verbalized|entropy",
+    params:
+        config=config_params("data", "elicit"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/elicit_compare_scores/{exp}/{method}.log",
+    benchmark:
+        "benchmarks/rules/elicit_compare_scores/{exp}/{method}.tsv"
+    resources:
+        **job_resources("elicit_compare_scores"),
+    shell:
+        "python -m ual.elicit --experiment {input.exp} --method {wildcards.method} --out {output.scores}"
+        " > {log} 2>&1"
 
 
 rule map_epsilon:

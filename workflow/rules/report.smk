@@ -8,7 +8,7 @@ rule make_tables:
         metrics=metric_files(),
         clustering=clustering_files(),
         calibration=calibration_files(),
-        scores=f"results/{NAME}/elicit/scores.jsonl",
+        scores=score_files(),
     output:
         [report(f, caption=caption(f), category="Tables") if f.endswith(".csv") else f for f in all_tables()],
     params:
@@ -38,7 +38,7 @@ rule make_figures:
         calibration=calibration_files(),
         train=train_metric_files(),
         tsne=tsne_files(),
-        scores=f"results/{NAME}/elicit/scores.jsonl",
+        scores=score_files(),
     output:
         [report(f, caption=caption(f), category="Figures") if f.endswith(".png") else f for f in all_figures()],
     params:
