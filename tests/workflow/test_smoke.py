@@ -69,7 +69,7 @@ def test_the_data_was_fetched_into_the_user_cache_and_verified(smoke_run, raw_fi
 
     fetched = smoke_run / ".cache" / "ual" / "data"
     records = sorted((smoke_run / "results" / "smoke" / "data").glob("*.json"))
-    assert [p.stem for p in records] == ["alpacaeval", "gsm8k", "math", "references", "train"]
+    assert [p.stem for p in records] == ["alpacaeval", "calibration", "gsm8k", "math", "references", "train"]
     assert {json.loads(p.read_text())["mirror"] for p in records} == {str(fetched.resolve())}
     sources = read_sources_records(records)
     names = [s["file"] for s in sources]
