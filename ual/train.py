@@ -47,7 +47,6 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -67,6 +66,7 @@ from ual.config import (
     resolved_config,
 )
 from ual.provenance import write_text_atomic
+from ual.smoothing import METHOD_MAPPINGS, EpsilonFileError, epsilon_meta_path, read_epsilon_file
 
 logger = logging.getLogger(__name__)
 
@@ -83,50 +83,23 @@ METRICS_FILE = "train_metrics.json"
 RUN_FILE = "train_run.json"  # identity of the run owning DIR's checkpoints (resume guard)
 
 
-class EpsilonFileError(ValueError):
-    """A missing, malformed or mismatched epsilon file; the message names the file (and line or id)."""
-
-
-# ---- epsilon file -----------------------------------------------------------------------------------
+# ---- epsilon file (its one reader is ual.smoothing.read_epsilon_file) -----------------------------------
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read_epsilon_lines(path: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            sample_id, eps = row["id"], row["epsilon"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EpsilonFileError(
-                f"{path}:{number}: expected a JSON object with 'id' and 'epsilon' ({exc})"
-            ) from None
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
-            raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps!r} is not a finite number")
-        if not 0.0 <= eps < 1.0:
-            raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps} outside [0, 1)")
-        if sample_id in values:
-            raise EpsilonFileError(f"{path}:{number}: duplicate id {sample_id}")
-        values[sample_id] = float(eps)
-    return values
-
-
 def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list[float]:
     """Epsilon of each training record (in record order), validated against the set and the method.
 
     Raises:
-        EpsilonFileError: the file is missing or malformed, an epsilon is non-finite or outside [0, 1),
-            its ids differ from the training set's, or its values or sidecar do not fit ``method``.
+        EpsilonFileError: the file is missing or malformed (``ual.smoothing.read_epsilon_file``), its ids
+            differ from the training set's, or its values or sidecar do not fit ``method``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EpsilonFileError(f"epsilon file {path} not found (it is written by python -m ual.smoothing)")
-    values = _read_epsilon_lines(path)
+    lines, meta = read_epsilon_file(path)
+    values = {line.id: line.epsilon for line in lines}
     ids = [record["id"] for record in records]
     missing = [i for i in ids if i not in values]
     extra = sorted(set(values) - set(ids))
@@ -138,16 +111,12 @@ def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list
             "another scenario or data slice?"
         )
     epsilon = [values[i] for i in ids]
-    meta_path = path.with_name(path.name + ".meta.json")
-    if meta_path.is_file():
-        from ual.smoothing import METHOD_MAPPINGS
-
-        mapping = json.loads(meta_path.read_text()).get("mapping")
-        if mapping is not None and mapping != METHOD_MAPPINGS[method]:
-            expected = METHOD_MAPPINGS[method]
-            raise EpsilonFileError(
-                f"{meta_path}: mapping '{mapping}' but method '{method}' trains with '{expected}'"
-            )
+    mapping = (meta or {}).get("mapping")
+    if mapping is not None and mapping != METHOD_MAPPINGS[method]:
+        raise EpsilonFileError(
+            f"{epsilon_meta_path(path)}: mapping '{mapping}' but method '{method}' trains with "
+            f"'{METHOD_MAPPINGS[method]}'"
+        )
     if method == "sft" and any(epsilon):
         raise EpsilonFileError(
             f"{path}: method 'sft' needs epsilon 0 for every sample; max is {max(epsilon)}"

@@ -18,9 +18,12 @@ from ual.smoothing import (
     dataset_summaries,
     epsilon_records,
     main,
+    EpsilonFileError,
     map_epsilon,
+    read_epsilon_file,
     score_to_epsilon,
     summarize,
+    write_epsilon_file,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +164,7 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
     ] + (["--eps-max", str(eps_max)] if eps_max else [])
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
     main(argv)
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    lines = [line.model_dump() for line in read_epsilon_file(out)[0]]  # the reader accepts what main wrote
     assert [x["id"] for x in lines] == [r["id"] for r in records]
     assert all(0.0 <= x["epsilon"] < 1.0 for x in lines)
     meta = json.loads((tmp_path / "eps" / "epsilon.jsonl.meta.json").read_text())
@@ -208,3 +211,44 @@ def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, t
     scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 1.5}) + "\n")
     with pytest.raises(SystemExit, match=r"row 1: uncertainty 1.5 is not a number in \[0, 1\]"):
         main(argv)
+
+
+# ---- the epsilon file: one writer, one reader -----------------------------------------------------------
+
+LINE = {"id": "a", "dataset": "gsm8k", "uncertainty": 0.5, "epsilon": 0.1}
+
+
+def test_epsilon_file_round_trips_and_the_writer_refuses_what_the_reader_rejects(tmp_path):
+    path = tmp_path / "eps.jsonl"
+    write_epsilon_file(path, [LINE, {**LINE, "id": "b", "epsilon": 0}], {"mapping": "linear"})
+    lines, meta = read_epsilon_file(path)
+    assert [line.model_dump() for line in lines] == [LINE, {**LINE, "id": "b", "epsilon": 0.0}]
+    assert meta == {"mapping": "linear"} and (tmp_path / "eps.jsonl.meta.json").is_file()
+    with pytest.raises(ValueError, match="epsilon"):
+        write_epsilon_file(tmp_path / "bad.jsonl", [{**LINE, "epsilon": 1.0}], {})
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"id": "a"', r"eps.jsonl:2: not valid JSON"),
+        ('["a", 0.1]', r"eps.jsonl:2: .*Input should be a valid dictionary"),
+        (json.dumps(LINE), r"eps.jsonl:2: duplicate id a \(first on line 1\)"),
+        (json.dumps({**LINE, "id": "b", "epsilon": True}), r"eps.jsonl:2: id b: epsilon True: .*valid number"),
+        (json.dumps({**LINE, "id": "b", "uncertainty": False}), r"eps.jsonl:2: id b: uncertainty False"),
+        ('{"id": "b", "dataset": "d", "uncertainty": NaN, "epsilon": 0.1}', r"eps.jsonl:2: id b: uncertainty nan"),
+        ('{"id": "b", "dataset": "d", "uncertainty": 0.1, "epsilon": Infinity}', r"id b: epsilon inf: .*finite"),
+        (json.dumps({**LINE, "id": "b", "epsilon": 1.0}), r"eps.jsonl:2: id b: epsilon 1\.0: .*less than 1"),
+        (json.dumps({**LINE, "id": "b", "epsilon": -0.01}), r"id b: epsilon -0\.01: .*greater than or equal"),
+        (json.dumps({**LINE, "id": "b", "uncertainty": 1.01}), r"id b: uncertainty 1\.01: .*less than or equal"),
+        (json.dumps({**LINE, "id": "b", "epsilon": "0.1"}), r"id b: epsilon '0\.1': .*valid number"),
+    ],
+    ids=["cut-off", "not-an-object", "duplicate-id", "boolean-epsilon", "boolean-uncertainty", "nan",
+         "infinity", "epsilon-1", "negative", "uncertainty-above-1", "string"],
+)
+def test_epsilon_file_reader_rejects_bad_lines_naming_file_and_line(tmp_path, text, message):
+    path = tmp_path / "eps.jsonl"
+    path.write_text(json.dumps(LINE) + "\n" + text + "\n")
+    with pytest.raises(EpsilonFileError, match=message):
+        read_epsilon_file(path)
