@@ -33,12 +33,15 @@ CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards). Configs:
 (``stage3_gather_16bit_weights_on_model_save``). Under ZeRO-3 ``loss_path: lean`` falls back to the
 reference path with a warning (ual.trainer).
 
-Resume: a rerun with the same ``--out`` continues from the last ``checkpoint-N`` there (``--resume PATH``
-picks one, ``--fresh`` ignores them); the data order is fixed by ``--seed`` (Trainer seed and data_seed), so
-the loss trace continues as if never interrupted. A checkpoint of another run (other config, method, seed or
-epsilon file) is refused.
+Resume: a rerun with the same ``--out`` continues from the newest complete ``checkpoint-N`` there
+(``ual.checkpoints``; ``--resume PATH`` picks one, ``--fresh`` ignores them); the data order is fixed by
+``--seed`` (Trainer seed and data_seed), so the loss trace continues as if never interrupted. An incomplete
+checkpoint (a save cut off) is set aside as ``incomplete-checkpoint-N``; checkpoints of another run (other
+model, data or train section, base model content, method, seed or epsilon file) are discarded, with a
+warning each.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - resume from the newest complete checkpoint; another run's are discarded, not
+refused; the epsilon file is read by ual.smoothing.read_epsilon_file.
 """
 
 from __future__ import annotations
@@ -173,9 +176,14 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 def _run_identity(
     experiment: Experiment, scenario: str, method: str, seed: int, eps_sha: str
 ) -> dict[str, Any]:
+    """What a run's checkpoints belong to: the sections training reads (as the workflow tracks them), the
+    base model's content, the scenario, method, seed and epsilon file."""
+    from ual.models import model_fingerprint
+
     return {
         "experiment": experiment.name,
-        "config_hash": config_hash(experiment),
+        "config_hash": {name: config_hash(getattr(experiment, name)) for name in ("model", "data", "train")},
+        "base_model": model_fingerprint(experiment.model.source, experiment.model.revision),
         "scenario": scenario,
         "method": method,
         "seed": seed,
@@ -184,21 +192,19 @@ def _run_identity(
 
 
 def _resume_point(out: Path, identity: dict[str, Any], resume: str | None, fresh: bool) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """``--resume PATH`` if complete, else the newest complete checkpoint of this run (``ual.checkpoints``)."""
+    from ual.checkpoints import checkpoint_problem, resume_checkpoint
 
     if resume:
         if not Path(resume).is_dir():
             raise FileNotFoundError(f"--resume {resume}: no such checkpoint folder")
+        if problem := checkpoint_problem(Path(resume)):
+            raise FileNotFoundError(f"--resume {resume}: incomplete checkpoint ({problem})")
         return resume
-    last = None if fresh or not out.is_dir() else get_last_checkpoint(str(out))
+    last = None if fresh else resume_checkpoint(out, identity, out / RUN_FILE)
     if last is not None:
-        previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).is_file() else None
-        if previous != identity:
-            raise RuntimeError(
-                f"{out} holds checkpoints of another run ({previous}); use another --out or --fresh"
-            )
         logger.info("resuming from %s", last)
-    return last
+    return None if last is None else str(last)
 
 
 # ---- training ----------------------------------------------------------------------------------------
