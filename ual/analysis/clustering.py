@@ -13,7 +13,9 @@ Outputs, under ``--out`` (written atomically):
   drawn positions, the held-out ids' hash, provenance (``ual.provenance.run_metadata``), a flat ``rows``
   list (model, layer, metric, value, ci_low, ci_high, higher_is_better) for tables, and ``differences``:
   every other model minus the first one (sft in ``sft=.. ls=.. ual=..``) with a paired bootstrap interval.
-- ``tsne.png`` and ``tsne.pdf``: one t-SNE panel per model (last layer), coloured by target token, fixed seed.
+- ``tsne.png`` and ``tsne.pdf``: one t-SNE panel per model (last layer), coloured by target token, fixed seed;
+  the same states give byte-identical files (no date in the PDF; ``tsne_input_sha256`` per model in
+  clustering.json names the states embedded).
 
 Command:
     python -m ual.analysis.clustering --experiment experiments/tiny.yaml --scenario mixed \\
@@ -49,7 +51,7 @@ from ual.analysis.metrics import (
     l2_normalise,
     summarise,
 )
-from ual.analysis.tsne import make_tsne_figure, tsne_embedding
+from ual.analysis.tsne import make_tsne_figure, tsne_embedding, tsne_input_sha256
 from ual.provenance import replace_atomically
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,9 @@ __all__ = [
 def save_figure(figure: Any, out_dir: Path, stem: str, provenance: str) -> list[Path]:
     """``<stem>.png`` and ``<stem>.pdf``, atomically, with the provenance line in their metadata."""
     written = []
-    for fmt, metadata in (("png", {"Description": provenance}), ("pdf", {"Subject": provenance})):
+    # No creation date in the PDF (matplotlib writes the wall clock): the same figure gives the same bytes.
+    formats = (("png", {"Description": provenance}), ("pdf", {"Subject": provenance, "CreationDate": None}))
+    for fmt, metadata in formats:
         path = out_dir / f"{stem}.{fmt}"
         def write(temp: Path, fmt: str = fmt, metadata: dict = metadata) -> None:
             figure.savefig(temp, format=fmt, dpi=150, metadata=metadata)
@@ -158,6 +162,7 @@ def analyse_model(
             "metrics": {metric: summarise(point[metric], replicates[name][metric]) for metric in METRICS},
         }
     unit_last = l2_normalise(collected.states["last"])
+    result["tsne_input_sha256"] = tsne_input_sha256(unit_last)  # same hash, same t-SNE panel (ual.analysis.tsne)
     embedding = tsne_embedding(unit_last, analysis.seed, analysis.tsne_perplexity)
     return ModelAnalysis(result, replicates, embedding, np.array(collected.labels), token_text)
 
