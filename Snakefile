@@ -16,6 +16,7 @@ envvars:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/elicit.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

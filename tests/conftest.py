@@ -1,7 +1,11 @@
 """Shared fixtures. Run the suite with the command in README.md (``python -m pytest``).
 
-- ``data_mirror``: the offline data mirror (env UAL_DATA_MIRROR); tests that need a file skip with the
-  reason when it is absent.
+- ``data_mirror``: the offline data mirror (env UAL_DATA_MIRROR, else the default data cache once
+  ``python -m ual.data fetch`` has filled it); tests that need a file skip with the reason when it is absent.
+- ``raw_file_server``: a local HTTP server on 127.0.0.1 that serves the mirror's files under their upstream
+  ``<owner>/<repo>/<commit>/<path>`` layout, as raw.githubusercontent.com does (with Range requests), and
+  can corrupt or cut off a response (fault injection for ``ual.data.fetch``); ``raw_file_server_session`` is
+  the same server without the per-test reset of its request log and faults.
 - ``smollm2_path``: the packaged SmolLM2-135M-Instruct converted once to a transformers folder.
 - ``tiny_smollm2``: (model, tokenizer) of SmolLM2 cut to its first 2 layers (fast, real weights).
 - ``bos_chat_tokenizer``: a word-level tokenizer built in memory that adds BOS to every text and whose chat
@@ -10,7 +14,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,10 +28,77 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def data_mirror() -> Path:
+    from ual.data import MANIFEST, default_cache_dir
+
     mirror = os.environ.get("UAL_DATA_MIRROR")
-    if not mirror or not Path(mirror).is_dir():
-        pytest.skip("UAL_DATA_MIRROR is not set to a directory (see README: the data mirror)")
-    return Path(mirror)
+    if mirror:
+        if not Path(mirror).is_dir():
+            pytest.skip(f"UAL_DATA_MIRROR={mirror} is not a directory (see README: the data mirror)")
+        return Path(mirror)
+    if all((default_cache_dir() / name).is_file() for name in MANIFEST):
+        return default_cache_dir()
+    pytest.skip("no data mirror: set UAL_DATA_MIRROR or run `python -m ual.data fetch` (README: the data)")
+
+
+class _RawFileHandler(http.server.BaseHTTPRequestHandler):
+    """GET <owner>/<repo>/<commit>/<path>, optionally ``Range: bytes=N-``; faults from the server's state."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        file = server.root / self.path.lstrip("/")
+        if not file.is_file():
+            self.send_error(404)
+            return
+        data = bytearray(file.read_bytes())
+        if self.path in server.corrupt:
+            data[len(data) // 2] ^= 0x01  # one changed bit, same size
+        start = 0
+        if self.headers.get("Range"):
+            start = int(re.fullmatch(r"bytes=(\d+)-", self.headers["Range"]).group(1))
+            if start >= len(data):
+                self.send_error(416)
+                return
+        body = bytes(data[start:])
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = server.cut.pop(self.path, None)  # send only this many bytes once, then drop the connection
+        self.wfile.write(body if cut is None else body[:cut])
+        self.close_connection = cut is not None
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def raw_file_server_session(tmp_path_factory, data_mirror):
+    from ual.data import MANIFEST
+
+    root = tmp_path_factory.mktemp("raw_github")
+    for entry in MANIFEST.values():  # <owner>/<repo>/<commit>/<path> -> the mirror's copy
+        link = root / entry.repository / entry.commit / entry.path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to((data_mirror / entry.name).resolve())
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RawFileHandler)
+    server.root, server.requests, server.corrupt, server.cut = root, [], set(), {}
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def raw_file_server(raw_file_server_session):
+    """The session's raw-file server with a clean request log and no faults (restored afterwards)."""
+    raw_file_server_session.requests.clear()
+    yield raw_file_server_session
+    raw_file_server_session.corrupt.clear()
+    raw_file_server_session.cut.clear()
 
 
 @pytest.fixture(scope="session")

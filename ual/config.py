@@ -167,7 +167,8 @@ class DatasetSlice(_Section):
 
 class DataConfig(_Section):
     mirror: str | None = Field(
-        default=None, description="local mirror directory; null -> env UAL_DATA_MIRROR, then the HF hub"
+        default=None,
+        description="data mirror folder; null -> env UAL_DATA_MIRROR, else ~/.cache/ual/data (ual.data.fetch)",
     )
     seed: int = Field(description="seed of the deterministic subsampling")
     high: DatasetSlice = Field(description="open-ended instruction data (high-entropy scenario)")

@@ -1,4 +1,4 @@
-"""ual.data: each normaliser on real mirror rows, malformed rows, sources, subsampling, scenarios."""
+"""ual.data: normalisers on mirror rows; malformed, empty, non-UTF-8 files; sources; sampling; scenarios."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_malformed_alpaca_row_names_file_and_row(tmp_path, row, message):
     path.write_text(json.dumps([good, good | {"output": "c"}, row]))
     with pytest.raises(DataError) as info:
         load_records("alpaca_gpt4_demo", "train", tmp_path)
-    assert str(info.value) == f"{path}: row 3: {message}"
+    assert str(info.value) == f"{path}: record 3: {message}"
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_malformed_gsm8k_row_names_file_and_row(tmp_path, line, message):
     path = tmp_path / "gsm8k" / "test.jsonl"
     path.parent.mkdir()
     path.write_text('{"question": "q", "answer": "x\\n#### 3"}\n' + line + "\n")
-    with pytest.raises(DataError, match=rf"^{path}: row 2: {message}"):
+    with pytest.raises(DataError, match=rf"^{path}: line 2: {message}"):
         load_records("gsm8k", "test", tmp_path)
 
 
@@ -156,36 +156,50 @@ def test_math_row_without_boxed_answer_is_an_error(tmp_path):
     path = tmp_path / "math" / "test.jsonl"
     path.parent.mkdir()
     path.write_text(json.dumps({"problem": "p", "solution": "no box here"}) + "\n")
-    with pytest.raises(DataError, match=r"row 1: solution has no \\boxed"):
+    with pytest.raises(DataError, match=r"line 1: solution has no \\boxed"):
         load_records("math", "test", tmp_path)
 
 
-def test_neither_mirror_nor_hub_gives_one_error_naming_both(tmp_path, hub_offline):
+def test_an_absent_mirror_file_names_the_path_its_upstream_url_and_fetch(tmp_path):
     with pytest.raises(DataError) as info:
         load_records("gsm8k", "train", tmp_path)
     message = str(info.value)
-    assert f"the mirror file {tmp_path / 'gsm8k/train.jsonl'} (absent)" in message
-    assert "Hugging Face hub dataset openai/gsm8k (config main)" in message
+    path = tmp_path / "gsm8k/train.jsonl"
+    assert message.startswith(f"gsm8k/train: {path} is absent from the mirror {tmp_path}")
+    url = "raw.githubusercontent.com/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c/"
+    assert f"https://{url}grade_school_math/data/train.jsonl (4166206 bytes" in message
+    assert "python -m ual.data fetch" in message and "UAL_DATA_MIRROR" in message
 
 
 @pytest.mark.parametrize(
-    ("dataset", "hub_id", "substitute"),
+    ("dataset", "hub", "substitute"),
     [
-        ("alpaca_gpt4", "vicgalle/alpaca-gpt4", "alpaca_gpt4_demo"),
-        ("alpaca", "tatsu-lab/alpaca", "alpaca_gpt4_demo"),
-        ("metamathqa", "meta-math/MetaMathQA", "gsm8k train"),
-        ("math", "EleutherAI/hendrycks_math", "gsm8k train"),
+        ("alpaca_gpt4", "vicgalle/alpaca-gpt4 @ f7e3ded725cb81e8e564e32feb12860f376f2b51",
+         "alpaca_gpt4_demo"),
+        ("alpaca", "tatsu-lab/alpaca @ dce01c9b08f87459cf36a430d809084718273017", "alpaca_gpt4_demo"),
+        ("metamathqa", "meta-math/MetaMathQA @ aa4f34d3d2d3231299b5b03d9b3e5a20da45aa18", "gsm8k train"),
+        ("math", "EleutherAI/hendrycks_math (config all) @ 21a5633873b6a120296cce3e2df9d5550074f4a3",
+         "gsm8k train"),
     ],
 )
-def test_dataset_absent_from_mirror_says_so_and_names_the_substitute(
-    tmp_path, hub_offline, dataset, hub_id, substitute
+def test_a_hub_dataset_that_cannot_be_loaded_names_its_pinned_revision_and_the_substitute(
+    tmp_path, hub_offline, dataset, hub, substitute
 ):
     with pytest.raises(DataError) as info:
         load_records(dataset, "train", tmp_path)
     message = str(info.value)
-    assert f"the mirror {tmp_path} (which does not carry {dataset}/train" in message
-    assert hub_id in message
+    assert message.startswith(f"{dataset}/train: the mirror does not carry it, and the Hugging Face hub")
+    assert f"dataset {hub} could not be loaded" in message
     assert f"the tiny profile uses {substitute}" in message
+
+
+def test_an_unpinned_hub_source_is_refused_before_any_download(monkeypatch):
+    from ual.data import Source, normalise
+
+    monkeypatch.setitem(DATASETS, "unpinned", {"train": Source(normalise.alpaca, hub_id="someone/data")})
+    with pytest.raises(DataError, match=r"^unpinned/train: the Hugging Face hub source someone/data has no "
+                                        r"pinned revision \(ual/data/registry.py\)"):
+        load_records("unpinned", "train")
 
 
 def test_unknown_dataset_and_split_are_named():
@@ -249,11 +263,79 @@ def test_build_scenario_mixed_is_high_then_low(data_mirror):
         build_scenario(cfg, "both")
 
 
-def test_missing_alpaca_eval_references_name_mirror_and_hub(tmp_path, hub_offline):
+def test_missing_alpaca_eval_references_name_the_file_and_its_url(tmp_path):
     with pytest.raises(DataError) as info:
         load_alpaca_eval_references("gpt4_1106_preview", tmp_path)
     message = str(info.value)
-    assert str(tmp_path / "alpaca_eval/results/gpt4_1106_preview/model_outputs.json") in message
-    assert "tatsu-lab/alpaca_eval (alpaca_eval_gpt4_baseline.json)" in message
-    with pytest.raises(DataError, match="the hub dataset tatsu-lab/alpaca_eval carries only"):
+    assert f"{tmp_path / 'alpaca_eval/results/gpt4_1106_preview/model_outputs.json'} is absent" in message
+    assert "githubusercontent.com/tatsu-lab/alpaca_eval/cd543a149df89434d8a54582c0151c0b945c3d20/" in message
+    with pytest.raises(DataError, match=r"mirror carries only \['gpt4_1106_preview', 'text_davinci_003'\]"):
         load_alpaca_eval_references("my_model", tmp_path)
+
+
+# --------------------------------------------------------------------------- bad files name the file
+
+
+def _write(tmp_path: Path, relative: str, content: bytes) -> Path:
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("relative", "content", "dataset", "split"),
+    [
+        ("gsm8k/train.jsonl", b"", "gsm8k", "train"),
+        ("gsm8k/train.jsonl", b"\n\n", "gsm8k", "train"),
+        ("instruct/alpaca_en_demo.json", b"[]", "alpaca_gpt4_demo", "train"),
+    ],
+    ids=["empty-jsonl", "blank-lines-only", "empty-json-list"],
+)
+def test_an_empty_data_file_is_refused_naming_it(tmp_path, relative, content, dataset, split):
+    path = _write(tmp_path, relative, content)
+    with pytest.raises(DataError, match=rf"^{path}: no records \(the file is empty: {len(content)} bytes\)$"):
+        load_records(dataset, split, tmp_path)
+
+
+def _data_config(mirror: Path, high_size: int | None, low_size: int | None = 1) -> DataConfig:
+    return DataConfig(
+        mirror=str(mirror),
+        seed=0,
+        scenarios=["high", "low", "mixed"],
+        high=DatasetSlice(dataset="alpaca_gpt4_demo", split="train", size=high_size),
+        low=DatasetSlice(dataset="gsm8k", split="train", size=low_size),
+    )
+
+
+def test_an_empty_file_is_refused_also_when_the_slice_takes_all_records(tmp_path):
+    path = _write(tmp_path, "instruct/alpaca_en_demo.json", b"[]\n")
+    with pytest.raises(DataError, match=rf"^{path}: no records"):
+        build_scenario(_data_config(tmp_path, high_size=None), "high")
+
+
+def test_a_slice_larger_than_its_file_names_the_slice_and_the_file(tmp_path):
+    rows = [{"instruction": f"q{i}", "input": "", "output": "a"} for i in range(3)]
+    path = _write(tmp_path, "instruct/alpaca_en_demo.json", json.dumps(rows).encode())
+    with pytest.raises(DataError) as info:
+        build_scenario(_data_config(tmp_path, high_size=4), "high")
+    assert str(info.value) == (
+        f"data.high: alpaca_gpt4_demo/train ({path}): subsample size 4 exceeds the 3 records available"
+    )
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_file_and_line(tmp_path):
+    good = b'{"question": "q", "answer": "x\\n#### 3"}\n'
+    path = _write(tmp_path, "gsm8k/test.jsonl", good + good + b'{"question": "caf\xe9", "answer": "x"}\n')
+    with pytest.raises(DataError, match=rf"^{path}: line 3: not UTF-8 text \(invalid continuation byte"):
+        load_records("gsm8k", "test", tmp_path)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    good = '{"question": "q", "answer": "x\\n#### 3"}'
+    path = _write(tmp_path, "gsm8k/test.jsonl", f"{good}\n\n\n{good[:-1]}\n".encode())
+    with pytest.raises(DataError, match=rf"^{path}: line 4: not valid JSON"):
+        load_records("gsm8k", "test", tmp_path)
+    path.write_text(f"\n{good}\n\n{{\"question\": \"q\"}}\n")
+    with pytest.raises(DataError, match=rf"^{path}: line 4: missing field 'answer'$"):
+        load_records("gsm8k", "test", tmp_path)

@@ -155,7 +155,7 @@ def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
     assert stub2.prompts == [] and stats2.cached == 5 and again == rows  # a cached rerun sends nothing
 
 
-@pytest.mark.parametrize("module", ["ual.elicit", "ual.data", "ual.smoothing"])
+@pytest.mark.parametrize("module", ["ual.elicit", "ual.data.normalise", "ual.smoothing"])
 def test_doctests_of_the_pure_functions_pass(module):
     import doctest
     import importlib

@@ -1,7 +1,11 @@
 """The whole DAG runs for real on a cut-down experiment, every table and figure parses, and reruns are minimal.
 
 tests/workflow/smoke.yaml: the packaged SmolLM2 cut to 2 layers, 4 + 4 training samples, 2 items per benchmark.
-The run happens in a temporary working directory (``--directory``), so the repository stays clean.
+The run happens in a temporary working directory (``--directory``), so the repository stays clean. It starts
+as on a fresh connected machine: no UAL_DATA_MIRROR, an empty user cache folder, so rule fetch_data downloads
+the data from the upstream repositories' raw-file URLs (here the local ``raw_file_server``, which serves the
+shared mirror's files under that layout); a second run of the first stages on ../shared/data must give the
+same result files.
 
 Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_smoke.py   (about 3-5 minutes on CPU)
 """
@@ -28,22 +32,97 @@ EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "cluster_hidden_stat
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(work: Path, *args: str, mirror: Path | None = None, base_url: str | None = None):
+    """Snakemake in ``work``; the data come from ``mirror``, else from the user cache ``work/.cache/ual/data``
+    (filled by rule fetch_data from ``base_url``)."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
-    env = {**os.environ, "UAL_MODEL_CACHE": str((REPO / "resources" / "models").resolve())}
+    env = {k: v for k, v in os.environ.items() if k not in ("UAL_DATA_MIRROR", "UAL_DATA_BASE_URL")}
+    env["UAL_MODEL_CACHE"] = str((REPO / "resources" / "models").resolve())
+    env["XDG_CACHE_HOME"] = str(work / ".cache")  # the user cache folder: empty, as on a fresh machine
+    env |= {"UAL_DATA_MIRROR": str(mirror.resolve())} if mirror else {}
+    env |= {"UAL_DATA_BASE_URL": base_url} if base_url else {}
     return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=1500, env=env)
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, data_mirror):
-    os.environ["UAL_DATA_MIRROR"] = str(data_mirror.resolve())  # the run changes directory
-    work = tmp_path_factory.mktemp("smoke")
+def _workdir(tmp_path_factory, name: str) -> Path:
+    work = tmp_path_factory.mktemp(name)
     (work / "experiments").mkdir()
     shutil.copy(REPO / "tests" / "workflow" / "smoke.yaml", work / "experiments" / "smoke.yaml")
-    result = snakemake(work, "--cores", "2")
+    return work
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, raw_file_server_session):
+    work = _workdir(tmp_path_factory, "smoke")
+    result = snakemake(work, "--cores", "2", base_url=raw_file_server_session.url)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return work
+
+
+def test_the_data_was_fetched_into_the_user_cache_and_verified(smoke_run, raw_file_server_session):
+    from ual.data import MANIFEST
+    from ual.inputs import read_sources_records
+
+    fetched = smoke_run / ".cache" / "ual" / "data"
+    records = sorted((smoke_run / "results" / "smoke" / "data").glob("*.json"))
+    assert [p.stem for p in records] == ["alpacaeval", "gsm8k", "math", "references", "train"]
+    assert {json.loads(p.read_text())["mirror"] for p in records} == {str(fetched.resolve())}
+    sources = read_sources_records(records)
+    names = [s["file"] for s in sources]
+    fetched_files = [p for p in fetched.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert sorted(names) == sorted(str(p.relative_to(fetched)) for p in fetched_files)
+    served = {path for path, _ in raw_file_server_session.requests}
+    for source in sources:
+        entry = MANIFEST[source["file"]]
+        assert source["present"] and source["matches_manifest"] and source["sha256"] == entry.sha256
+        assert f"/{entry.repository}/{entry.commit}/{entry.path}" in served
+    provenance = json.loads((smoke_run / "paper_tables" / "smoke" / "table_main.provenance.json").read_text())
+    assert sorted(provenance["data_sources"], key=str) == sorted(sources, key=str)
+
+
+def test_the_fetched_mirror_gives_the_same_results_as_the_shared_mirror(smoke_run, tmp_path_factory,
+                                                                         data_mirror):
+    # The first stages again, on ../shared/data; the elicitation cache is copied so that the elicitor is not
+    # run again: a sample it has not scored (different data) would be scored afresh and differ.
+    work = _workdir(tmp_path_factory, "smoke_shared")
+    shutil.copytree(smoke_run / "resources" / "cache", work / "resources" / "cache")
+    outputs = ["results/smoke/elicit/scores.jsonl"] + [
+        f"results/smoke/epsilon/mixed/{variant}.jsonl" for variant in ("ual", "ual_shuffled")
+    ]  # the per-sample epsilon (scores joined to the training records by id) and its seeded permutation
+    result = snakemake(work, "--cores", "2", *outputs, mirror=data_mirror)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for output in outputs:
+        assert (work / output).read_bytes() == (smoke_run / output).read_bytes(), output
+    shared, fetched = (json.loads((w / "results" / "smoke" / "data" / "train.json").read_text())
+                       for w in (work, smoke_run))
+    assert shared["mirror"] == str(data_mirror.resolve()) and shared["sources"] == fetched["sources"]
+
+
+def _planned_while(work: Path, path: Path, content: bytes) -> str:
+    """What `snakemake -n` plans while ``path`` holds ``content`` (restored afterwards); none of the
+    expensive stages may be among it."""
+    original = path.read_bytes()
+    path.write_bytes(content)
+    try:
+        result = snakemake(work, "-n")
+    finally:
+        path.write_bytes(original)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rule in EXPENSIVE:
+        planned = f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
+        assert not planned, f"{rule} would rerun"
+    return result.stdout
+
+
+def test_a_changed_mirror_file_reruns_exactly_what_read_it(smoke_run):
+    path = smoke_run / ".cache" / "ual" / "data" / "math" / "math500.jsonl"
+    edited = path.read_bytes().replace(b"\\\\frac", b"\\\\dfrac", 1)  # one edited problem, same records
+    planned = _planned_while(smoke_run, path, edited)
+    assert "group=math" in planned and planned.count("fetch_data:") == 1  # only the math group is re-verified
+    assert "task=math" in planned and "task=gsm8k" not in planned and "task=alpacaeval" not in planned
+    restored = snakemake(smoke_run, "-n")
+    assert "Nothing to be done" in restored.stdout + restored.stderr
 
 
 def test_every_table_is_produced_and_parses(smoke_run):
@@ -95,19 +174,10 @@ def test_touching_the_experiment_file_reruns_nothing(smoke_run):
 
 def test_editing_evaluation_settings_reruns_only_evaluation_and_report(smoke_run):
     path = smoke_run / "experiments" / "smoke.yaml"
-    original = path.read_text()
-    raw = yaml.safe_load(original)
+    raw = yaml.safe_load(path.read_text())
     raw["evaluate"]["max_new_tokens"]["gsm8k"] = 9
-    path.write_text(yaml.safe_dump(raw))
-    try:
-        result = snakemake(smoke_run, "-n")
-    finally:
-        path.write_text(original)
-    planned = result.stdout
-    assert result.returncode == 0, result.stderr[-3000:]
+    planned = _planned_while(smoke_run, path, yaml.safe_dump(raw).encode())
     assert "generate_outputs" in planned and "score_task" in planned and "make_tables" in planned
-    for rule in EXPENSIVE:
-        assert f"rule {rule}:" not in planned and f"localrule {rule}:" not in planned, f"{rule} would rerun"
 
 
 def test_snakemake_html_report_embeds_the_figures(smoke_run):

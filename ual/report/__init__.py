@@ -3,6 +3,7 @@
 Inputs: the experiment file and the result files the workflow lists (evaluate metrics, clustering JSON,
 training logs, elicited scores), plus ``resources/paper_reported.csv`` (the paper's reported numbers, the only
 hand-entered numbers in the project). Outputs: see ``ual.report.tables`` and ``ual.report.figures``.
+``--data-sources``: the data records of ``ual.inputs`` (results/<exp>/data/*.json), carried into provenance.
 
     python -m ual.report tables --experiment experiments/tiny.yaml --metrics results/tiny/seed0/evaluate/*/*/*.json \\
         --clustering results/tiny/seed0/analysis/*/clustering.json --scores results/tiny/elicit/scores.jsonl \\
@@ -27,10 +28,16 @@ logger = logging.getLogger(__name__)
 REPORTED = Path(__file__).resolve().parents[2] / "resources" / "paper_reported.csv"
 
 
+def _data_sources(args: argparse.Namespace) -> list[dict] | None:
+    from ual.inputs import read_sources_records
+
+    return read_sources_records(args.data_sources) if args.data_sources else None
+
+
 def make_tables(args: argparse.Namespace) -> list[Path]:
     experiment = load_experiment(args.experiment)
     metrics = collect.read_metrics(args.metrics)
-    provenance = collect.provenance_summary(metrics, experiment)
+    provenance = collect.provenance_summary(metrics, experiment, data_sources=_data_sources(args))
     reported = pd.read_csv(args.reported)
     tasks, scenarios = list(experiment.evaluate.tasks), list(experiment.data.scenarios)
     eps = experiment.epsilon
@@ -54,7 +61,7 @@ def make_tables(args: argparse.Namespace) -> list[Path]:
 def make_figures(args: argparse.Namespace) -> list[Path]:
     experiment = load_experiment(args.experiment)
     metrics = collect.read_metrics(args.metrics)
-    provenance = collect.provenance_summary(metrics, experiment)
+    provenance = collect.provenance_summary(metrics, experiment, data_sources=_data_sources(args))
     eps, scenario = experiment.epsilon, ablation_scenario(list(experiment.data.scenarios))
     written = figures.save_figure(figures.uncertainty_figure(collect.read_scores(args.scores)), args.out,
                                   "fig_uncertainty", provenance)
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--train", type=Path, nargs="*", default=[])
     parser.add_argument("--reported", type=Path, default=REPORTED)
+    parser.add_argument("--data-sources", type=Path, nargs="*", default=None, help="data records")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -143,8 +143,12 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "step", "loss"])
 
 
-def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s)."""
+def provenance_summary(
+    metrics: pd.DataFrame, experiment, extra: dict[str, Any] | None = None, data_sources: list | None = None
+) -> dict[str, Any]:
+    """What a reader needs to trace a table: model, judge, elicitor, seeds, versions, git SHA(s), and where each
+    dataset came from (``data_sources``: the records of ``ual.inputs``, mirror file and sha256 or hub id and
+    revision; "not recorded" when the report was not given them)."""
     versions = sorted(set(metrics["versions"])) if not metrics.empty else []
     return {
         "experiment": experiment.name,
@@ -154,5 +158,6 @@ def provenance_summary(metrics: pd.DataFrame, experiment, extra: dict[str, Any] 
         "seeds": sorted({int(s) for s in metrics["seed"]}) if not metrics.empty else [],
         "git_sha": sorted({s for s in metrics["git_sha"] if s}) if not metrics.empty else [],
         "versions": json.loads(versions[0]) if len(versions) == 1 else [json.loads(v) for v in versions],
+        "data_sources": data_sources if data_sources is not None else "not recorded",
         **(extra or {}),
     }

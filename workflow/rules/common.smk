@@ -10,6 +10,7 @@ from snakemake.utils import validate
 
 from ual.config import MAIN_TABLE_METHODS, check_judge, config_hash, load_experiment, resolved_config
 from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
+from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
 # also when snakemake is called as .venv/bin/snakemake without activating the environment.
@@ -50,6 +51,32 @@ def config_params(*sections):
 
 
 NAME = EXP.name
+
+# The data a job reads is part of its rerun trigger too. The data fall into groups (ual.inputs: train, one per
+# task, references), one fetch_data job each, which verifies (and on first use downloads) the group's mirror
+# files and writes results/<exp>/data/<group>.json. Its params are the group's sources: each mirror file's
+# sha256 as found (the manifest's until fetched) and each hub id and revision. A job that reads a group takes
+# its record file as input, so a changed data file reruns the group's fetch_data job and, through that
+# dependency, exactly the jobs that read the group.
+DATA_SOURCES = data_sources(EXP)
+DATA_GROUPS = data_groups(EXP)
+
+
+def data_record(group):
+    return f"results/{NAME}/data/{group}.json"
+
+
+def group_data_params(wildcards):
+    """fetch_data's params: the sources of its group (they change exactly when a file of it changes)."""
+    return data_trigger(DATA_SOURCES, wildcards.group)
+
+
+def scored_data(wildcards):
+    """score_task's data: the task's items and, for AlpacaEval, the reference outputs."""
+    references = [data_record("references")] if wildcards.task == "alpacaeval" else []
+    return [data_record(wildcards.task), *references]
+
+
 SEEDS = EXP.train.seeds
 SCENARIOS = EXP.data.scenarios
 TASKS = EXP.evaluate.tasks
@@ -66,6 +93,7 @@ wildcard_constraints:
     scenario="|".join(SCENARIOS),
     variant=VARIANT_PATTERN,
     task="|".join(TASKS),
+    group="|".join(DATA_GROUPS),
 
 
 # GPUs per job: bf16/fp16 experiments are GPU experiments (1 GPU per job by default); give training more with
@@ -126,12 +154,12 @@ def train_metric_files(wildcards=None):
 
 
 def cluster_inputs(wildcards):
-    """The experiment file and one trained model per main method (keys model_sft, model_ls, model_ual)."""
+    """The experiment file, the data record and one trained model per main method (model_sft, ...)."""
     models = {
         f"model_{m}": f"results/{NAME}/seed{wildcards.seed}/train/{wildcards.scenario}/{m}/train_metrics.json"
         for m in MAIN_METHODS
     }
-    return {"exp": EXP_INPUT, **models}
+    return {"exp": EXP_INPUT, "data": data_record("train"), **models}
 
 
 def analysed_models_arg(wildcards, input):

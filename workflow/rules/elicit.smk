@@ -4,6 +4,7 @@
 rule elicit_scores:
     input:
         exp=EXP_INPUT,
+        data="results/{exp}/data/train.json",
     output:
         scores="results/{exp}/elicit/scores.jsonl",
     params:
@@ -23,6 +24,7 @@ rule elicit_scores:
 rule map_epsilon:
     input:
         exp=EXP_INPUT,
+        data="results/{exp}/data/train.json",
         scores="results/{exp}/elicit/scores.jsonl",
     output:
         epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",

@@ -4,6 +4,7 @@
 rule generate_outputs:
     input:
         exp=EXP_INPUT,
+        data="results/{exp}/data/{task}.json",
         model="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     output:
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
@@ -28,6 +29,7 @@ rule generate_outputs:
 rule score_task:
     input:
         exp=EXP_INPUT,
+        data=scored_data,
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
         meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",  # read for provenance
     output:

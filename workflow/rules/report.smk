@@ -4,6 +4,7 @@
 rule make_tables:
     input:
         exp=EXP_INPUT,
+        sources=[data_record(group) for group in DATA_GROUPS],
         metrics=metric_files(),
         clustering=clustering_files(),
         scores=f"results/{NAME}/elicit/scores.jsonl",
@@ -20,12 +21,14 @@ rule make_tables:
         f"benchmarks/rules/make_tables/{NAME}.tsv"
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
-        " --clustering {input.clustering} --scores {input.scores} --out {params.out} > {log} 2>&1"
+        " --clustering {input.clustering} --scores {input.scores} --data-sources {input.sources}"
+        " --out {params.out} > {log} 2>&1"
 
 
 rule make_figures:
     input:
         exp=EXP_INPUT,
+        sources=[data_record(group) for group in DATA_GROUPS],
         metrics=metric_files(),
         clustering=clustering_files(),
         train=train_metric_files(),
@@ -44,7 +47,8 @@ rule make_figures:
         f"benchmarks/rules/make_figures/{NAME}.tsv"
     shell:
         "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
-        " --clustering {input.clustering} --train {input.train} --scores {input.scores} --out {params.out}"
+        " --clustering {input.clustering} --train {input.train} --scores {input.scores}"
+        " --data-sources {input.sources} --out {params.out}"
         " > {log} 2>&1"
 
 

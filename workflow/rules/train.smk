@@ -4,6 +4,7 @@
 rule train_model:
     input:
         exp=EXP_INPUT,
+        data="results/{exp}/data/train.json",
         epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
     output:
         metrics="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
