@@ -25,6 +25,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ual.provenance import changed_keys
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["checkpoint_problem", "checkpoints", "resume_checkpoint"]
@@ -73,7 +75,8 @@ def _optimizer_problem(folder: Path) -> str | None:
     latest = folder / "latest"  # DeepSpeed: optimizer and model states in the folder named by `latest`
     if latest.is_file():
         tag = folder / latest.read_text().strip()
-        return None if tag.is_dir() and any(tag.glob("*optim_states.pt")) else f"DeepSpeed states {tag.name} missing"
+        complete = tag.is_dir() and any(tag.glob("*optim_states.pt"))
+        return None if complete else f"DeepSpeed states {tag.name} missing"
     return None if (folder / "optimizer.pt").is_file() else "no optimizer state (optimizer.pt)"
 
 
@@ -112,11 +115,9 @@ def resume_checkpoint(out: Path, identity: dict[str, Any], run_file: Path) -> Pa
         return None
     previous = json.loads(run_file.read_text()) if run_file.is_file() else None
     if previous != identity:
-        changed = sorted(k for k in {*identity, *(previous or {})} if (previous or {}).get(k) != identity.get(k))
-        logger.warning(
-            "%s: discarding %d checkpoints of another run (%s differ): %s", out, len(found), ", ".join(changed),
-            ", ".join(p.name for p in found),
-        )
+        changed, names = ", ".join(changed_keys(previous, identity)), ", ".join(p.name for p in found)
+        logger.warning("%s: discarding %d checkpoints of another run (%s differ): %s", out, len(found),
+                       changed, names)
         for folder in found:
             shutil.rmtree(folder)
         return None

@@ -159,9 +159,8 @@ class DatasetSlice(_Section):
 
         splits = DATASETS.get(info.data.get("dataset"), {})  # an unknown dataset is reported on its own
         if splits and split not in splits:
-            raise ValueError(
-                f"dataset '{info.data['dataset']}' has no split '{split}'; its splits: {', '.join(sorted(splits))}"
-            )
+            known = ", ".join(sorted(splits))
+            raise ValueError(f"dataset '{info.data['dataset']}' has no split '{split}'; its splits: {known}")
         return split
 
 
@@ -347,7 +346,8 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
     """``file:line:column: not valid YAML: what`` (PyYAML's marks count from 0)."""
     mark = getattr(exc, "problem_mark", None)
     where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-    problem = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+    parts = (getattr(exc, "context", None), getattr(exc, "problem", None))
+    problem = " ".join(str(part) for part in parts if part)
     return f"{where}: not valid YAML: {problem or exc}"
 
 

@@ -52,7 +52,7 @@ import torch
 
 from ual.config import Experiment, load_experiment
 from ual.prompts import encode_prompts
-from ual.provenance import write_json
+from ual.provenance import changed_keys, write_json
 from ual.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def _prompt_sha256(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
-def _resume_partial(path: Path, settings: dict[str, Any], prompt_hashes: dict[str, str]) -> dict[str, dict]:
+def _resume_partial(path: Path, settings: dict[str, Any], prompt_hashes: dict[str, str]) -> dict[str, Any]:
     """Finished items of an interrupted run of this very model, settings and prompts (id -> item).
 
     A partial file of another model (its fingerprint), other settings, or one that cannot be read is
@@ -188,9 +188,9 @@ def _resume_partial(path: Path, settings: dict[str, Any], prompt_hashes: dict[st
     except (json.JSONDecodeError, AttributeError):
         previous = None
     if previous != settings:
-        changed = sorted(k for k in {*settings, *(previous or {})} if (previous or {}).get(k) != settings.get(k))
+        changed = ", ".join(changed_keys(previous, settings))
         logger.warning("discarding %s: partial outputs of another model or settings (%s differ)", path,
-                       ", ".join(changed))
+                       changed)
         path.unlink()
         return {}
     done, stale = {}, 0

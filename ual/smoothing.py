@@ -12,7 +12,8 @@ Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
 ``{"id", "dataset", "uncertainty", "epsilon"}``, and ``epsilon.jsonl.meta.json`` (mapping, eps_min,
 eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance). This module owns the format:
 ``write_epsilon_file`` writes it, ``read_epsilon_file`` (used by ``ual.train``) reads and validates it
-(``EpsilonLine``: duplicate ids, booleans, non-finite and out-of-range values are errors naming file and line).
+(``EpsilonLine``: duplicate ids, booleans, non-finite and out-of-range values are errors naming file and
+line).
 
 Command::
 
@@ -279,7 +280,8 @@ def read_epsilon_file(path: str | Path) -> tuple[list[EpsilonLine], dict[str, An
         except ValidationError as exc:
             raise _line_error(path, number, row, exc) from None
         if line.id in first_line:
-            raise EpsilonFileError(f"{path}:{number}: duplicate id {line.id} (first on line {first_line[line.id]})")
+            first = first_line[line.id]
+            raise EpsilonFileError(f"{path}:{number}: duplicate id {line.id} (first on line {first})")
         first_line[line.id] = number
         lines.append(line)
     meta_path, meta = epsilon_meta_path(path), None

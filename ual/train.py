@@ -192,7 +192,7 @@ def _run_identity(
 
 
 def _resume_point(out: Path, identity: dict[str, Any], resume: str | None, fresh: bool) -> str | None:
-    """``--resume PATH`` if complete, else the newest complete checkpoint of this run (``ual.checkpoints``)."""
+    """``--resume PATH`` if complete, else the newest complete checkpoint of the run (``ual.checkpoints``)."""
     from ual.checkpoints import checkpoint_problem, resume_checkpoint
 
     if resume:

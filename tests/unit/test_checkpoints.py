@@ -1,4 +1,4 @@
-"""ual.checkpoints: resume from the newest complete checkpoint; incomplete ones set aside, another run's dropped.
+"""ual.checkpoints: resume from the newest complete checkpoint; incomplete ones set aside, others' dropped.
 
 The folders are laid out as HF Trainer writes them (model.safetensors, optimizer.pt, trainer_state.json last;
 DeepSpeed's ``latest`` + ``global_stepN/``) with real safetensors files. The resume of a real run with a
@@ -50,7 +50,8 @@ def test_the_newest_complete_checkpoint_is_resumed_and_the_cut_off_one_set_aside
     with caplog.at_level(logging.WARNING, logger="ual.checkpoints"):
         chosen = resume_checkpoint(out, IDENTITY, out / "train_run.json")
     assert chosen == out / "checkpoint-2"
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "incomplete-checkpoint-4", "train_run.json"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["checkpoint-2", "incomplete-checkpoint-4", "train_run.json"]
     assert "checkpoint-4 is incomplete (no trainer_state.json (the save was cut off))" in caplog.text
 
 

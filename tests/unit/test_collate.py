@@ -1,5 +1,6 @@
 """Unit tests of ual.collate with ual.prompts (tokenisation, masking, packing, collation) and of the
-epsilon-file checks of ual.train (through ual.smoothing.read_epsilon_file). The tokenizer is SmolLM2's (pad == eos == <|im_end|>, no BOS), the case that hides EOS bugs."""
+epsilon-file checks of ual.train (through ual.smoothing.read_epsilon_file). The tokenizer is SmolLM2's
+(pad == eos == <|im_end|>, no BOS), the case that hides EOS bugs."""
 
 from __future__ import annotations
 

@@ -158,7 +158,8 @@ def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tm
          "key 'elicit.model': Value error, unknown packaged model 'package:llm-nope'"),
         (lambda raw: raw["evaluate"].update(judge_model="package:llm-nope"),
          "key 'evaluate.judge_model': Value error, unknown packaged model 'package:llm-nope'"),
-        (lambda raw: raw["elicit"].update(backend="vllm"), "key 'elicit.backend': Input should be 'hf' or 'openai'"),
+        (lambda raw: raw["elicit"].update(backend="vllm"),
+         "key 'elicit.backend': Input should be 'hf' or 'openai'"),
         (lambda raw: raw["train"].update(methods=["sft", "dpo"]),
          "key 'train.methods.1': Input should be 'sft', 'ls', 'ual' or 'ual_shuffled'"),
         (lambda raw: raw["train"].update(seeds=[0, 1, 0]),
@@ -175,7 +176,9 @@ def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tm
     ids=["dataset", "split", "package-model", "model-folder", "elicitor", "judge-model", "elicit-backend",
          "method", "seeds", "methods", "scenarios", "tasks", "ablation-eps-max"],
 )
-def test_unknown_names_and_repeated_entries_are_rejected_naming_file_key_and_known_names(tmp_path, edit, message):
+def test_unknown_names_and_repeated_entries_are_rejected_naming_file_key_and_known_names(
+    tmp_path, edit, message
+):
     path = write_variant(tmp_path, edit)
     with pytest.raises(ConfigError) as info:
         load_experiment(path)
@@ -201,7 +204,8 @@ def test_judge_is_checked_against_the_annotator_configs(tmp_path):
         check_judge(experiment, path)
     message = str(info.value)
     assert message.startswith(f"{path}: key 'evaluate.judge': unknown judge 'alpaca_eval_gpt5'")
-    assert "alpaca_eval_gpt4, " in message and "local, " in message and "weighted_alpaca_eval_gpt4_turbo" in message
+    for known in ("alpaca_eval_gpt4, ", "local, ", "ual_local_judge_v1, ", "weighted_alpaca_eval_gpt4_turbo"):
+        assert known in message
     for judge in ("local", "alpaca_eval_gpt4", "weighted_alpaca_eval_gpt4_turbo"):
         check_judge(experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(
             update={"judge": judge})}), path)
@@ -219,5 +223,5 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     assert str(info.value).startswith(f"{path}:{number + 2}:")  # PyYAML notices at the next line
     assert "not valid YAML: while parsing a flow sequence expected ',' or ']'" in str(info.value)
     path.write_bytes(b"description: caf\xe9\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml: not UTF-8 text \(byte offset 16: invalid continuation byte\)"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not UTF-8 text \(byte offset 16: invalid"):
         load_experiment(path)

@@ -31,7 +31,8 @@ for model, noise in (("sft", 0.9), ("ual", 0.5)):
     centres = rng.normal(size=(4, 64))
     states = l2_normalise(centres[labels - 10] + noise * rng.normal(size=(len(labels), 64)))
     panels[model] = (tsne_embedding(states, seed=0, perplexity=30.0), labels)
-figure = make_tsne_figure(panels, {10: "' the'", 11: "'.'", 12: "','", 13: "' a'"}, {"sft": "sft: silhouette 0.1"})
+tokens = {10: "' the'", 11: "'.'", 12: "','", 13: "' a'"}
+figure = make_tsne_figure(panels, tokens, {"sft": "sft: silhouette 0.1"})
 save_figure(figure, Path(sys.argv[1]), "tsne", provenance="ual.analysis.clustering test/mixed git abc")
 """
 

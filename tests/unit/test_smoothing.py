@@ -229,20 +229,24 @@ def test_epsilon_file_round_trips_and_the_writer_refuses_what_the_reader_rejects
     assert not (tmp_path / "bad.jsonl").exists()
 
 
+def _bad(**fields) -> str:
+    return json.dumps({**LINE, "id": "b", **fields})
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ('{"id": "a"', r"eps.jsonl:2: not valid JSON"),
         ('["a", 0.1]', r"eps.jsonl:2: .*Input should be a valid dictionary"),
         (json.dumps(LINE), r"eps.jsonl:2: duplicate id a \(first on line 1\)"),
-        (json.dumps({**LINE, "id": "b", "epsilon": True}), r"eps.jsonl:2: id b: epsilon True: .*valid number"),
-        (json.dumps({**LINE, "id": "b", "uncertainty": False}), r"eps.jsonl:2: id b: uncertainty False"),
-        ('{"id": "b", "dataset": "d", "uncertainty": NaN, "epsilon": 0.1}', r"eps.jsonl:2: id b: uncertainty nan"),
-        ('{"id": "b", "dataset": "d", "uncertainty": 0.1, "epsilon": Infinity}', r"id b: epsilon inf: .*finite"),
-        (json.dumps({**LINE, "id": "b", "epsilon": 1.0}), r"eps.jsonl:2: id b: epsilon 1\.0: .*less than 1"),
-        (json.dumps({**LINE, "id": "b", "epsilon": -0.01}), r"id b: epsilon -0\.01: .*greater than or equal"),
-        (json.dumps({**LINE, "id": "b", "uncertainty": 1.01}), r"id b: uncertainty 1\.01: .*less than or equal"),
-        (json.dumps({**LINE, "id": "b", "epsilon": "0.1"}), r"id b: epsilon '0\.1': .*valid number"),
+        (_bad(epsilon=True), r"eps.jsonl:2: id b: epsilon True: .*valid number"),
+        (_bad(uncertainty=False), r"eps.jsonl:2: id b: uncertainty False"),
+        (_bad(uncertainty=0.5).replace("0.5", "NaN"), r"eps.jsonl:2: id b: uncertainty nan"),
+        (_bad(epsilon=0.1).replace("0.1", "Infinity"), r"id b: epsilon inf: .*finite"),
+        (_bad(epsilon=1.0), r"eps.jsonl:2: id b: epsilon 1\.0: .*less than 1"),
+        (_bad(epsilon=-0.01), r"id b: epsilon -0\.01: .*greater than or equal"),
+        (_bad(uncertainty=1.01), r"id b: uncertainty 1\.01: .*less than or equal"),
+        (_bad(epsilon="0.1"), r"id b: epsilon '0\.1': .*valid number"),
     ],
     ids=["cut-off", "not-an-object", "duplicate-id", "boolean-epsilon", "boolean-uncertainty", "nan",
          "infinity", "epsilon-1", "negative", "uncertainty-above-1", "string"],

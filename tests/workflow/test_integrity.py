@@ -34,8 +34,9 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
 def _command(work: Path) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-            "--configfile", str(work / "experiments" / "smoke.yaml"), "--cores", "1", TARGET]
+    experiment = work / "experiments" / "smoke.yaml"
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(work), "--configfile", str(experiment), "--cores", "1", TARGET]
 
 
 def _env(data_mirror: Path) -> dict[str, str]:

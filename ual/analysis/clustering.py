@@ -162,7 +162,7 @@ def analyse_model(
             "metrics": {metric: summarise(point[metric], replicates[name][metric]) for metric in METRICS},
         }
     unit_last = l2_normalise(collected.states["last"])
-    result["tsne_input_sha256"] = tsne_input_sha256(unit_last)  # same hash, same t-SNE panel (ual.analysis.tsne)
+    result["tsne_input_sha256"] = tsne_input_sha256(unit_last)  # same hash, same panel (ual.analysis.tsne)
     embedding = tsne_embedding(unit_last, analysis.seed, analysis.tsne_perplexity)
     return ModelAnalysis(result, replicates, embedding, np.array(collected.labels), token_text)
 

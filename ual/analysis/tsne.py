@@ -48,7 +48,7 @@ def tsne_embedding(unit_states: np.ndarray, seed: int, perplexity: float) -> np.
         n_iter_without_progress=300, min_grad_norm=1e-7, metric="euclidean", init="pca", method="barnes_hut",
         angle=0.5, n_jobs=1, random_state=seed,
     )
-    # One thread for every pool: on a shared CPU it is also 5x faster than spinning threads (1000 states: ~8 s).
+    # One thread for every pool; on a shared CPU also 5x faster than spinning threads (1000 states: ~8 s).
     with threadpool_limits(limits=1):
         return tsne.fit_transform(np.asarray(unit_states, dtype=np.float64))
 

@@ -31,7 +31,8 @@ rule score_task:
         exp=EXP_INPUT,
         data=scored_data,
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
-        meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",  # read for provenance
+        # read for the model's provenance
+        meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",
     output:
         metrics="results/{exp}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json",
     params:
