@@ -180,12 +180,6 @@ class ElicitConfig(_Section):
 
     backend: Literal["hf", "openai"]
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
-
-    @field_validator("model")
-    @classmethod
-    def _known_elicitor(cls, model: str, info: ValidationInfo) -> str:
-        return _known_model(model) if info.data.get("backend") == "hf" else _known_model_if_ual(model)
-
     revision: str | None = Field(
         default=None, description="hub revision of an hf elicitor (part of the cache key)"
     )
@@ -205,6 +199,11 @@ class ElicitConfig(_Section):
     usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
     cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
+
+    @field_validator("model")
+    @classmethod
+    def _known_elicitor(cls, model: str, info: ValidationInfo) -> str:
+        return _known_model(model) if info.data.get("backend") == "hf" else _known_model_if_ual(model)
 
 
 class EpsilonConfig(_Section):
