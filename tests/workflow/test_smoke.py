@@ -5,7 +5,8 @@ The run happens in a temporary working directory (``--directory``), so the repos
 as on a fresh connected machine: no UAL_DATA_MIRROR, an empty user cache folder, so rule fetch_data downloads
 the data from the upstream repositories' raw-file URLs (here the local ``raw_file_server``, which serves the
 shared mirror's files under that layout); a second run of the first stages on ../shared/data must give the
-same result files.
+same result files. The last test interrupts a generation (SIGINT), retrains with another learning rate and
+checks that no output of the old model survives (issue 15).
 
 Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_smoke.py   (about 3-5 minutes on CPU)
 """
