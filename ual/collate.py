@@ -6,7 +6,7 @@ Outputs: a ``TrainDataset`` of tokenised examples and ``EpsilonCollator``, whose
 ``input_ids``, ``labels`` (-100 on prompt and padding), ``epsilon`` and either ``attention_mask`` (padded
 rows) or ``position_ids`` (packed rows), plus ``num_tokens`` (real tokens, for tokens/s).
 
-Choices (the MetaMath recipe, anchors.md s2.2, unless stated):
+Choices (the MetaMath recipe, docs/method.md "Training recipe", unless stated):
 - Prompt and response text and their token ids come from ``ual.prompts`` (``tokenize_prompt_response``),
   the module generation renders and tokenises with too, so the prompt ids of training are the ids generation
   feeds the model (templates ``alpaca`` and ``chat``, the token boundary and the special tokens: see there).

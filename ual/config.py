@@ -2,10 +2,11 @@
 
 Inputs: ``experiments/<name>.yaml`` (see ``experiments/README.md`` for every key and its source).
 Outputs: an ``Experiment`` object whose sections (``model``, ``data``, ``elicit``, ``epsilon``, ``train``,
-``evaluate``, ``analysis``) are handed to the stage that owns them, and ``resolved_config()`` for the
+``evaluate``, ``analysis``) are handed to the stage that owns them, ``resources`` (what each job asks its
+executor for) is read by the workflow through ``ual.cluster``, and ``resolved_config()`` gives the
 ``run_config.json`` written beside every output.
 
-Rules (DESIGN.md section 3, style guide section 4.3):
+Rules (every key, its default and its source: ``experiments/README.md``):
 - unknown keys and wrong types are errors that name the file and the dotted key;
 - science knobs (learning rate, epsilon bounds, elicitor, judge, ...) have no code default, so every
   experiment file states them; infrastructure knobs (logging cadence, batch sizes of inference) may;
@@ -58,6 +59,8 @@ __all__ = [
     "TrainConfig",
     "EvaluateConfig",
     "AnalysisConfig",
+    "JobResources",
+    "ResourcesConfig",
     "Experiment",
     "load_experiment",
     "check_judge",
@@ -83,6 +86,8 @@ def _known_task(name: str) -> str:
 TaskName = Annotated[
     str, AfterValidator(_known_task), WithJsonSchema({"type": "string", "enum": sorted(TASKS)})
 ]
+# Stages that run the base model: one GPU a job by default for bf16/fp16 models (JobResources.gpus).
+MODEL_STAGES = ("train", "generate", "analysis")
 
 
 def _no_duplicates(values: list) -> list:
@@ -176,7 +181,7 @@ class DataConfig(_Section):
 
 
 class ElicitConfig(_Section):
-    """Uncertainty elicitation (DESIGN.md s2, ual.elicit); science knobs first, infrastructure after."""
+    """Uncertainty elicitation (docs/method.md, ual.elicit); science knobs first, infrastructure after."""
 
     backend: Literal["hf", "openai"]
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
@@ -185,18 +190,43 @@ class ElicitConfig(_Section):
     )
     prompt_version: str = Field(pattern=r"^v\d+$")
     on_missing: Literal["fail", "median"]
+    method: Literal["verbalized", "entropy"] = Field(
+        default="verbalized",
+        description="verbalized: the elicitor rates the sample 1..10 (the paper); entropy: mean per-token "
+        "predictive entropy of the reference response under the elicitor (hf only), min-max normalised",
+    )
+    top_logprobs: int = Field(
+        default=20,
+        ge=1,
+        description="answer tokens are read among the N most probable tokens at the answer position, by "
+        "both backends (OpenAI allows at most 20); part of the cache key",
+    )
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (openai backend)")
     api_key_env: str | None = Field(
-        default=None, description="name of the environment variable holding the API key (never the key)"
+        default=None,
+        description="name of the environment variable holding the API key (never the key); null with a "
+        "base_url: a keyless local server",
+    )
+    ten_continuation: bool | None = Field(
+        default=None,
+        description="openai: read P('0' | '1') with a request continuing after '1' (digit-splitting "
+        "servers); null: on when base_url is set, off for the OpenAI API (one-token '10')",
     )
     concurrency: int = Field(default=8, ge=1, description="openai requests in flight")
     max_retries: int = Field(default=6, ge=0, description="retries after the first try (429, 5xx, timeouts)")
-    retry_wait_s: float = Field(default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s")
+    retry_wait_s: float = Field(
+        default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s; Retry-After wins"
+    )
     timeout_s: float = Field(default=60.0, gt=0)
     max_tokens: int = Field(default=8, ge=1, description="openai reply length cap (the reply is one integer)")
     logprobs: bool = Field(default=True, description="ask the endpoint for top log-probabilities")
     usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="price, for the running cost")
     usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    tokenizer: str | None = Field(
+        default=None,
+        description="HF tokenizer of the served model for --estimate (hub id / path / package:...); null: "
+        "the hf elicitor's own, else about 4 characters per token",
+    )
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
     cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
 
@@ -205,9 +235,19 @@ class ElicitConfig(_Section):
     def _known_elicitor(cls, model: str, info: ValidationInfo) -> str:
         return _known_model(model) if info.data.get("backend") == "hf" else _known_model_if_ual(model)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ElicitConfig:
+        if self.backend == "openai" and self.base_url is None and not self.api_key_env:
+            raise ValueError(
+                "the OpenAI API (base_url null) needs api_key_env; null is for keyless local servers"
+            )
+        if self.method == "entropy" and self.backend != "hf":
+            raise ValueError("method 'entropy' needs the hf backend (it reads full distributions)")
+        return self
+
 
 class EpsilonConfig(_Section):
-    """Uncertainty -> label-smoothing mapping, eps_i = eps_min + (eps_max - eps_min) * u_i (DESIGN.md s2)."""
+    """Uncertainty -> label smoothing: eps_i = eps_min + (eps_max - eps_min) * u_i (docs/method.md)."""
 
     eps_min: float = Field(ge=0.0, lt=1.0)
     eps_max: float = Field(ge=0.0, lt=1.0)
@@ -276,7 +316,7 @@ class EvaluateConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    """Token-clustering analysis (DESIGN.md s5, ual.analysis)."""
+    """Token-clustering analysis (docs/method.md, ual.analysis)."""
 
     top_k_tokens: int = Field(ge=2, description="keep the K most frequent target tokens")
     max_states: int = Field(ge=2, description="hidden states subsampled per model (fixed seed)")
@@ -292,6 +332,43 @@ class AnalysisConfig(_Section):
     tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
 
 
+class JobResources(_Section):
+    """What one job of a stage asks its executor for (SLURM: --gpus, --cpus-per-task, --mem, --time).
+
+    The rules' own ``resources`` come from here (ual.cluster.snakemake_resources), so one SLURM profile serves
+    every experiment; the profile holds only cluster facts (account, partitions and their limits). In a stage
+    entry, keys that are not given come from ``resources.default``.
+    """
+
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs per job; null: 1 for train, generate and analysis when model.dtype is bfloat16 or "
+        "float16, else 0 (float32 experiments run on CPUs). train: more than 1 launches one process per GPU "
+        "(torchrun)",
+    )
+    cpus: int = Field(default=1, ge=1, description="CPU cores per job (SLURM --cpus-per-task)")
+    mem_mb: int = Field(default=4000, ge=100, description="memory per job in MB (SLURM --mem)")
+    runtime_min: int | None = Field(
+        default=None, ge=1, description="wall time per job in minutes (SLURM --time); null: the partition's"
+    )
+
+
+class ResourcesConfig(_Section):
+    """Per-job requests by stage; every key has a default, so the whole section may be left out."""
+
+    default: JobResources = Field(
+        default_factory=JobResources,
+        description="every job (map_epsilon, the report, any rule without a stage below), and the keys "
+        "that a stage entry leaves out",
+    )
+    elicit: JobResources = Field(default_factory=JobResources, description="elicit_scores")
+    train: JobResources = Field(default_factory=JobResources, description="train_model")
+    generate: JobResources = Field(default_factory=JobResources, description="generate_outputs")
+    evaluate: JobResources = Field(default_factory=JobResources, description="score_task (the judge)")
+    analysis: JobResources = Field(default_factory=JobResources, description="cluster_hidden_states")
+
+
 class Experiment(_Section):
     """One pinned experiment: a base model, its data, and the full method x scenario x seed grid."""
 
@@ -304,6 +381,24 @@ class Experiment(_Section):
     train: TrainConfig
     evaluate: EvaluateConfig
     analysis: AnalysisConfig
+    # Infrastructure, not science: left out of dumps and so of config hashes and run identities (raising a
+    # job's wall time must not stop a killed training run from resuming, nor change any result's provenance).
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig,
+        exclude=True,
+        description="what each job asks its executor for (GPUs, CPUs, memory, wall time)",
+    )
+
+    def job_resources(self, stage: str) -> JobResources:
+        """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over
+        ``resources.default``, key by key, with the GPU default resolved."""
+        own = getattr(self.resources, stage)
+        given = {key: getattr(own, key) for key in own.model_fields_set}
+        job = self.resources.default.model_copy(update=given)
+        if job.gpus is None:
+            gpus = 1 if stage in MODEL_STAGES and self.model.dtype != "float32" else 0
+            job = job.model_copy(update={"gpus": gpus})
+        return job
 
 
 # PyYAML follows YAML 1.1, where "2e-5" (no dot) is a *string*; learning rates are written that way

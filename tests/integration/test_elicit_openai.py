@@ -1,17 +1,18 @@
-"""The openai elicitor against a fake OpenAI-compatible server on 127.0.0.1 started by the test.
+"""Fault injection: the openai elicitor against a fake OpenAI-compatible server on 127.0.0.1.
 
-Covers: log-probability expected score and parsed integers, 429 then success, 500s past the retry budget
-(missing, run fails with the count, not cached), garbage replies, a CLI run killed with SIGKILL and
-resumed (no duplicate, no lost record, no repeated request), and that the API key is in no written file.
+The real server (llama.cpp) is tested in test_elicit_server.py; this fake only injects what a real one
+does not do on demand: 429 (with and without Retry-After), 500s past the retry budget (missing, run fails
+with the count, not cached, no stale sidecar), hangs (timeouts), garbage and non-JSON replies, two runs
+sharing one cache at the same time (no paid request and no line twice), and that the API key is in no
+written file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,12 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ual.config import ElicitConfig, load_experiment
 from ual.data import build_scenario
-from ual.elicit import ScoreCache, build_elicit_prompt, elicit_scores, main
-from ual.elicit_backends import OpenAIElicitor
+from ual.elicit import ScoreCache, build_elicit_prompt, cache_path, elicit_scores, main
+from ual.elicit.openai import OpenAIElicitor
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -40,22 +40,9 @@ def fake_score(prompt: str) -> int:
     return int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 10 + 1
 
 
-def completion(content: str, top: dict[str, float] | None = None) -> dict:
-    logprobs = None
-    if top is not None:
-        first = content.strip()[:2] if content.strip()[:2] == "10" else content.strip()[:1]
-        logprobs = {
-            "content": [
-                {
-                    "token": first,
-                    "logprob": math.log(top.get(first, 1e-9)),
-                    "bytes": None,
-                    "top_logprobs": [
-                        {"token": t, "logprob": math.log(p), "bytes": None} for t, p in top.items()
-                    ],
-                }
-            ]
-        }
+def completion(content: str) -> dict:
+    """A chat completion without logprobs (hand-built logprobs are tested without HTTP, in
+    tests/unit/test_elicit_logprobs.py)."""
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -65,7 +52,7 @@ def completion(content: str, top: dict[str, float] | None = None) -> dict:
             {
                 "index": 0,
                 "finish_reason": "stop",
-                "logprobs": logprobs,
+                "logprobs": None,
                 "message": {"role": "assistant", "content": content},
             }
         ],
@@ -73,7 +60,8 @@ def completion(content: str, top: dict[str, float] | None = None) -> dict:
     }
 
 
-Behaviour = Callable[[str, int], tuple[int, object]]  # (prompt, n-th call for it) -> (status, body)
+# (prompt, n-th call for it) -> (status, body) or (status, body, headers); the request body is in .bodies
+Behaviour = Callable[[str, int], tuple]
 
 
 class FakeOpenAI:
@@ -82,6 +70,7 @@ class FakeOpenAI:
     def __init__(self, behaviour: Behaviour, delay_s: float = 0.0):
         self.behaviour, self.delay_s = behaviour, delay_s
         self.calls: list[str] = []
+        self.bodies: list[dict] = []
         self.auth: set[str] = set()
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -93,20 +82,24 @@ class FakeOpenAI:
                 prompt = body["messages"][0]["content"]
                 with fake.lock:
                     fake.calls.append(prompt)
+                    fake.bodies.append(body)
                     fake.auth.add(self.headers.get("Authorization", ""))
                     nth = fake.calls.count(prompt)
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 time.sleep(fake.delay_s)
-                status, payload = fake.behaviour(prompt, nth)
+                status, payload, *headers = fake.behaviour(prompt, nth)
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 with fake.lock:
                     fake.in_flight -= 1
                 self.send_response(status)
+                for name, value in (headers[0] if headers else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gone (killed)
+                    self.wfile.write(data)
 
             def log_message(self, *args):
                 pass
@@ -173,33 +166,6 @@ def assert_key_never_written(root: Path) -> None:
             assert SECRET.encode() not in path.read_bytes(), f"API key written to {path}"
 
 
-def test_success_with_and_without_logprobs(server_factory, tmp_path):
-    def reply(prompt: str, nth: int):
-        if "Question 0?" in prompt:
-            return 200, completion("3", top={"3": 0.5, "4": 0.25, "x": 0.25})  # EV over 3 and 4 only
-        if "Question 1?" in prompt:
-            return 200, completion("10", top={"10": 0.5, "9": 0.5})
-        return 200, completion(f"Score: {fake_score(prompt)}")  # no logprobs: parsed integer
-
-    server = server_factory(reply)
-    rows, stats = elicit_scores(
-        records(6),
-        OpenAIElicitor(cfg(server), "openai:fake-gpt"),
-        ScoreCache(tmp_path / "c.jsonl"),
-        "v1",
-        progress=False,
-    )
-    assert rows[0]["score"] == pytest.approx((3 * 0.5 + 4 * 0.25) / 0.75)
-    assert rows[1]["score"] == pytest.approx(9.5)
-    assert [r["score"] for r in rows[2:]] == [
-        fake_score(build_elicit_prompt(r, "v1")) for r in records(6)[2:]
-    ]
-    assert stats.missing == 0 and stats.requested == 6
-    assert stats.cost_usd == pytest.approx(6 * (1000 * 10 + 2 * 30) / 1e6)
-    assert server.auth == {f"Bearer {SECRET}"}
-    assert_key_never_written(tmp_path)
-
-
 def test_rate_limit_then_success_is_retried(server_factory, tmp_path):
     server = server_factory(
         lambda p, nth: (429, {"error": {"message": "slow down"}}) if nth == 1 else good(p, nth)
@@ -246,43 +212,29 @@ def test_non_json_body_is_missing_not_a_crash(server_factory, tmp_path):
     assert stats.missing == 2 and all(r["missing"] for r in rows)
 
 
-def write_experiment(tmp_path: Path, server: FakeOpenAI, size: int, **elicit) -> Path:
-    raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
-    raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
-    raw["elicit"] = {
-        "backend": "openai",
-        "model": "fake-gpt",
-        "prompt_version": "v1",
-        "on_missing": "fail",
-        "base_url": server.base_url,
-        "api_key_env": KEY_ENV,
-        "max_retries": 2,
-        "retry_wait_s": 0.01,
-        "timeout_s": 10.0,
-        "cache_dir": str(tmp_path / "cache"),
-    } | elicit
-    path = tmp_path / "fake.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def fake_elicit(server: FakeOpenAI) -> dict:
+    return {"backend": "openai", "model": "fake-gpt", "base_url": server.base_url, "api_key_env": KEY_ENV,
+            "max_retries": 2, "retry_wait_s": 0.01, "timeout_s": 10.0}
 
 
 def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(
-    server_factory, tmp_path, data_mirror, monkeypatch
+    server_factory, tmp_path, data_mirror, monkeypatch, tiny_variant
 ):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     failing = {"on": True}
     server = server_factory(
         lambda p, nth: (500, {"error": {"message": f"boom {SECRET}"}}) if failing["on"] else good(p, nth)
     )
-    experiment = write_experiment(tmp_path, server, size=3)
+    experiment = tiny_variant(tmp_path, size=3, elicit=fake_elicit(server))
     out = tmp_path / "out" / "scores.jsonl"
     with pytest.raises(SystemExit) as info:
         main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
-    assert str(info.value).startswith("error: 6 of 6 samples could not be scored (missing")
+    assert str(info.value).startswith("error: 6 of 6 samples could not be scored (missing: 6 requests failed")
     assert "InternalServerError" in str(info.value) and SECRET not in str(info.value)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and all(r["missing"] and r["error"].startswith("InternalServerError") for r in rows)
     assert len(server.calls) == 6 * 3  # first try + max_retries=2, per sample
+    assert not (tmp_path / "out" / "scores.jsonl.meta.json").exists()  # no sidecar for a failed run
     # the server recovers: failed requests were not cached as answers, so the rerun asks again and succeeds
     failing["on"] = False
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
@@ -293,54 +245,14 @@ def test_server_errors_past_the_retry_budget_fail_the_run_with_the_count(
     assert_key_never_written(tmp_path)
 
 
-def test_killed_run_resumes_without_duplicates_losses_or_repeated_requests(
-    server_factory, tmp_path, data_mirror
-):
-    server = server_factory(good, delay_s=0.15)
-    n = 2 * 8
-    experiment = write_experiment(tmp_path, server, size=8, concurrency=2)
-    out, cache = tmp_path / "out" / "scores.jsonl", tmp_path / "cache" / "openai_fake-gpt_v1.jsonl"
-    env = os.environ | {"UAL_DATA_MIRROR": str(data_mirror), KEY_ENV: SECRET}
-    command = [sys.executable, "-m", "ual.elicit", "--experiment", str(experiment), "--out", str(out)]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while not (cache.exists() and len(cache.read_bytes().splitlines()) >= 5):
-        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()[-2000:]
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not out.exists()  # killed before the end: no partial output file
-    with cache.open("ab") as handle:  # as if the kill had cut a line in half
-        handle.write(b'{"key": "deadbeef", "id": "x", "sco')
-    done = {json.loads(line)["key"] for line in cache.read_bytes().splitlines()[:-1]}
-    first_run_calls = list(server.calls)
-    assert len(first_run_calls) < n
-
-    result = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    second_run_calls = server.calls[len(first_run_calls) :]
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
-    assert len(rows) == n and not any(r["missing"] for r in rows)  # nothing lost
-    assert len(keys) == len(set(keys)) == n  # no duplicate, and the half line is gone
-    assert len(second_run_calls) == n - len(done)  # cached samples are not asked again
-    assert len(set(second_run_calls)) == len(second_run_calls)
-    assert len(first_run_calls) - len(done) <= 2  # at most the requests in flight were lost
-    data = load_experiment(experiment).data.model_copy(update={"mirror": str(data_mirror)})
-    prompts = [build_elicit_prompt(r, "v1") for r in build_scenario(data, "mixed")]
-    assert [r["score"] for r in rows] == [fake_score(p) for p in prompts]
-    assert server.max_in_flight <= 2
-    assert_key_never_written(tmp_path)
-
-
 def test_on_missing_median_lets_the_run_finish_with_missing_recorded(
-    server_factory, tmp_path, data_mirror, monkeypatch
+    server_factory, tmp_path, data_mirror, monkeypatch, tiny_variant
 ):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     server = server_factory(lambda p, nth: (200, completion("no idea" if fake_score(p) <= 3 else "4")))
-    experiment = write_experiment(tmp_path, server, size=10, on_missing="median", concurrency=8)
+    experiment = tiny_variant(
+        tmp_path, size=10, elicit=fake_elicit(server), on_missing="median", concurrency=8
+    )
     out = tmp_path / "scores.jsonl"
     main(["--experiment", str(experiment), "--out", str(out), "--no-progress"])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -349,3 +261,69 @@ def test_on_missing_median_lets_the_run_finish_with_missing_recorded(
     assert sum(expected) > 0 and [r["missing"] for r in rows] == expected
     assert all(r["raw"] == "no idea" and r["score"] is None for r in rows if r["missing"])
     assert json.loads((tmp_path / "scores.jsonl.meta.json").read_text())["n_missing"] == sum(expected)
+
+
+def test_retry_after_is_honoured(server_factory, tmp_path):
+    headers = [{"Retry-After": "3"}, {"retry-after-ms": "2500"}]
+
+    def limited(prompt: str, nth: int):
+        if nth <= 2:
+            return 429, {"error": {"message": "rate limited"}}, headers[nth - 1]
+        return good(prompt, nth)
+
+    server = server_factory(limited)
+    elicitor = OpenAIElicitor(cfg(server, retry_wait_s=0.01, max_retries=3), "openai:fake-gpt")
+    slept: list[float] = []
+    elicitor.sleep = slept.append  # record the waits instead of sleeping them
+    rows, stats = elicit_scores(records(1), elicitor, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.missing == 0 and len(server.calls) == 3
+    assert slept == elicitor.retry_waits and len(slept) == 2
+    assert slept[0] >= 3.0 and slept[1] >= 2.5  # at least what the server asked for
+    assert slept[0] < 3.1 and slept[1] < 2.6  # ... not the exponential backoff on top
+
+
+def test_a_hanging_server_times_out_and_is_retried(server_factory, tmp_path):
+    def hangs_once(prompt: str, nth: int):
+        if nth == 1:
+            time.sleep(2.0)  # longer than timeout_s
+        return good(prompt, nth)
+
+    server = server_factory(hangs_once)
+    elicitor = OpenAIElicitor(cfg(server, timeout_s=0.5, max_retries=1), "openai:fake-gpt")
+    rows, stats = elicit_scores(records(2), elicitor, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
+    assert stats.missing == 0 and len(server.calls) == 4 and len(elicitor.retry_waits) == 2
+    assert [r["score"] for r in rows] == [fake_score(build_elicit_prompt(r, "v1")) for r in records(2)]
+
+
+def test_two_runs_sharing_a_cache_pay_once_and_write_each_line_once(
+    server_factory, tmp_path, data_mirror, tiny_variant
+):
+    server = server_factory(good, delay_s=0.1)
+    experiments = []
+    for name in ("first", "second"):  # two experiments, the same elicitor and samples, one cache
+        folder = tmp_path / name
+        folder.mkdir()
+        shared = str(tmp_path / "c")
+        experiment = tiny_variant(folder, 8, elicit=fake_elicit(server), concurrency=2, cache_dir=shared)
+        experiments.append(experiment)
+    env = os.environ | {"UAL_DATA_MIRROR": str(data_mirror), KEY_ENV: SECRET}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ual.elicit", "--experiment", str(e), "--out", str(e.parent / "s.jsonl")],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for e in experiments
+    ]
+    for run in runs:
+        output = run.communicate(timeout=300)[0].decode()
+        assert run.returncode == 0, output[-2000:]
+    cache = cache_path(load_experiment(experiments[0]).elicit)
+    keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 16  # each line once
+    assert len(server.calls) == len(set(server.calls)) == 16  # each paid request once
+    first, second = ([json.loads(x) for x in (e.parent / "s.jsonl").read_text().splitlines()]
+                     for e in experiments)
+    assert first == second and not any(r["missing"] for r in first)
+    metas = [json.loads((e.parent / "s.jsonl.meta.json").read_text()) for e in experiments]
+    assert sum(m["n_http_requests"] for m in metas) == 16
+    assert_key_never_written(tmp_path)

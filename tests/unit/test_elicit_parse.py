@@ -67,24 +67,39 @@ def test_prompt_contains_the_sample_and_ends_with_the_score_cue():
     assert "{'a': 1}" in braces  # user text with braces is not a template field
 
 
-def test_cache_key_depends_on_sample_prompt_version_and_elicitor():
-    base = cache_key("abc", "v1", "hf:m")
-    assert base == cache_key("abc", "v1", "hf:m")
-    assert (
-        len(
-            {
-                base,
-                cache_key("abd", "v1", "hf:m"),
-                cache_key("abc", "v2", "hf:m"),
-                cache_key("abc", "v1", "openai:m"),
-            }
-        )
-        == 4
-    )
+def test_cache_key_depends_on_sample_prompt_version_elicitor_and_scorer():
+    base = cache_key("abc", "v1", "hf:m", "verbalized/top20")
+    assert base == cache_key("abc", "v1", "hf:m", "verbalized/top20")
+    variants = {
+        cache_key("abd", "v1", "hf:m", "verbalized/top20"),
+        cache_key("abc", "v2", "hf:m", "verbalized/top20"),
+        cache_key("abc", "v1", "openai:m", "verbalized/top20"),
+        cache_key("abc", "v1", "hf:m", "verbalized/top5"),
+    }
+    assert len(variants | {base}) == 5
 
 
 def _row(key: str, score: float | None = 5.0, error: str | None = None) -> dict:
-    return {"key": key, "id": key, "score": score, "missing": score is None, "error": error}
+    return {
+        "key": key,
+        "id": key,
+        "dataset": "d",
+        "prompt_version": "v1",
+        "elicitor": "stub:len",
+        "method": "verbalized",
+        "scorer": "stub",
+        "raw": "",
+        "score": score,
+        "uncertainty": None if score is None else (score - 1) / 9,
+        "missing": score is None,
+        "source": "text",
+        "probs": None,
+        "answer_mass": None,
+        "requests": 1,
+        "seconds": 0.0,
+        "cost_usd": 0.0,
+        "error": error,
+    }
 
 
 def test_cache_drops_and_repairs_a_truncated_last_line(tmp_path):
@@ -101,7 +116,25 @@ def test_cache_drops_and_repairs_a_truncated_last_line(tmp_path):
 def test_cache_corruption_before_the_last_line_is_an_error_naming_the_line(tmp_path):
     path = tmp_path / "cache.jsonl"
     path.write_text(json.dumps(_row("a")) + "\nnot json\n" + json.dumps(_row("b")) + "\n")
-    with pytest.raises(ValueError, match=r"cache.jsonl: line 2 is not a score record"):
+    with pytest.raises(ValueError, match=r"cache.jsonl: line 2: not valid JSON"):
+        ScoreCache(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"key": "k"}, r"line 2: not a valid score record: 'id': Field required"),
+        ({"score": 42}, r"line 2: .*verbalized score 42.0 outside \[1, 10\]"),
+        ({"score": True}, r"line 2: .*'score': Input should be a valid number"),
+        ({"score": 5.0, "uncertainty": 0.9}, r"line 2: .*uncertainty 0.9 is not \(score - 1\) / 9"),
+        ({"missing": True}, r"line 2: .*missing is True but score is 5.0"),
+    ],
+)
+def test_invalid_cache_records_are_refused_with_file_and_line(tmp_path, edit, message):
+    path = tmp_path / "cache.jsonl"
+    bad = edit if set(edit) == {"key"} else _row("b") | edit
+    path.write_text(json.dumps(_row("a")) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValueError, match="cache.jsonl: " + message):
         ScoreCache(path)
 
 
@@ -115,15 +148,18 @@ def test_failed_requests_in_the_cache_are_retried_but_unparseable_replies_are_no
 class StubElicitor:
     """Test stub: scores from the response length, counts the prompts it is sent."""
 
-    name, batch_size, concurrency = "stub:len", 2, 2
+    name, method, scorer, batch_size, concurrency = "stub:len", "verbalized", "stub", 2, 2
 
     def __init__(self):
         self.prompts: list[str] = []
 
+    def build_input(self, record: dict, prompt_version: str) -> str:
+        return build_elicit_prompt(record, prompt_version)
+
     def score(self, prompts: list[str]) -> list[Reply]:
         self.prompts += prompts
         return [
-            Reply(raw="r", score=None if "nope" in p else float(len(p) % 10 + 1), cost_usd=0.5)
+            Reply(raw="r", score=None if "nope" in p else float(len(p) % 10 + 1), source="text", cost_usd=0.5)
             for p in prompts
         ]
 
@@ -136,26 +172,17 @@ def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
     assert stats.requested == 5 and stats.missing == 1 and stats.cost_usd == 2.5
     assert rows[3]["missing"] and rows[3]["score"] is None and rows[3]["uncertainty"] is None
     assert all(r["uncertainty"] == (r["score"] - 1) / 9 for r in rows if not r["missing"])
-    assert set(rows[0]) == {
-        "key",
-        "id",
-        "dataset",
-        "prompt_version",
-        "elicitor",
-        "raw",
-        "score",
-        "uncertainty",
-        "missing",
-        "seconds",
-        "cost_usd",
-        "error",
-    }
+    assert set(rows[0]) == set(_row("x"))
     again, stub2 = None, StubElicitor()
     again, stats2 = elicit_scores(records, stub2, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
     assert stub2.prompts == [] and stats2.cached == 5 and again == rows  # a cached rerun sends nothing
 
 
-@pytest.mark.parametrize("module", ["ual.elicit", "ual.data.normalise", "ual.smoothing"])
+DOCTESTED = ["ual.elicit.core", "ual.elicit.openai", "ual.elicit.entropy", "ual.data.normalise",
+             "ual.smoothing"]
+
+
+@pytest.mark.parametrize("module", DOCTESTED)
 def test_doctests_of_the_pure_functions_pass(module):
     import doctest
     import importlib

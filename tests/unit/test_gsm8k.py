@@ -13,7 +13,7 @@ LMEVAL_DIR = Path(__file__).resolve().parents[2] / "ual/evaluate/lmeval_tasks"
 
 
 def test_prompt_is_metamaths_exact_text():
-    # anchors.md s3.3: the eval_gsm8k.py prompt, character for character.
+    # docs/evaluation.md: the eval_gsm8k.py prompt, character for character.
     expected = (
         "Below is an instruction that describes a task. Write a response that appropriately completes the "
         "request.\n\n### Instruction:\nJanet has 3 apples.\n\n### Response: Let's think step by step."
@@ -88,8 +88,12 @@ def test_gold_solutions_of_the_mirror_test_set_score_100_percent_and_corrupted_o
     assert all(r["output"].rstrip().splitlines()[-1].startswith("The answer is: ") for r in records)
     items = gsm8k.score_items(gold_outputs, records)
     assert accuracy_with_ci([i["correct"] for i in items])["accuracy"] == 1.0
+    # the cross-check scorers on the same 1,319 reference solutions: the solutions end with the answer
+    # (commas removed), so MetaMath verbatim and flexible-extract agree; strict-match finds no "#### "
+    agree = {s: sum(i["crosscheck"][s]["correct"] for i in items) for s in items[0]["crosscheck"]}
+    assert agree == {"metamath": 1319, "lmeval_strict_match": 0, "lmeval_flexible_extract": 1319}
     corrupted = gsm8k.score_items({r["id"]: _corrupt(r["output"]) for r in records}, records)
-    assert not any(i["correct"] for i in corrupted)
+    assert not any(i["correct"] or any(c["correct"] for c in i["crosscheck"].values()) for i in corrupted)
     assert all(i["has_marker"] for i in corrupted)
 
 
@@ -120,28 +124,22 @@ def test_accuracy_ci_is_deterministic_and_brackets_the_mean():
         accuracy_with_ci([])
 
 
-def test_lmeval_task_takes_stop_strings_and_hooks_from_the_task():
+def test_lmeval_generation_task_takes_prompt_and_stops_from_the_task_and_scoring_from_lmevals_gsm8k():
     pytest.importorskip("lm_eval")
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    task = load_yaml(LMEVAL_DIR / "ual_gsm8k_metamath.yaml")  # lm-eval's own loader resolves !function
+    from ual.tasks.lmeval_gsm8k import stock_config
+
+    task = load_yaml(LMEVAL_DIR / "ual_gsm8k_generation.yaml")  # lm-eval's own loader resolves !function
     until = task["generation_kwargs"]["until"]
     assert isinstance(until, list) and tuple(until) == metamath.STOP_STRINGS == TASKS["gsm8k"].stop_strings
     assert task["generation_kwargs"]["do_sample"] is False
-    assert [task[k].__name__ for k in ("custom_dataset", "doc_to_text", "process_results")] == [
-        "load_dataset",
-        "doc_to_text",
-        "process_results",
-    ]
-
-
-def test_lmeval_process_results_scores_gold_right_and_corrupted_wrong(data_mirror):
-    from ual.data import load_records
-    from ual.evaluate.lmeval_tasks import metamath_gsm8k
-
-    records = load_records("gsm8k", "test", data_mirror)[:50]
-    assert all(metamath_gsm8k.process_results(r, [r["output"]]) == {"exact_match": 1} for r in records)
-    assert all(
-        metamath_gsm8k.process_results(r, [_corrupt(r["output"])]) == {"exact_match": 0} for r in records
-    )
-    assert metamath_gsm8k.doc_to_text(records[0]) == metamath.build_prompt(records[0]["instruction"])
+    assert [task[k].__name__ for k in ("custom_dataset", "doc_to_text", "doc_to_target")] == [
+        "load_dataset", "doc_to_text", "doc_to_target"]
+    assert "process_results" not in task  # scored by lm-eval's metric, not by ual's extraction
+    stock = stock_config()
+    assert task["filter_list"] == stock["filter_list"] and task["metric_list"] == stock["metric_list"]
+    assert [f["name"] for f in task["filter_list"]] == ["strict-match", "flexible-extract"]
+    record = {"id": "x", "instruction": "Janet has 3 apples.", "input": "", "answer": "18"}
+    assert task["doc_to_text"](record) == metamath.build_prompt("Janet has 3 apples.")
+    assert task["doc_to_target"](record) == "#### 18"

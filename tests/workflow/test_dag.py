@@ -6,6 +6,7 @@ Run: python -m pytest tests/workflow/test_dag.py
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ def test_dry_run_plans_every_stage(path):
     for rule in ("elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task",
                  "cluster_hidden_states", "make_tables", "make_figures"):
         assert rule in result.stdout, f"{rule} missing from the plan of {path.name}"
+    # ual_shuffled is permuted anew per training seed: one epsilon file per seed, one for the other variants
+    experiment = yaml.safe_load(path.read_text())
+    seeds, scenarios = experiment["train"]["seeds"], experiment["data"]["scenarios"]
+    ablation = "mixed" if "mixed" in scenarios else scenarios[0]
+    planned = set(re.findall(r"output: (results/\S+/epsilon/\S+\.jsonl)", result.stdout))
+    shuffled = {p.rsplit("/", 1)[1] for p in planned if "ual_shuffled" in p}
+    assert shuffled == ({f"ual_shuffled.seed{s}.jsonl" for s in seeds}
+                        if "ual_shuffled" in experiment["train"]["methods"] else set())
+    assert f"results/{path.stem}/epsilon/{ablation}/ual.jsonl" in planned  # experiments: named by file
 
 
 def test_default_target_is_the_tiny_experiment():
@@ -104,3 +114,35 @@ def test_yaml_syntax_error_is_located_when_the_experiment_is_given_with_config_e
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"{bad}:16:" in output and "not valid YAML: while parsing a flow sequence" in output
+
+
+@pytest.mark.parametrize(
+    ("name", "gpus", "launcher"),
+    [("paper_llama2-7b", 8, "torchrun --standalone --nproc_per_node 8 -m ual.train"),
+     ("qwen2.5-0.5b", 1, "python -m ual.train"),
+     ("tiny", 0, "python -m ual.train")],
+)
+def test_training_asks_for_exactly_the_gpus_torchrun_is_told_to_use(name, gpus, launcher):
+    # What the main process submits (SLURM profile + the auto-loaded default profile) and what the job itself
+    # runs (--mode remote: no profiles, as inside the SLURM job) agree, and follow the experiment.
+    target = f"results/{name}/seed0/train/mixed/ual/train_metrics.json"
+    config = ["--configfiles", f"experiments/{name}.yaml"]
+    main = snakemake(target, "-n", "-p", "--forceall", "--profile", "profiles/slurm", *config)
+    job = snakemake(target, "-n", "-p", "--forceall", "--mode", "remote", "--allowed-rules", "train_model",
+                    *config)
+    for result in (main, job):
+        assert result.returncode == 0, result.stderr[-3000:]
+        block = result.stdout[result.stdout.index("rule train_model:"):]
+        resources = re.search(r"resources: (.*)", block).group(1)
+        assert f"gpu={gpus}," in f"{resources},", resources
+        assert re.search(r"Shell command: (.*)", block).group(1).startswith(launcher)
+    assert "slurm_account=your-account" in main.stdout  # the SLURM profile's defaults are not overridden
+
+
+def test_the_default_profile_sets_no_key_of_the_slurm_profile():
+    # profiles/default is loaded on every run, also beside --profile profiles/slurm, and wins key by key
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert not set(default) & set(slurm)
+    assert not {"default-resources", "set-resources", "set-threads"} & set(default)
+    assert all(not entry.startswith("gpu") for entry in default["resources"])

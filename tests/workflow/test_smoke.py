@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
+TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "cluster_hidden_states")
 
@@ -150,6 +150,9 @@ def test_every_table_is_produced_and_parses(smoke_run):
     assert {"SFT", "LS (constant eps)", "UAL", "UAL - SFT (relative %)"} <= set(main["row"])
     paper = main[main["row"] == "paper, UAL vs SFT (%)"].iloc[0]
     assert float(paper["AlpacaEval win rate (%)"]) == 10.62 and float(paper["low-entropy avg."]) == 1.81
+    crosscheck = pd.read_csv(smoke_run / "paper_tables" / "smoke" / "table_crosscheck.csv")
+    assert crosscheck["row"].tolist() == ["SFT", "LS (constant eps)", "UAL"]  # the mixed scenario
+    assert {"MetaMath verbatim", "lm-eval strict-match", "lm-eval flexible-extract"} <= set(crosscheck.columns)
 
 
 def test_every_figure_is_produced_and_parses(smoke_run):

@@ -1,4 +1,4 @@
-"""Token-clustering analysis (DESIGN.md section 5): do UAL-trained models cluster hidden states better?
+"""Token-clustering analysis (docs/method.md): do UAL-trained models cluster hidden states better?
 
 - ``ual.analysis.hidden_states``: teacher-forced collection of the hidden states that predict each reference
   response token, streamed to ``.npy`` memmaps (memory bounded by ``analysis.max_states``).

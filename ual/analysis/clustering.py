@@ -1,4 +1,4 @@
-"""Token clustering of hidden states: metrics with bootstrap intervals, t-SNE figure, CLI (DESIGN.md s5).
+"""Token clustering of hidden states: metrics with bootstrap intervals, t-SNE figure, CLI (docs/method.md).
 
 Question (the paper's claim): do hidden states cluster by target token better after UAL than after SFT / LS?
 
@@ -267,7 +267,7 @@ def run_analysis(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Token clustering of hidden states (DESIGN.md section 5).")
+    parser = argparse.ArgumentParser(description="Token clustering of hidden states (docs/method.md).")
     parser.add_argument("--experiment", required=True, type=Path, help="experiments/<name>.yaml")
     parser.add_argument("--scenario", required=True, choices=("high", "low", "mixed"))
     parser.add_argument("--models", required=True, nargs="+", metavar="NAME=SOURCE",

@@ -1,4 +1,4 @@
-"""Token-clustering metrics on hidden states, with stratified bootstrap intervals (DESIGN.md section 5).
+"""Token-clustering metrics on hidden states, with stratified bootstrap intervals (docs/method.md).
 
 Inputs: states (n, H) and their target-token labels (n,). Outputs: ``{metric: value}``
 (``cluster_metrics``), bootstrap replicates (``bootstrap_replicates``) and ``{"value", "ci_low", "ci_high",

@@ -1,4 +1,4 @@
-"""t-SNE panels of hidden states coloured by target token (the figure of DESIGN.md section 5).
+"""t-SNE panels of hidden states coloured by target token (docs/method.md, "Token clustering").
 
 Inputs: per model, unit-norm states (n, H) and their target-token labels (n,).
 Outputs: a 2-D embedding per model (``tsne_embedding``, fixed seed) and one matplotlib ``Figure`` with a panel

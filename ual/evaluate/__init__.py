@@ -13,8 +13,8 @@ version, provenance) and per-item records beside it (GSM8K, MATH: ``<out stem>.i
         [--method ual --scenario mixed --seed 0]
 
 This package is the CLI and the reader of model outputs files; the tasks it scores live in ``ual.tasks``
-(extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval cross-check
-task in ``ual/evaluate/lmeval_tasks``. Nothing in ``ual.tasks`` imports this package.
+(extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval task that
+checks our generation in ``ual/evaluate/lmeval_tasks``. Nothing in ``ual.tasks`` imports this package.
 
 Changelog: v1 - initial. Tasks moved to ``ual.tasks`` (registry, scoring), metrics unchanged.
 """

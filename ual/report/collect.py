@@ -4,6 +4,7 @@ Inputs (paths are given explicitly by the workflow; nothing is globbed):
 - evaluate metrics ``results/<exp>/seed<s>/evaluate/<scenario>/<variant>/<task>.json`` (ual.evaluate): a
   ``metric`` name whose value is under that key, ``task``, ``method`` (the variant), ``scenario``, ``seed``,
   and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
+  GSM8K files also hold ``crosscheck`` (the same generations under other scorers, ``read_crosscheck``);
 - elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
 - clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` (ual.analysis.clustering);
 - training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train; the variant folder is
@@ -21,7 +22,15 @@ import pandas as pd
 
 from ual.variants import Variant
 
-__all__ = ["read_metrics", "read_scores", "read_clustering", "read_train_logs", "provenance_summary"]
+__all__ = [
+    "read_metrics",
+    "read_crosscheck",
+    "read_scores",
+    "read_clustering",
+    "read_train_logs",
+    "provenance_summary",
+]
+REPORTED_SCORER = "ual"  # read_crosscheck's name for the accuracy the GSM8K task reports
 
 
 def _load(path: str | Path) -> dict[str, Any]:
@@ -78,21 +87,44 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_scores(path: str | Path) -> pd.DataFrame:
-    """The elicited uncertainty of every training sample (one row per cached record)."""
+def read_crosscheck(paths: list[str | Path]) -> pd.DataFrame:
+    """GSM8K accuracy by scorer, one row per (scenario, variant, seed, scorer): the reported one
+    (``REPORTED_SCORER``) and each of the file's ``crosscheck`` (``ual.tasks.gsm8k``); the scorer is in the
+    ``task`` column, so the table builders treat scorers as they treat tasks. Other tasks' files are
+    skipped."""
     rows = []
-    with Path(path).open() as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise ValueError(f"{path}:{number}: not a JSON line") from None
-    frame = pd.DataFrame(rows)
-    missing = {"dataset", "score", "uncertainty"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: score records lack {sorted(missing)}")
-    return frame
+    for path in paths:
+        data = _load(path)
+        if data.get("task") != "gsm8k":
+            continue
+        if not isinstance(data.get("crosscheck"), dict):
+            raise ValueError(
+                f"{path}: GSM8K metrics without 'crosscheck' (task_version {data.get('task_version')}); "
+                "rescore them with the current code (snakemake -R score_task)"
+            )
+        for scorer, result in {REPORTED_SCORER: data, **data["crosscheck"]}.items():
+            rows.append(
+                {
+                    "scenario": data["scenario"],
+                    "variant": data["method"],
+                    "seed": int(data["seed"]),
+                    "task": scorer,
+                    "value": 100.0 * result["accuracy"],
+                    "error": 50.0 * (result["ci95_high"] - result["ci95_low"]),
+                    "error_kind": "ci95/2",
+                    "n": result.get("n"),
+                }
+            )
+    columns = ["scenario", "variant", "seed", "task", "value", "error", "error_kind", "n"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """The elicited uncertainty of every training sample (one row per record, validated by
+    ``ual.elicit.read_scores``)."""
+    from ual.elicit import read_scores as read_score_records
+
+    return pd.DataFrame(read_score_records(path))
 
 
 def read_clustering(paths: list[str | Path]) -> pd.DataFrame:

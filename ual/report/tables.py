@@ -5,9 +5,20 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
   (+- half the bootstrap 95 % interval), then per scenario UAL - SFT in points and relative %, and the paper's
   reported numbers beside the mixed scenario (10.62 % high-entropy, 1.81 % low-entropy); "not reported" elsewhere.
 - ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled and UAL at every eps_max of the sweep.
+- ``table_crosscheck``: GSM8K accuracy of the same generations under four scorers, scenario x method: ual's
+  (the reported number: MetaMath's rules + the thousands-group deviation), MetaMath's rules verbatim, and
+  lm-eval's stock gsm8k strict-match and flexible-extract (``ual.tasks.gsm8k``, ``ual.tasks.lmeval_gsm8k``).
+  A table of its own, not columns of ``table_main``: it concerns one task, and it is about the protocol, not
+  the methods, so it reads best with the scorers side by side.
 - ``table_clustering``: silhouette (cosine), Davies-Bouldin, Calinski-Harabasz per scenario, model and layer.
 - ``table_uncertainty``: elicited uncertainty by dataset (n, missing, mean, sd, quartiles).
-Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text.
+Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text; the
+CSV has, besides, the columns a table lists in ``attrs["csv_only"]`` (each run's value and interval).
+
+Seeds (``_cell``): with one seed, a cell is the run's value +- its own error (AlpacaEval: alpaca_eval's
+standard error; accuracies: half the bootstrap 95 % interval); with several seeds, the mean over seeds +- the
+standard error of that mean (sample sd over seeds / sqrt(n seeds)), which is what varies between reruns of the
+whole grid. ``SEEDS_NOTE`` says so under the table (``attrs["note"]``).
 """
 
 from __future__ import annotations
@@ -20,12 +31,16 @@ from typing import Any
 import pandas as pd
 
 from ual.config import MAIN_TABLE_METHODS
+from ual.report.collect import REPORTED_SCORER
+from ual.tasks.gsm8k import METAMATH_VERBATIM
+from ual.tasks.lmeval_gsm8k import FILTERS
 from ual.variants import ual_at
 
 __all__ = [
     "NOT_REPORTED",
     "main_table",
     "ablation_table",
+    "crosscheck_table",
     "clustering_table",
     "uncertainty_table",
     "write_table",
@@ -34,6 +49,7 @@ __all__ = [
 NOT_REPORTED = "not reported"
 TASK_COLUMNS = {"alpacaeval": "AlpacaEval win rate (%)", "gsm8k": "GSM8K acc. (%)", "math": "MATH acc. (%)"}
 LOW_ENTROPY = ("gsm8k", "math")
+PER_RUN = "per run"
 METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps"}
 
 
@@ -46,13 +62,43 @@ def _fmt(value: float | None, error: float | None = None, digits: int = 2) -> st
     return text
 
 
+SEEDS_NOTE = (
+    "Cells: with one seed, the run's value ± its own error (AlpacaEval: standard error; accuracies: half the "
+    "bootstrap 95 % interval); with several seeds, the mean over seeds ± the standard error of that mean "
+    "(sd over seeds / sqrt(number of seeds)). The CSV adds each run's value and interval (columns 'per run')."
+)
+
+
+def _runs(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> pd.DataFrame:
+    return metrics[(metrics.scenario == scenario) & (metrics.variant == variant) & (metrics.task == task)]
+
+
 def _cell(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> tuple[float | None, float | None]:
-    """Mean over seeds of the value and of the per-run error (both in percent); None when not run."""
-    rows = metrics[(metrics.scenario == scenario) & (metrics.variant == variant) & (metrics.task == task)]
+    """(value, error) in percent: one seed, the run's value and error; several, the mean over seeds and its
+    standard error (sd with ddof=1 / sqrt(n)); (None, None) when not run."""
+    rows = _runs(metrics, scenario, variant, task)
     if rows.empty:
         return None, None
-    error = rows["error"].dropna()
-    return float(rows["value"].mean()), (float(error.mean()) if len(error) else None)
+    if len(rows) == 1:
+        error = rows["error"].iloc[0]
+        return float(rows["value"].iloc[0]), (None if pd.isna(error) else float(error))
+    values = rows["value"].astype(float)
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def _per_run(metrics: pd.DataFrame, scenario: str, variant: str, task: str) -> str:
+    """Each run of a cell, by seed: ``seed 0: 45.00 ± 1.20 (ci95/2); seed 1: ...`` (the CSV's 'per run')."""
+    rows = _runs(metrics, scenario, variant, task).sort_values("seed")
+    return "; ".join(
+        f"seed {row.seed}: {_fmt(row.value, row.error)}" + (f" ({row.error_kind})" if row.error_kind else "")
+        for row in rows.itertuples()
+    )
+
+
+def _with_runs(table: pd.DataFrame, per_run: list[str]) -> pd.DataFrame:
+    """Mark the per-run columns as CSV-only and put the seeds note under the table."""
+    table.attrs.update(csv_only=per_run, note=SEEDS_NOTE)
+    return table
 
 
 def _relative(new: float | None, old: float | None) -> float | None:
@@ -64,13 +110,15 @@ def _relative(new: float | None, old: float | None) -> float | None:
 def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[str], tasks: list[str]) -> pd.DataFrame:
     """Scenario x method results, UAL - SFT (points and relative), and the paper's headline numbers."""
     task_cols = [TASK_COLUMNS[t] for t in tasks]
+    run_cols = [f"{col} {PER_RUN}" for col in task_cols]
     low = [t for t in LOW_ENTROPY if t in tasks]
     rows: list[dict[str, str]] = []
     for scenario in scenarios:
         for method in MAIN_TABLE_METHODS:
             row = {"scenario": scenario, "row": METHOD_LABELS[method]}
-            for task, col in zip(tasks, task_cols, strict=True):
+            for task, col, run_col in zip(tasks, task_cols, run_cols, strict=True):
                 row[col] = _fmt(*_cell(metrics, scenario, method, task))
+                row[run_col] = _per_run(metrics, scenario, method, task)
             row["low-entropy avg."] = ""
             rows.append(row)
         points = {"scenario": scenario, "row": "UAL - SFT (points)"}
@@ -94,7 +142,9 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             elif entry["task_group"].startswith("low_entropy"):
                 paper["low-entropy avg."] = cell
         rows += [points, relative, paper]
-    return pd.DataFrame(rows, columns=["scenario", "row", *task_cols, "low-entropy avg."])
+    table = pd.DataFrame(rows, columns=["scenario", "row", *task_cols, "low-entropy avg.", *run_cols])
+    table = table.fillna("")
+    return _with_runs(table, run_cols)
 
 
 def ablation_table(
@@ -112,9 +162,46 @@ def ablation_table(
         row = {"variant": label, "eps_max": eps}
         for task in tasks:
             row[TASK_COLUMNS[task]] = _fmt(*_cell(metrics, scenario, variant, task))
+            row[f"{TASK_COLUMNS[task]} {PER_RUN}"] = _per_run(metrics, scenario, variant, task)
         row["paper"] = NOT_REPORTED
         rows.append(row)
-    return pd.DataFrame(rows, columns=["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper"])
+    run_cols = [f"{TASK_COLUMNS[t]} {PER_RUN}" for t in tasks]
+    columns = ["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper", *run_cols]
+    table = pd.DataFrame(rows, columns=columns)
+    return _with_runs(table, run_cols)
+
+
+CROSSCHECK_COLUMNS = {
+    REPORTED_SCORER: "ual: MetaMath + thousands groups (reported)",
+    METAMATH_VERBATIM: "MetaMath verbatim",
+    **{scorer: f"lm-eval {name}" for name, scorer in FILTERS.items()},
+}
+CROSSCHECK_NOTE = (
+    "Scorers of the same GSM8K generations: ual's (table_main's number: the text after the last "
+    "'The answer is: ', first number, rounded; '1,450,000' read whole); MetaMath's eval_gsm8k.py verbatim "
+    "(reads 1,450,000 as 1450); lm-eval's stock gsm8k task, strict-match (needs '#### N') and "
+    "flexible-extract (the last number anywhere, compared as a string)."
+)
+
+
+def crosscheck_table(crosscheck: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
+    """GSM8K accuracy (%) by scorer for every scenario and main method (``collect.read_crosscheck``)."""
+    run_cols = [f"{label} {PER_RUN}" for label in CROSSCHECK_COLUMNS.values()]
+    rows = []
+    for scenario in scenarios:
+        for method in MAIN_TABLE_METHODS:
+            runs = _runs(crosscheck, scenario, method, REPORTED_SCORER)
+            if runs.empty:
+                continue
+            row = {"scenario": scenario, "row": METHOD_LABELS[method], "items": str(int(runs["n"].iloc[0]))}
+            for (scorer, label), run_col in zip(CROSSCHECK_COLUMNS.items(), run_cols, strict=True):
+                row[label] = _fmt(*_cell(crosscheck, scenario, method, scorer))
+                row[run_col] = _per_run(crosscheck, scenario, method, scorer)
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=["scenario", "row", "items", *CROSSCHECK_COLUMNS.values(), *run_cols])
+    table = _with_runs(table, run_cols)
+    table.attrs["note"] = f"{CROSSCHECK_NOTE} {SEEDS_NOTE}"
+    return table
 
 
 def clustering_table(clustering: pd.DataFrame) -> pd.DataFrame:
@@ -163,21 +250,25 @@ def _latex_escape(text: str) -> str:
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str, provenance: dict[str, Any]) -> list[Path]:
-    """Write ``name``.md / .tex / .csv (the same cells) and ``name``.provenance.json; return the paths."""
+    """Write ``name``.md / .tex / .csv (the same cells; the CSV also has the ``attrs["csv_only"]`` columns,
+    Markdown and LaTeX the ``attrs["note"]`` under the table) and ``name``.provenance.json; the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    full, table = table, table.drop(columns=table.attrs.get("csv_only", []))
+    note = f"{full.attrs['note']}\n\n" if full.attrs.get("note") else ""
     line = (f"Provenance: experiment {provenance['experiment']}; model {provenance['model']}; elicitor "
             f"{provenance['elicitor']}; judge {provenance['judge']}; seeds {provenance['seeds']}; "
             f"git {', '.join(s[:12] for s in provenance['git_sha']) or 'unknown'}; generated by `python -m ual.report`.")
     body = table.to_markdown(index=False) if not table.empty else "_no results_"
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
-    paths["md"].write_text(f"# {title}\n\n{body}\n\n{line}\n")
+    paths["md"].write_text(f"# {title}\n\n{body}\n\n{note}{line}\n")
     header = " & ".join(_latex_escape(str(c)) for c in table.columns)
     lines = [" & ".join(_latex_escape(str(v)) for v in row) + r" \\" for row in table.itertuples(index=False)]
     tex = [f"% {line}", r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(title)}}}",
            rf"\begin{{tabular}}{{{'l' * len(table.columns)}}}", r"\toprule", header + r" \\", r"\midrule",
-           *lines, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+           *lines, r"\bottomrule", r"\end{tabular}",
+           *([rf"\par\footnotesize {_latex_escape(full.attrs['note'])}"] if note else []), r"\end{table}"]
     paths["tex"].write_text("\n".join(tex) + "\n")
-    table.to_csv(paths["csv"], index=False)
+    full.to_csv(paths["csv"], index=False)
     sidecar = out_dir / f"{name}.provenance.json"
     sidecar.write_text(json.dumps({"title": title, **provenance}, indent=2, sort_keys=True) + "\n")
     return [*paths.values(), sidecar]

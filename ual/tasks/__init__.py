@@ -2,17 +2,19 @@
 
 A task (``ual.tasks.base.Task``) is one unit, as an lm-eval ``Task``: its items for an experiment, the prompt
 of an item, its stop strings, its scoring (outputs -> metrics and per-item records), its match key and its
-version. ``ual.generate`` and ``ual.evaluate`` (the CLIs) and the lm-eval cross-check
+version. ``ual.generate`` and ``ual.evaluate`` (the CLIs) and the lm-eval generation check
 (``ual/evaluate/lmeval_tasks``) use only this registry, and ``ual.config`` validates the task names of an
 experiment (``evaluate.tasks``, the keys of ``evaluate.sizes`` and ``evaluate.max_new_tokens``) against it.
 
 - ``gsm8k`` (``ual.tasks.gsm8k``) and ``math`` (``ual.tasks.hendrycks_math``): the MetaMath protocol, whose
-  prompt, answer marker and stop strings live in ``ual.tasks.metamath``;
+  prompt, answer marker and stop strings live in ``ual.tasks.metamath``; GSM8K is also scored by lm-eval's
+  stock gsm8k task (``ual.tasks.lmeval_gsm8k``) as a cross-check;
 - ``alpacaeval`` (``ual.tasks.alpacaeval``): the model's template, judged by ``ual.judges``.
 
 Dependencies point one way: ``ual.evaluate`` / ``ual.generate`` -> ``ual.tasks`` -> ``ual.prompts``,
 ``ual.provenance`` (and, inside functions, ``ual.data`` and ``ual.judges``). Importing ``ual.tasks`` loads
-neither ``ual.config`` nor a heavy library (alpaca_eval, math-verify and datasets are imported when used).
+neither ``ual.config`` nor a heavy library (alpaca_eval, math-verify, lm-eval and datasets are imported when
+used).
 
 Extension point: a new task = a module here with a ``Task`` subclass instance ``TASK`` (``version`` =
 its ``TASK_VERSION``), one entry in ``TASKS``, and its tests; experiments may then name it.

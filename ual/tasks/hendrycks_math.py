@@ -1,6 +1,6 @@
 """MATH with the MetaMath evaluation protocol (Hendrycks normalisation) plus math-verify as a second metric.
 
-Protocol (meta-math/MetaMath ``eval_math.py`` @ fe667b14f9a4; anchors.md s3.3):
+Protocol (meta-math/MetaMath ``eval_math.py`` @ fe667b14f9a4; docs/evaluation.md, "MATH"):
 - prompt, stop strings and answer marker: MetaMath's, as GSM8K (``ual.tasks.metamath``);
 - answer: the text after the LAST "The answer is: ", cut at the first ".\\n", stripped, one trailing "."
   removed; no marker: wrong;
@@ -14,16 +14,24 @@ Mathematical Problem Solving With the MATH Dataset", reference implementation he
 ``modeling/math_equivalence.py`` (also used verbatim by MetaMath's ``util.py``); the steps and their order
 are those of the reference, listed in the function docstring.
 
-Second metric (``math_verify``): HF math-verify 0.9 ``verify(parse(gold), parse(completion))`` on the FULL
-completion with math-verify's own answer extraction (as lm-eval's ``minerva_math`` does), gold given as
-``\\boxed{answer}``. It accepts equivalent forms the string rules miss (0.5 vs 1/2 inside expressions,
-reordered sets, ...), so it is reported beside, never instead of, the MetaMath number.
+Second metric (``math_verify``): HF math-verify 0.9 on the SAME extracted answer, so the two metrics differ
+only in how answers are compared. math-verify's parser finds answers in LaTeX environments (``$...$``,
+``\\[...\\]``, ``\\boxed{}``) or in plain numbers; the bare text after "The answer is: " is neither (given the
+whole completion it extracted nothing from ``\\dfrac{1}{2}`` and read ``(1, 2)`` as ``2``: 391/500 on perfect
+MATH-500 completions). So both sides are handed to ``parse`` in the form it reads whole: the extracted answer
+and the gold, each wrapped as ``\\boxed{...}`` (``parse`` with its default extraction config, LaTeX first,
+where a box is matched before anything else), then ``verify(gold, answer)``. No marker: wrong on both metrics.
+It accepts equivalent forms the string rules miss (``0.5`` vs ``\\frac{1}{2}`` inside expressions,
+``\\frac{2}{4}``, reordered sets, ...), so it is reported beside, never instead of, the MetaMath number.
 
-Inputs/outputs as ``ual.tasks.gsm8k``; per-item records add ``correct_math_verify``. Items: the split
-``evaluate.math_split`` of MATH. The task object is ``TASK`` (``ual.tasks.TASKS["math"]``); run through
-``python -m ual.evaluate --task math``.
+Inputs/outputs as ``ual.tasks.gsm8k`` (without its cross-check); per-item records add
+``correct_math_verify``. Items: the split ``evaluate.math_split`` of MATH. The task object is ``TASK``
+(``ual.tasks.TASKS["math"]``); run through ``python -m ual.evaluate --task math``.
 
 Changelog: TASK_VERSION 1 - initial. Module moved from ``ual.evaluate.hendrycks_math``; outputs unchanged.
+TASK_VERSION 2 - math-verify compares the extracted answer (boxed) instead of parsing the whole completion:
+``math_verify`` changes (up: 391 -> 500 of 500 perfect MATH-500 completions; down: an answer that is not after
+the marker no longer counts); the MetaMath metric is unchanged.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ __all__ = [
     "strip_string",
 ]
 
-TASK_VERSION = 1
+TASK_VERSION = 2
 
 
 def extract_answer(completion: str) -> str | None:
@@ -180,15 +188,28 @@ def is_equiv(prediction: str | None, gold: str | None) -> bool:
 # --------------------------------------------------------------------------- math-verify and scoring
 
 
-def math_verify_correct(gold: str, completion: str) -> bool:
-    r"""math-verify's verdict: the gold answer (as ``\boxed{gold}``) against the whole completion."""
+def math_verify_correct(gold: str, answer: str | None) -> bool:
+    r"""math-verify's verdict on an extracted answer (``extract_answer``; None: wrong), both sides boxed.
+
+    >>> math_verify_correct("\\frac{1}{2}", "0.5"), math_verify_correct("(1,2)", "(1, 2)")
+    (True, True)
+    >>> math_verify_correct("3", "4"), math_verify_correct("3", None)
+    (False, False)
+    """
     from math_verify import parse, verify
 
-    gold_parsed = parse("\\boxed{" + gold + "}")
-    prediction = parse(completion)
+    if answer is None:
+        return False
+    gold_parsed = parse(_boxed(gold))
+    prediction = parse(_boxed(answer))
     if not gold_parsed or not prediction:
         return False
     return bool(verify(gold_parsed, prediction))
+
+
+def _boxed(answer: str) -> str:
+    """The form math-verify's parser reads whole: ``\\boxed{answer}``."""
+    return "\\boxed{" + answer + "}"
 
 
 def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
@@ -207,7 +228,7 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
                 "extracted": extracted,
                 "gold": record["answer"],
                 "correct": extracted is not None and is_equiv(extracted, record["answer"]),
-                "correct_math_verify": math_verify_correct(record["answer"], completion),
+                "correct_math_verify": math_verify_correct(record["answer"], extracted),
                 "has_marker": ANSWER_MARKER in completion,
             }
         )
@@ -217,7 +238,7 @@ def score_items(outputs: dict[str, str], records: list[dict]) -> list[dict]:
 class MathTask(MetaMathTask):
     """MATH (``evaluate.math_split``), MetaMath prompt and stop strings, scored by ``score_items``."""
 
-    protocol = "MetaMath eval_math + Hendrycks is_equiv (anchors.md s3.3); second metric math-verify"
+    protocol = "MetaMath eval_math + Hendrycks is_equiv (docs/evaluation.md); second metric math-verify"
 
     def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
         return score_items(outputs, records)

@@ -1,6 +1,6 @@
 """MetaMath's evaluation protocol, shared by GSM8K and MATH: prompt, answer marker, stop strings.
 
-Source: meta-math/MetaMath ``eval_gsm8k.py`` / ``eval_math.py`` @ fe667b14f9a4 (anchors.md s3.3):
+Source: meta-math/MetaMath ``eval_gsm8k.py`` / ``eval_math.py`` @ fe667b14f9a4 (docs/evaluation.md, "GSM8K"):
 - prompt: the Alpaca template (``ual.prompts.render_alpaca``) around the question, followed by
   " Let's think step by step." (``build_prompt``), for every model (base or chat); it is Alpaca-template
   text, so it is tokenised as ``alpaca`` prompts are (the tokenizer's own specials, BOS if it has one);

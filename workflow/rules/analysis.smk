@@ -14,7 +14,7 @@ rule cluster_hidden_states:
     conda:
         "../../environment.yml"
     resources:
-        gpu=GPUS,
+        **job_resources("cluster_hidden_states"),
     log:
         "logs/cluster_hidden_states/{exp}/seed{seed}/{scenario}.log",
     benchmark:

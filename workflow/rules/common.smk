@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from ual.cluster import snakemake_resources
 from ual.config import MAIN_TABLE_METHODS, check_judge, config_hash, load_experiment, resolved_config
-from ual.variants import VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
+from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
 from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
@@ -32,7 +33,8 @@ else:
 
 # Strict, typed validation with the file and key named (unknown keys, wrong types, missing knobs)...
 EXP = load_experiment(EXPERIMENT_FILE)
-check_judge(EXP, EXPERIMENT_FILE)
+if workflow.is_main_process:  # the judge once per run (ual.judges is slow to import), not again in each job
+    check_judge(EXP, EXPERIMENT_FILE)
 # ...and the exported JSON Schema kept honest against the same config.
 validate(resolved_config(EXP, with_name=False), "../schemas/experiment.schema.json")
 
@@ -92,17 +94,21 @@ wildcard_constraints:
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
     variant=VARIANT_PATTERN,
+    epsilon_name=EPSILON_NAME_PATTERN,
     task="|".join(TASKS),
     group="|".join(DATA_GROUPS),
 
 
-# GPUs per job: bf16/fp16 experiments are GPU experiments (1 GPU per job by default); give training more with
-# `--set-resources train_model:gpu=8` or a profile (profiles/slurm). CPU experiments request none.
-GPUS = 0 if EXP.model.dtype == "float32" else 1
+def job_resources(rule):
+    """What a job of `rule` asks its executor for (GPUs, CPUs, memory, wall time): the experiment's
+    `resources` section (ual.cluster.snakemake_resources). Profiles add only cluster facts (account,
+    partitions)."""
+    return snakemake_resources(EXP, rule)
 
 
 def train_launcher(wildcards, resources):
-    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it)."""
+    """One process, or one per GPU through torchrun (DeepSpeed and DDP both run under it): the GPU count is
+    the job's own `gpu` resource, the same number SLURM allocates."""
     if resources.gpu > 1:
         return f"torchrun --standalone --nproc_per_node {resources.gpu}"
     return "python"
@@ -114,10 +120,17 @@ def variant_method(wildcards):
 
 
 def smoothing_args(wildcards):
-    """ual.smoothing arguments for a variant: the method, and eps_max for the ablation sweep."""
-    variant = Variant.parse(wildcards.variant)
+    """ual.smoothing arguments for an epsilon file: the method, eps_max for the ablation sweep, and the
+    training seed for a variant whose epsilon depends on it (ual_shuffled)."""
+    variant, seed = Variant.parse_epsilon_name(wildcards.epsilon_name)
     eps_max = "" if variant.eps_max is None else f" --eps-max {variant.eps_max:g}"
-    return f"--method {variant.method}{eps_max}"
+    return f"--method {variant.method}{eps_max}" + ("" if seed is None else f" --seed {seed}")
+
+
+def epsilon_file(wildcards):
+    """The epsilon file a training run reads: one per variant, one per seed for ual_shuffled."""
+    name = Variant.parse(wildcards.variant).epsilon_name(int(wildcards.seed))
+    return f"results/{wildcards.exp}/epsilon/{wildcards.scenario}/{name}.jsonl"
 
 
 def trained_variants():
@@ -172,7 +185,7 @@ def output_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
-TABLES = ["table_main", "table_ablation", "table_clustering", "table_uncertainty"]
+TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
 
 

@@ -1,4 +1,5 @@
-# Stage 1: an uncertainty score per training sample (cached by content), then epsilon per method.
+# Stage 1: an uncertainty score per training sample (cached by content), then epsilon per variant (and per
+# training seed for ual_shuffled: the file name is Variant.epsilon_name, see ual/variants.py).
 
 
 rule elicit_scores:
@@ -16,7 +17,7 @@ rule elicit_scores:
     benchmark:
         "benchmarks/rules/elicit_scores/{exp}.tsv"
     resources:
-        elicitor_api=1,
+        **job_resources("elicit_scores"),
     shell:
         "python -m ual.elicit --experiment {input.exp} --out {output.scores} > {log} 2>&1"
 
@@ -27,17 +28,19 @@ rule map_epsilon:
         data="results/{exp}/data/train.json",
         scores="results/{exp}/elicit/scores.jsonl",
     output:
-        epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
-        meta="results/{exp}/epsilon/{scenario}/{variant}.jsonl.meta.json",  # removed with it on a rerun
+        epsilon="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl",
+        meta="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl.meta.json",  # removed with it on a rerun
     params:
         config=config_params("data", "elicit", "epsilon"),
         args=smoothing_args,
     conda:
         "../../environment.yml"
     log:
-        "logs/map_epsilon/{exp}/{scenario}/{variant}.log",
+        "logs/map_epsilon/{exp}/{scenario}/{epsilon_name}.log",
     benchmark:
-        "benchmarks/rules/map_epsilon/{exp}/{scenario}/{variant}.tsv"
+        "benchmarks/rules/map_epsilon/{exp}/{scenario}/{epsilon_name}.tsv"
+    resources:
+        **job_resources("map_epsilon"),
     shell:
         "python -m ual.smoothing --experiment {input.exp} --scores {input.scores} --scenario {wildcards.scenario}"
         " {params.args} --out {output.epsilon} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule generate_outputs:
     benchmark:
         "benchmarks/rules/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
-        gpu=GPUS,
+        **job_resources("generate_outputs"),
     shell:
         "python -m ual.generate --experiment {input.exp} --model $(dirname {input.model}) --task {wildcards.task}"
         " --out {output.outputs} > {log} 2>&1"
@@ -44,7 +44,7 @@ rule score_task:
     benchmark:
         "benchmarks/rules/score_task/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
-        judge_api=1,
+        **job_resources("score_task"),
     shell:
         "python -m ual.evaluate --experiment {input.exp} --task {wildcards.task} --outputs {input.outputs}"
         " --method {wildcards.variant} --scenario {wildcards.scenario} --seed {wildcards.seed}"

@@ -19,6 +19,8 @@ rule make_tables:
         f"logs/make_tables/{NAME}.log",
     benchmark:
         f"benchmarks/rules/make_tables/{NAME}.tsv"
+    resources:
+        **job_resources("make_tables"),
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --scores {input.scores} --data-sources {input.sources}"
@@ -45,6 +47,8 @@ rule make_figures:
         f"logs/make_figures/{NAME}.log",
     benchmark:
         f"benchmarks/rules/make_figures/{NAME}.tsv"
+    resources:
+        **job_resources("make_figures"),
     shell:
         "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --train {input.train} --scores {input.scores}"

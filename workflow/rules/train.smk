@@ -5,7 +5,7 @@ rule train_model:
     input:
         exp=EXP_INPUT,
         data="results/{exp}/data/train.json",
-        epsilon="results/{exp}/epsilon/{scenario}/{variant}.jsonl",
+        epsilon=epsilon_file,
     output:
         metrics="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     params:
@@ -19,7 +19,7 @@ rule train_model:
     benchmark:
         "benchmarks/rules/train_model/{exp}/seed{seed}/{scenario}/{variant}.tsv"
     resources:
-        gpu=GPUS,
+        **job_resources("train_model"),
     shell:
         "{params.launcher} -m ual.train --experiment {input.exp} --scenario {wildcards.scenario} --method {params.method}"
         " --seed {wildcards.seed} --epsilon {input.epsilon} --out $(dirname {output.metrics}) > {log} 2>&1"

@@ -1,0 +1,80 @@
+"""Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (docs/method.md, "Elicitation").
+
+Inputs: the experiment YAML (``data`` for the samples, ``elicit`` for the backend and method) and the
+versioned prompt ``ual/prompts/elicit_uncertainty_<v>.txt``.
+Outputs: ``scores.jsonl``, one score record per sample in data order (schema, reader and writer:
+``ual.elicit.records``), and ``scores.jsonl.meta.json`` on success (counts, paid requests, cost,
+provenance). Command::
+
+    python -m ual.elicit --experiment experiments/tiny.yaml --out results/tiny/elicit/scores.jsonl [--cache F]
+    python -m ual.elicit --experiment experiments/paper_llama2-7b.yaml --estimate
+
+Modules (no import cycle: core <- records <- cache <- run <- cli; backends import core only):
+- ``core``: prompt, reply parsing, the expected score from answer-token probabilities, names, cache keys;
+- ``records``: the score record schema, ``read_scores`` / ``write_scores`` (the scores file's one reader
+  and writer, used by ``ual.smoothing`` and ``ual.report``);
+- ``cache``: the append-only, kill-safe, lock-protected cache shared between runs;
+- ``run``: ``elicit_scores`` (concurrency, claims, stats); ``cli``: the command line;
+- elicitors by (backend, method) in ``registry.ELICITORS``: ``hf`` (a local transformers model,
+  ``ual.elicit.hf``) and ``openai`` (any OpenAI-compatible endpoint, ``ual.elicit.openai``) for the
+  paper's verbalized score (``elicit.method: verbalized``, the default; both compute the same quantity,
+  ``ual.elicit.core``), and ``hf`` with ``method: entropy`` (``ual.elicit.entropy``: mean predictive
+  entropy of the reference response, normalised over the training set);
+- ``estimate``: the bill (requests, tokens, cost) before any call (``--estimate``).
+
+Cache key: sha256(sample id, prompt version, elicitor, scorer), the sample id being the content hash of
+the sample. Missing samples fail the run with the count unless ``elicit.on_missing: median``
+(``ual.smoothing`` then gives them the median uncertainty).
+
+Changelog: v1 - initial (prompt elicit_uncertainty_v1); v2 - a package (was ual/elicit.py and
+ual/elicit_backends.py); the openai backend reads the hf backend's quantity; validated records; shared,
+locked cache; the scorer in the cache key; method entropy; --estimate.
+"""
+
+from __future__ import annotations
+
+from ual.elicit.cache import ScoreCache
+from ual.elicit.core import (
+    ANSWERS,
+    Reply,
+    build_elicit_prompt,
+    cache_key,
+    cache_path,
+    elicitor_name,
+    expected_score,
+    parse_uncertainty,
+    scorer_name,
+    scores_identity,
+)
+from ual.elicit.records import RecordError, read_scores, write_scores
+from ual.elicit.registry import ELICITORS, build_elicitor
+from ual.elicit.run import RunStats, elicit_scores
+
+__all__ = [
+    "ANSWERS",
+    "ELICITORS",
+    "RecordError",
+    "Reply",
+    "RunStats",
+    "ScoreCache",
+    "build_elicit_prompt",
+    "build_elicitor",
+    "cache_key",
+    "cache_path",
+    "elicit_scores",
+    "elicitor_name",
+    "expected_score",
+    "main",
+    "parse_uncertainty",
+    "read_scores",
+    "scorer_name",
+    "scores_identity",
+    "write_scores",
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ual.elicit`` (``ual.elicit.cli.main``)."""
+    from ual.elicit.cli import main as cli_main
+
+    cli_main(argv)

@@ -1,0 +1,5 @@
+"""``python -m ual.elicit``: see ``ual.elicit.cli``."""
+
+from ual.elicit.cli import main
+
+main()

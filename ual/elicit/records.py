@@ -1,0 +1,161 @@
+"""The score record, and the scores file's one reader and one writer (``results/<exp>/elicit/scores.jsonl``).
+
+A score record (one JSON object per line, the same schema in the scores file and in the elicitation cache):
+
+    key          sha256 of (sample id, prompt version, elicitor, scorer)       (ual.elicit.core.cache_key)
+    id, dataset  the sample's content hash and dataset name                    (ual.data)
+    prompt_version, elicitor, method, scorer   what produced the score         (ual.elicit.core)
+    raw          the reply text ("" where nothing was generated)
+    score        verbalized: expected score in [1, 10]; entropy: mean token entropy in nats (>= 0);
+                 null if missing
+    uncertainty  in [0, 1]: verbalized (score - 1) / 9; entropy: min-max normalised over the training set
+                 (null in the cache, which holds raw entropies); null if missing
+    missing      true iff score is null
+    source       "logprobs" (API top_logprobs), "logits" (hf), "text" (parsed reply), "entropy", or null
+    probs        answer "1".."10" -> probability as read (not renormalised), or null; answer_mass = their sum
+    requests     HTTP requests made for the sample (0 for local models);  seconds, cost_usd
+    error        why the request failed after its retries (never cached), else null
+
+Reading validates every line (strict types: ``true`` is not a number; ranges; missing iff score is null;
+verbalized uncertainty = (score - 1) / 9) and, for the scores file, unique ids and the expected
+provenance; every error names the file and the line. ``read_scores`` is the reader ``ual.smoothing`` and
+``ual.report`` use; ``write_scores`` (atomic) is the only writer.
+
+Changelog: v1 - initial (fields method, scorer, source, probs, answer_mass, requests added to the v0 rows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ual.provenance import write_text_atomic
+
+__all__ = ["RecordError", "ScoreRecord", "parse_record", "read_scores", "write_scores"]
+
+
+class RecordError(ValueError):
+    """A score record that fails validation; the message names the file and the line."""
+
+
+class ScoreRecord(BaseModel):
+    """One elicited score (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    key: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    dataset: str
+    prompt_version: str
+    elicitor: str
+    method: Literal["verbalized", "entropy"]
+    scorer: str
+    raw: str
+    score: float | None
+    uncertainty: float | None = Field(ge=0.0, le=1.0)
+    missing: bool
+    source: Literal["logprobs", "logits", "text", "entropy"] | None
+    probs: dict[str, float] | None
+    answer_mass: float | None = Field(ge=0.0)
+    requests: int = Field(ge=0)
+    seconds: float = Field(ge=0.0)
+    cost_usd: float = Field(ge=0.0)
+    error: str | None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreRecord:
+        if self.missing != (self.score is None):
+            raise ValueError(f"missing is {self.missing} but score is {self.score}")
+        if self.score is None and self.uncertainty is not None:
+            raise ValueError("a missing score has no uncertainty")
+        if self.method == "verbalized" and self.score is not None:
+            if not 1.0 <= self.score <= 10.0:
+                raise ValueError(f"verbalized score {self.score} outside [1, 10]")
+            if self.uncertainty is None or not math.isclose(
+                self.uncertainty, (self.score - 1.0) / 9.0, abs_tol=1e-9
+            ):
+                raise ValueError(
+                    f"uncertainty {self.uncertainty} is not (score - 1) / 9 for score {self.score}"
+                )
+        if self.method == "entropy" and self.score is not None and self.score < 0:
+            raise ValueError(f"entropy {self.score} is negative")
+        for answer, probability in (self.probs or {}).items():
+            if not 0.0 <= probability <= 1.0 + 1e-6:
+                raise ValueError(f"probs[{answer!r}] = {probability} is not a probability")
+        return self
+
+
+def parse_record(line: str, path: str | Path, number: int) -> dict:
+    """One validated record from a JSONL line (``number`` counts lines from 1, blank ones included)."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: line {number}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return ScoreRecord.model_validate(data).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"'{'.'.join(str(p) for p in err['loc'])}': " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
+            for err in exc.errors()
+        )
+        raise RecordError(f"{path}: line {number}: not a valid score record: {problems}") from None
+
+
+def read_scores(path: str | Path, expected: dict[str, str] | None = None) -> list[dict]:
+    """Validated records of a scores file in file order.
+
+    Args:
+        path: ``scores.jsonl`` written by ``write_scores``.
+        expected: fields every record must carry with these values (``ual.elicit.scores_identity(cfg)``),
+            so a stale file from another elicitor, prompt or method is refused, not mapped silently.
+
+    Raises:
+        RecordError: naming the file and line of an invalid record, a duplicate id (with the line of its
+            first occurrence), a provenance mismatch, or a scored record without an uncertainty.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    rows, first_line = [], {}
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        row = parse_record(line, path, number)
+        if row["id"] in first_line:
+            raise RecordError(
+                f"{path}: line {number}: duplicate id {row['id']!r} (first on line {first_line[row['id']]})"
+            )
+        first_line[row["id"]] = number
+        for key, value in (expected or {}).items():
+            if row[key] != value:
+                raise RecordError(
+                    f"{path}: line {number}: {key} is {row[key]!r} but the experiment's is {value!r}"
+                )
+        if not row["missing"] and row["uncertainty"] is None:
+            raise RecordError(f"{path}: line {number}: a scored record without an uncertainty")
+        rows.append(row)
+    return rows
+
+
+def write_scores(path: str | Path, rows: Iterable[dict]) -> None:
+    """Write validated records atomically as JSONL (the scores file's only writer)."""
+    lines = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            record = ScoreRecord.model_validate(row)
+        except ValidationError as exc:  # a bug upstream: never write a file the reader would refuse
+            raise RecordError(f"{path}: record {number} is invalid: {exc}") from None
+        if not record.missing and record.uncertainty is None:
+            raise RecordError(f"{path}: record {number} ({record.id}) is scored but has no uncertainty")
+        lines.append(json.dumps(record.model_dump(), ensure_ascii=False) + "\n")
+    write_text_atomic(path, "".join(lines))
