@@ -298,9 +298,35 @@ class EvaluateConfig(_Section):
     judge_model: Annotated[str | None, AfterValidator(_known_model_if_ual)] = Field(
         default=None, description="model of the local / OpenAI-compatible judge"
     )
-    judge_base_url: str | None = None
-    judge_api_key_env: str | None = None
-    reference_outputs: str = Field(description="AlpacaEval baseline, e.g. text_davinci_003 or gpt4_1106_preview")
+    judge_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the judge")
+    judge_api_key_env: str | None = Field(
+        default=None,
+        description="name of the environment variable holding the judge's API key (never the key); null: "
+        "OPENAI_API_KEY for the OpenAI API, a keyless server when judge_base_url is set",
+    )
+    judge_orders: Literal["both", "random"] | None = Field(
+        default=None,
+        description="both: every pair judged with each output shown first, the two preferences averaged; "
+        "random: alpaca_eval's one seeded random order per instruction (its leaderboards); null: random for "
+        "an unchanged stock alpaca_eval judge on its own API, both for every other judge (ual.judges)",
+    )
+    judge_on_unparsed: Literal["fail", "report"] = Field(
+        default="report",
+        description="a judge reply its parser cannot read: fail the run naming the pairs, or report the win "
+        "rate over the parsed pairs with n_unparsed and their instructions; never imputed",
+    )
+    judge_tokenizer: str | None = Field(
+        default=None,
+        description="--estimate: tokenizer of the judge (a ual.models source, or tiktoken:<model>); null: "
+        "the local judge's own, else about 4 characters per token",
+    )
+    judge_usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="judge price, for --estimate")
+    judge_usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    reference_outputs: str = Field(
+        description="AlpacaEval reference set: a name of ual.data.REFERENCE_FILES "
+        "(text_davinci_003, text_davinci_003_gpt4_annotations, gpt4_1106_preview) or a model_outputs JSON "
+        "path"
+    )
     sizes: dict[TaskName, int | None] = Field(
         description="items per task drawn by the data seed; null = the whole test set"
     )

@@ -30,8 +30,8 @@ CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards). Configs:
 ``zero3.json`` (GPU; torch AdamW via ``torch_adam``, so no CUDA op is JIT-built), ``zero3_offload.json``
 (optimizer and parameters on CPU with DeepSpeedCPUAdam, built once with g++), ``zero2_cpu.json``,
 ``zero3_cpu.json`` (CPU: fp32, no overlap_comm). Every ZeRO-3 config saves gathered 16-bit weights
-(``stage3_gather_16bit_weights_on_model_save``). Under ZeRO-3 ``loss_path: lean`` falls back to the
-reference path with a warning (ual.trainer).
+(``stage3_gather_16bit_weights_on_model_save``). ``loss_path: lean`` runs under every config, ZeRO-3
+included: the partitioned LM head is gathered for the loss (ual.lm_head); the paper profiles use it.
 
 Resume: a rerun with the same ``--out`` continues from the newest complete ``checkpoint-N`` there
 (``ual.checkpoints``; ``--resume PATH`` picks one, ``--fresh`` ignores them); the data order is fixed by
@@ -40,8 +40,9 @@ checkpoint (a save cut off) is set aside as ``incomplete-checkpoint-N``; checkpo
 model, data or train section, base model content, method, seed or epsilon file) are discarded, with a
 warning each.
 
-Changelog: v1 - initial. v2 - resume from the newest complete checkpoint; another run's are discarded, not
-refused; the epsilon file is read by ual.smoothing.read_epsilon_file.
+Changelog: v1 - initial. v2 - the lean loss path also under ZeRO-3 (no fallback to reference). v3 - resume
+from the newest complete checkpoint; another run's are discarded, not refused; the epsilon file is read by
+ual.smoothing.read_epsilon_file.
 """
 
 from __future__ import annotations

@@ -20,18 +20,22 @@ Loss paths (``train.loss_path``):
 - ``reference``: the wrapped model's forward gives logits; ``label_smoothed_nll_reference``.
 - ``lean``: the wrapped model's forward runs with ``logits_to_keep`` = no position (so DDP/DeepSpeed hooks
   still run and no (B, T, V) logits exist); a forward hook on ``get_decoder()`` captures the last hidden
-  states, and ``label_smoothed_nll_lean`` uses ``get_output_embeddings().weight`` (and bias). Refused for
-  models that soft-cap or scale logits (the identity of ual.losses does not hold). Under DeepSpeed ZeRO-3
-  the LM head weight is partitioned outside its module's forward, so the run falls back to the reference
-  path with a warning (gathering it by hand would also have to re-gather it for backward).
+  states, and ``label_smoothed_nll_lean`` runs on them and the LM head's weight and bias through
+  ``ual.lm_head.run_with_head`` (under DeepSpeed ZeRO-3 as the head module's forward, so ZeRO-3 gathers the
+  partitioned head for the loss's forward and backward and reduce-scatters its gradient). Refused, naming
+  the model and the reason, for models that soft-cap or scale logits (``ual.lm_head.check_lean_supported``)
+  and under single-process multi-GPU ``DataParallel`` (its replicas run the decoder on several threads, so the
+  hook cannot give one hidden-state tensor: launch with torchrun / deepspeed instead).
 
 Also the runtime helpers of ``ual.train``: ``prepare_deepspeed_env`` (one-process DeepSpeed defaults),
 ``verify_checkpoint`` (reload, parameter count, no empty tensor) and ``peak_memory``.
+
+Changelog: v2 - lean path under ZeRO-3 through ual.lm_head (was: a fallback to the reference path);
+``check_lean_supported`` moved to ual.lm_head; refusal under DataParallel.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import socket
@@ -42,15 +46,15 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
+from ual.lm_head import check_lean_supported, run_with_head
 from ual.losses import count_response_tokens, label_smoothed_nll_lean, label_smoothed_nll_reference
 
-logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DATA_PARALLEL_ERROR",
     "LOSS_PATHS",
     "StepRecorder",
     "UALTrainer",
-    "check_lean_supported",
     "peak_memory",
     "prepare_deepspeed_env",
     "verify_checkpoint",
@@ -58,24 +62,13 @@ __all__ = [
 
 LOSS_PATHS = ("reference", "lean")
 
-# config attributes that put a non-linear map (or a scale) between h @ W.T and the logits
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
-
-
-def check_lean_supported(model: torch.nn.Module) -> None:
-    """Raise ``ValueError`` if the lean loss path cannot reproduce this model's logits."""
-    config = model.config
-    for attr in _LOGIT_TRANSFORMS:
-        value = getattr(config, attr, None)
-        if value not in (None, 1, 1.0):
-            raise ValueError(
-                f"train.loss_path 'lean' needs plain logits h @ W.T (+ b); {type(model).__name__} has "
-                f"config.{attr}={value!r}. Use train.loss_path: reference."
-            )
-    if model.get_output_embeddings() is None or model.get_decoder() is None:
-        raise ValueError(
-            f"train.loss_path 'lean' needs get_decoder() and an LM head; {type(model).__name__} lacks one"
-        )
+DATA_PARALLEL_ERROR = (
+    "train.loss_path 'lean' does not run under single-process multi-GPU torch.nn.DataParallel (Trainer uses "
+    "it when one process sees several GPUs; {gpus} visible here): its replicas run the decoder on separate "
+    "threads, so the hidden-state hook cannot give one batch-ordered tensor. Launch one process per GPU "
+    "(torchrun --nproc_per_node N -m ual.train ... or deepspeed -m ual.train ...), make one GPU visible "
+    "(CUDA_VISIBLE_DEVICES=0), or use train.loss_path: reference."
+)
 
 
 class UALTrainer(Trainer):
@@ -89,14 +82,8 @@ class UALTrainer(Trainer):
             raise ValueError(f"unknown loss path '{loss_path}'; expected one of {LOSS_PATHS}")
         if loss_path == "lean":
             check_lean_supported(self.model)
-            from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-
-            if is_deepspeed_zero3_enabled():
-                logger.warning(
-                    "loss_path 'lean' under DeepSpeed ZeRO-3: the LM head is partitioned; "
-                    "using the reference path (materialised logits) instead"
-                )
-                loss_path = "reference"
+            if self.args.n_gpu > 1:  # Trainer wraps the model in DataParallel exactly then
+                raise ValueError(DATA_PARALLEL_ERROR.format(gpus=self.args.n_gpu))
         self.loss_path = loss_path
         self.step_tokens = 0  # real (non-pad) input tokens of the current optimiser step, this rank
         self.step_response_tokens = 0
@@ -116,6 +103,8 @@ class UALTrainer(Trainer):
         return batch_samples, count
 
     def _hidden_states(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(model, torch.nn.DataParallel):
+            raise ValueError(DATA_PARALLEL_ERROR.format(gpus=torch.cuda.device_count()))
         decoder = self.accelerator.unwrap_model(model).get_decoder()
         captured: dict[str, torch.Tensor] = {}
 
@@ -147,10 +136,13 @@ class UALTrainer(Trainer):
         outputs = None
         if self.loss_path == "lean":
             hidden = self._hidden_states(model, inputs)
-            head = self.accelerator.unwrap_model(model).get_output_embeddings()
-            loss = label_smoothed_nll_lean(
-                hidden, head.weight, labels, epsilon, bias=head.bias, num_items=num_items_in_batch
-            )
+
+            def lean(weight, bias, hidden, labels, epsilon):
+                return label_smoothed_nll_lean(
+                    hidden, weight, labels, epsilon, bias=bias, num_items=num_items_in_batch
+                )
+
+            loss = run_with_head(self.accelerator.unwrap_model(model), lean, hidden, labels, epsilon)
         else:
             outputs = model(**inputs)
             loss = label_smoothed_nll_reference(outputs.logits, labels, epsilon, num_items=num_items_in_batch)

@@ -7,7 +7,7 @@ eps_max of the ablation sweep (``epsilon.ablation_eps_max``), named ``ual_epsmax
 The name is a path component of every result of the variant
 (``results/<exp>/seed<s>/{train,generate,evaluate}/<scenario>/<variant>/...``) and the ``method`` recorded in
 its metrics; the workflow (``workflow/rules/common.smk``), the report (``ual.report``) and nothing else turn
-names into variants and back, through ``Variant``.
+names into variants and back, through ``Variant``. ``trained_variants`` is the grid the workflow trains.
 
 The epsilon file a variant trains with is ``results/<exp>/epsilon/<scenario>/<epsilon name>.jsonl``, named by
 ``Variant.epsilon_name(seed)``: the variant's name, and ``.seed<s>`` after it when its epsilon depends on the
@@ -15,7 +15,8 @@ training seed (``ual_shuffled``, permuted anew per seed: ``ual_shuffled.seed1``)
 every seed of the other variants.
 
 Changelog: v1 - initial (replaces four spellings of ``ual_epsmax{v:g}``). v2 - epsilon file names
-(``epsilon_name``, ``parse_epsilon_name``, ``EPSILON_NAME_PATTERN``).
+(``epsilon_name``, ``parse_epsilon_name``, ``EPSILON_NAME_PATTERN``). v3 - ``trained_variants`` (was in
+``common.smk``; also counts the judged models of ``python -m ual.evaluate --estimate``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ual.config import METHODS
+from ual.config import MAIN_TABLE_METHODS, METHODS
 
 __all__ = [
     "ABLATION_PREFIX",
@@ -32,6 +33,7 @@ __all__ = [
     "Variant",
     "ablation_scenario",
     "ablation_variants",
+    "trained_variants",
     "ual_at",
 ]
 
@@ -132,3 +134,13 @@ def ablation_variants(methods: list[str], eps_max: float, sweep: list[float]) ->
     """The ablation's extra variants: ``ual_shuffled`` when trained, and UAL at each other eps_max swept."""
     shuffled = [Variant("ual_shuffled")] if "ual_shuffled" in methods else []
     return shuffled + [Variant("ual", value) for value in sweep if value != eps_max]
+
+
+def trained_variants(
+    scenarios: list[str], methods: list[str], eps_max: float, sweep: list[float]
+) -> list[tuple[str, Variant]]:
+    """(scenario, variant) pairs that are trained (per seed): the main methods in every scenario, the
+    ablation's variants once, on the ablation scenario. The workflow and the judge's --estimate use it."""
+    main = [m for m in MAIN_TABLE_METHODS if m in methods]
+    pairs = [(scenario, Variant(method)) for scenario in scenarios for method in main]
+    return pairs + [(ablation_scenario(scenarios), v) for v in ablation_variants(methods, eps_max, sweep)]

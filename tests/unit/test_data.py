@@ -269,7 +269,8 @@ def test_missing_alpaca_eval_references_name_the_file_and_its_url(tmp_path):
     message = str(info.value)
     assert f"{tmp_path / 'alpaca_eval/results/gpt4_1106_preview/model_outputs.json'} is absent" in message
     assert "githubusercontent.com/tatsu-lab/alpaca_eval/cd543a149df89434d8a54582c0151c0b945c3d20/" in message
-    with pytest.raises(DataError, match=r"mirror carries only \['gpt4_1106_preview', 'text_davinci_003'\]"):
+    known = r"\['gpt4_1106_preview', 'text_davinci_003', 'text_davinci_003_gpt4_annotations'\]"
+    with pytest.raises(DataError, match=rf"mirror carries only {known}"):
         load_alpaca_eval_references("my_model", tmp_path)
 
 

@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers.trainer_pt_utils import LabelSmoother
 
 from ual.losses import (
     IGNORE_INDEX,
     count_response_tokens,
     label_smoothed_nll_lean,
+    label_smoothed_nll_linear_ce,
     label_smoothed_nll_reference,
 )
 
@@ -176,10 +178,25 @@ def test_lean_path_scales_gradient_by_upstream_gradient():
     hidden = torch.randn(2, 6, 8, generator=gen, requires_grad=True)
     weight = torch.randn(30, 8, generator=gen, requires_grad=True)
     _, labels = make_batch(2, 6, 30, seed=2)
-    loss = label_smoothed_nll_lean(hidden, weight, labels, torch.tensor([0.1, 0.2]))
+    eps = torch.tensor([0.1, 0.2])
+    loss = label_smoothed_nll_lean(hidden, weight, labels, eps)
     (g1,) = torch.autograd.grad(loss, hidden, retain_graph=True)
-    (g3,) = torch.autograd.grad(3.0 * loss, hidden)
+    (g3,) = torch.autograd.grad(3.0 * label_smoothed_nll_lean(hidden, weight, labels, eps), hidden)
     torch.testing.assert_close(g3, 3.0 * g1)
+    with pytest.raises(RuntimeError, match="a second backward through the same loss"):
+        torch.autograd.grad(loss, hidden)  # its gradients were handed over already
+
+
+def test_lean_path_hands_its_weight_gradient_over_without_a_copy():
+    """With no .grad yet (every step under ZeRO-3), autograd moves the computed gradient into .grad."""
+    gen = torch.Generator().manual_seed(5)
+    hidden = torch.randn(2, 6, 8, generator=gen)
+    weight = torch.randn(30, 8, generator=gen, requires_grad=True)
+    _, labels = make_batch(2, 6, 30, seed=5)
+    seen = []
+    weight.register_hook(lambda grad: seen.append(grad.data_ptr()))
+    label_smoothed_nll_lean(hidden, weight, labels, torch.tensor([0.1, 0.2])).backward()
+    assert weight.grad.data_ptr() == seen[0]
 
 
 def test_lean_path_gradient_matches_finite_differences():
@@ -192,9 +209,25 @@ def test_lean_path_gradient_matches_finite_differences():
     eps = torch.tensor([0.25, 0.5], dtype=torch.float64)
 
     def lean(h, w, b):
-        return label_smoothed_nll_lean(h, w, labels, eps, bias=b, chunk_tokens=2).double()
+        return label_smoothed_nll_lean(h, w, labels, eps, bias=b, chunk_tokens=2)
 
-    assert torch.autograd.gradcheck(lean, (hidden, weight, bias), eps=1e-6, atol=1e-5)
+    # central differences by hand: torch.autograd.gradcheck runs backward twice on one output, which the lean
+    # path refuses (its gradients are handed over once)
+    leaves = (hidden, weight, bias)
+    analytic = torch.autograd.grad(lean(*leaves), leaves)
+    step = 1e-6
+    with torch.no_grad():
+        for leaf, grad in zip(leaves, analytic, strict=True):
+            numeric = torch.zeros_like(leaf)
+            for index in range(leaf.numel()):
+                flat = leaf.view(-1)
+                flat[index] += step
+                up = lean(*leaves)
+                flat[index] -= 2 * step
+                down = lean(*leaves)
+                flat[index] += step
+                numeric.view(-1)[index] = (up - down) / (2 * step)
+            torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-7)
 
 
 def test_reference_gradient_matches_finite_differences():
@@ -205,6 +238,59 @@ def test_reference_gradient_matches_finite_differences():
     assert torch.autograd.gradcheck(
         lambda z: label_smoothed_nll_reference(z, labels, eps), (logits,), eps=1e-6, atol=1e-7
     )
+
+
+class _OpRecorder(TorchDispatchMode):
+    """Names of the aten ops run inside the context (what the loss actually computes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+def test_lean_path_builds_no_gradient_under_no_grad():
+    """Evaluation (torch.no_grad, parameters still requires_grad): one h @ W.T per chunk and nothing else."""
+    gen = torch.Generator().manual_seed(3)
+    hidden = torch.randn(2, 7, 16, generator=gen)
+    weight = torch.randn(50, 16, generator=gen, requires_grad=True)
+    _, labels = make_batch(2, 7, 50, seed=3)
+    chunks = math.ceil(count_response_tokens(labels) / 4)
+    eps = torch.tensor([0.1, 0.2])
+    with torch.no_grad(), _OpRecorder() as evaluation:
+        value = label_smoothed_nll_lean(hidden, weight, labels, eps, chunk_tokens=4)
+    with _OpRecorder() as training:
+        trained = label_smoothed_nll_lean(hidden, weight, labels, eps, chunk_tokens=4)
+    assert value.grad_fn is None and torch.equal(value, trained.detach())
+    assert evaluation.ops.count("aten.mm") == chunks and "aten.addmm_" not in evaluation.ops
+    assert "aten.index_add_" not in evaluation.ops  # no one-hot gradient terms either
+    assert training.ops.count("aten.addmm_") == chunks  # the V x H weight gradient, one update per chunk
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("per_token", [False, True])
+def test_torch_linear_cross_entropy_composition_equals_lean_path(with_bias, per_token):
+    """PyTorch's chunked linear_cross_entropy + eps * (z_y - mean z): the lean path's value and gradient."""
+    gen = torch.Generator().manual_seed(21)
+    batch, seq, hidden_size, vocab = 3, 11, 24, 307
+    hidden = torch.randn(batch, seq, hidden_size, generator=gen, requires_grad=True)
+    weight = (torch.randn(vocab, hidden_size, generator=gen) * 0.3).requires_grad_()
+    bias = torch.randn(vocab, generator=gen, requires_grad=True) if with_bias else None
+    _, labels = make_batch(batch, seq, vocab, seed=22, prompt_len=3)
+    eps = torch.rand(batch, seq, generator=gen) * 0.5 if per_token else torch.tensor([0.0, 0.2, 0.45])
+    leaves = [hidden, weight] + ([bias] if with_bias else [])
+
+    lean = label_smoothed_nll_lean(hidden, weight, labels, eps, bias=bias, num_items=50, chunk_tokens=7)
+    lean_grads = torch.autograd.grad(lean, leaves)
+    composed = label_smoothed_nll_linear_ce(hidden, weight, labels, eps, bias=bias, num_items=50)
+    composed_grads = torch.autograd.grad(composed, leaves)
+
+    torch.testing.assert_close(composed, lean, rtol=1e-6, atol=1e-6)  # float32 precision
+    for got, want in zip(composed_grads, lean_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 # --- gradient accumulation ---------------------------------------------------------------------------------
@@ -272,8 +358,9 @@ def test_bad_epsilon_is_rejected_by_both_paths(eps, message):
     logits, labels = make_batch(2, 6, 11, seed=0)
     with pytest.raises(ValueError, match=message):
         label_smoothed_nll_reference(logits, labels, eps)
-    with pytest.raises(ValueError, match=message):
-        label_smoothed_nll_lean(torch.randn(2, 6, 4), torch.randn(11, 4), labels, eps)
+    for path in (label_smoothed_nll_lean, label_smoothed_nll_linear_ce):
+        with pytest.raises(ValueError, match=message):
+            path(torch.randn(2, 6, 4), torch.randn(11, 4), labels, eps)
 
 
 def test_out_of_range_label_is_rejected():
@@ -316,3 +403,24 @@ def test_bfloat16_logits_stay_close_to_float32():
     half = label_smoothed_nll_reference(logits.bfloat16(), labels, eps)
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, full, rtol=2e-2, atol=2e-2)
+
+
+def test_bfloat16_lean_path_stays_close_to_float32():
+    gen = torch.Generator().manual_seed(7)
+    hidden = torch.randn(2, 12, 32, generator=gen)
+    weight = torch.randn(300, 32, generator=gen) * 0.2
+    bias = torch.randn(300, generator=gen)
+    _, labels = make_batch(2, 12, 300, seed=7)
+    eps = torch.tensor([0.1, 0.3])
+
+    def value_and_grads(dtype):
+        leaves = [t.to(dtype).requires_grad_() for t in (hidden, weight, bias)]
+        loss = label_smoothed_nll_lean(leaves[0], leaves[1], labels, eps, bias=leaves[2], chunk_tokens=5)
+        return loss, torch.autograd.grad(loss, leaves)
+
+    full, full_grads = value_and_grads(torch.float32)
+    half, half_grads = value_and_grads(torch.bfloat16)
+    assert half.dtype == torch.float32 and all(g.dtype == torch.bfloat16 for g in half_grads)
+    torch.testing.assert_close(half, full, rtol=2e-2, atol=2e-2)
+    for got, want in zip(half_grads, full_grads, strict=True):
+        torch.testing.assert_close(got.float(), want, rtol=5e-2, atol=5e-3)

@@ -81,6 +81,32 @@ def test_main_table_cells_and_improvement_arithmetic(results):
     assert cells[("high", "UAL - SFT (relative %)")]["AlpacaEval win rate (%)"] == "10.00"
 
 
+def test_judge_position_bias_and_unparsed_pairs_stand_beside_every_win_rate(tmp_path):
+    files = []
+    for seed, (bias, unparsed) in enumerate([(60.0, 0), (70.0, 2)]):
+        for variant in ("sft", "ls", "ual", "ual_shuffled"):
+            path = tmp_path / f"seed{seed}" / variant / "alpacaeval.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({
+                "task": "alpacaeval", "metric": "win_rate", "win_rate": 40.0, "standard_error": 2.0,
+                "position_bias": bias if variant != "ls" else None,
+                "n_unparsed": unparsed if variant == "ual" else 0,
+                "method": variant, "scenario": "mixed", "seed": seed, "provenance": {}}))
+            files.append(path)
+    metrics = collect.read_metrics(files)
+    main = tables.main_table(metrics, reported(), ["mixed"], ["alpacaeval", "gsm8k"])
+    assert main.columns.tolist()[2:5] == ["AlpacaEval win rate (%)", tables.JUDGE_COLUMN, "GSM8K acc. (%)"]
+    cells = dict(zip(main["row"], main[tables.JUDGE_COLUMN]))
+    # mean over seeds (60, 70); the pairs left without a verdict are summed over seeds; no bias -> n/a
+    assert (cells["SFT"], cells["UAL"], cells["LS (constant eps)"]) == ("65.0", "65.0; 2 unparsed", "n/a")
+    assert cells["UAL - SFT (points)"] == "" and cells["paper, UAL vs SFT (%)"] == tables.NOT_REPORTED
+    ablation = tables.ablation_table(metrics, "mixed", ["alpacaeval"], eps_max=0.2, sweep=[])
+    assert ablation.set_index("variant").loc["UAL, shuffled eps", tables.JUDGE_COLUMN] == "65.0"
+    assert tables.JUDGE_NOTE in main.attrs["note"] and tables.JUDGE_NOTE in ablation.attrs["note"]
+    gsm8k_only = tables.main_table(metrics, reported(), ["mixed"], ["gsm8k"])
+    assert tables.JUDGE_COLUMN not in gsm8k_only.columns and tables.JUDGE_NOTE not in gsm8k_only.attrs["note"]
+
+
 def test_missing_runs_show_as_not_available(results):
     metrics = collect.read_metrics(results)
     table = tables.main_table(metrics, reported(), ["low"], ["alpacaeval", "gsm8k"])
@@ -112,7 +138,9 @@ def test_writer_gives_the_same_cells_in_markdown_latex_and_csv(results, tmp_path
     shown = table.drop(columns=table.attrs["csv_only"])
     pd.testing.assert_frame_equal(pd.read_csv(paths[2], dtype=str, keep_default_na=False), table.astype(str))
     assert "44.00 ± 1.50" in csv and "seed 0: 44.00 ± 1.50 (se)" in csv and "acc. (%) per run" not in md + tex
-    assert list(shown.columns) == ["scenario", "row", *tables.TASK_COLUMNS.values(), "low-entropy avg."]
+    columns = tables.TASK_COLUMNS
+    assert list(shown.columns) == ["scenario", "row", columns["alpacaeval"], tables.JUDGE_COLUMN,
+                                   columns["gsm8k"], columns["math"], "low-entropy avg."]
     assert tables.SEEDS_NOTE in md and "standard error of that mean" in tex
     assert json.loads(sidecar)["git_sha"] == ["abc123def4567890"]
 

@@ -15,7 +15,8 @@ from ual.tasks.metamath import STOP_STRINGS, build_prompt
 def test_registry_holds_the_papers_three_tasks_with_their_protocols():
     assert sorted(TASKS) == ["alpacaeval", "gsm8k", "math"]
     assert all(name == task.name for name, task in TASKS.items())
-    assert {name: task.version for name, task in TASKS.items()} == {"alpacaeval": 1, "gsm8k": 2, "math": 2}
+    # alpacaeval 2: both-orders judging, position bias, unparsed verdicts reported, named reference sets
+    assert {name: task.version for name, task in TASKS.items()} == {"alpacaeval": 2, "gsm8k": 2, "math": 2}
     assert TASKS["gsm8k"].stop_strings == TASKS["math"].stop_strings == STOP_STRINGS
     assert TASKS["alpacaeval"].stop_strings == ALPACA_STOP_STRINGS
     assert ALPACA_STOP_STRINGS == ("### Instruction:", "### Input:", "### Response:")

@@ -70,3 +70,13 @@ def test_epsilon_file_names_carry_the_seed_only_where_the_epsilon_depends_on_it(
                           ("ual_shuffled.seed01", "not an epsilon file")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             Variant.parse_epsilon_name(name)
+
+
+def test_trained_variants_are_the_main_grid_and_the_ablation_once():
+    from ual.variants import Variant, trained_variants
+
+    grid = trained_variants(["high", "mixed"], ["sft", "ls", "ual", "ual_shuffled"], 0.2, [0.1, 0.2])
+    assert [(s, v.name) for s, v in grid] == [
+        ("high", "sft"), ("high", "ls"), ("high", "ual"), ("mixed", "sft"), ("mixed", "ls"), ("mixed", "ual"),
+        ("mixed", "ual_shuffled"), ("mixed", "ual_epsmax0.1")]
+    assert trained_variants(["low"], ["sft"], 0.2, []) == [("low", Variant("sft"))]

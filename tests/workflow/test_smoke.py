@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from ual.variants import Variant
+
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_uncertainty"]
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss"]
@@ -99,7 +101,8 @@ def test_the_fetched_mirror_gives_the_same_results_as_the_shared_mirror(smoke_ru
     work = _workdir(tmp_path_factory, "smoke_shared")
     shutil.copytree(smoke_run / "resources" / "cache", work / "resources" / "cache")
     outputs = ["results/smoke/elicit/scores.jsonl"] + [
-        f"results/smoke/epsilon/mixed/{variant}.jsonl" for variant in ("ual", "ual_shuffled")
+        f"results/smoke/epsilon/mixed/{Variant(method).epsilon_name(0)}.jsonl"
+        for method in ("ual", "ual_shuffled")
     ]  # the per-sample epsilon (scores joined to the training records by id) and its seeded permutation
     result = snakemake(work, "--cores", "2", *outputs, mirror=data_mirror)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

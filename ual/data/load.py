@@ -28,7 +28,7 @@ from typing import Any
 from ual.config import SCENARIO_SLICES, SCENARIOS, DataConfig
 from ual.data.manifest import MANIFEST, describe_mirror, file_sha256, resolve_mirror
 from ual.data.normalise import field
-from ual.data.registry import DATASETS, MATH_SUBJECTS, REFERENCE_FILES, Source
+from ual.data.registry import DATASETS, MATH_SUBJECTS, REFERENCE_COLUMNS, REFERENCE_FILES, Source
 
 __all__ = [
     "DataError",
@@ -166,10 +166,11 @@ def load_records(dataset: str, split: str, mirror: str | Path | None = None) -> 
 
 
 def load_alpaca_eval_references(generator: str, mirror: str | Path | None = None) -> list[dict]:
-    """Reference outputs of ``generator`` in alpaca_eval's model_outputs format, in instruction order.
+    """Reference outputs of the reference set ``generator`` (a name of ``REFERENCE_FILES``), in file order.
 
-    Each item: ``{"instruction", "output", "generator", "dataset"}`` exactly as alpaca_eval ships them
-    (mirror ``alpaca_eval/results/<generator>/model_outputs.json``, see ``REFERENCE_FILES``).
+    Each item: ``{"instruction", "output", "generator", "dataset"}`` exactly as alpaca_eval ships them (mirror
+    ``alpaca_eval/results/<generator>/model_outputs.json``; for an annotations file the ``output_1`` column,
+    ``REFERENCE_COLUMNS``, and its ``generator_1``).
     """
     if generator not in REFERENCE_FILES:
         raise DataError(
@@ -182,8 +183,9 @@ def load_alpaca_eval_references(generator: str, mirror: str | Path | None = None
         try:
             if not isinstance(row, dict):
                 raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-            item = {key: field(row, key, allow_empty=key == "output") for key in ("instruction", "output")}
-            item["generator"] = row.get("generator", generator)
+            column = REFERENCE_COLUMNS.get(generator, "output")
+            item = {"instruction": field(row, "instruction"), "output": field(row, column, allow_empty=True)}
+            item["generator"] = row.get("generator_1" if column == "output_1" else "generator", generator)
             item["dataset"] = row.get("dataset", "alpaca_eval")
         except ValueError as exc:
             raise DataError(f"{path}: {place}: {exc}") from None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from ual.data import normalise
 
-__all__ = ["DATASETS", "MATH_SUBJECTS", "REFERENCE_FILES", "Source"]
+__all__ = ["DATASETS", "MATH_SUBJECTS", "REFERENCE_COLUMNS", "REFERENCE_FILES", "Source"]
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,14 @@ MATH_SUBJECTS = (  # EleutherAI/hendrycks_math has one config per subject; "all"
     "prealgebra",
     "precalculus",
 )
-# AlpacaEval reference outputs by generator (alpaca_eval's model_outputs format), mirror files.
+# AlpacaEval reference sets by name (``evaluate.reference_outputs``), mirror files: alpaca_eval's
+# model_outputs format, or an annotations file whose ``output_1`` column holds the reference
+# (``REFERENCE_COLUMNS``).
 REFERENCE_FILES: dict[str, str] = {
     "text_davinci_003": "alpaca_eval/results/text_davinci_003/model_outputs.json",  # AlpacaEval 1
+    # the text-davinci-003 outputs judged in alpaca_eval's published AlpacaEval 1 annotations (other
+    # generations than the file above)
+    "text_davinci_003_gpt4_annotations": "alpaca_eval/results/gpt4/alpaca_eval_gpt4/annotations.json",
     "gpt4_1106_preview": "alpaca_eval/results/gpt4_1106_preview/model_outputs.json",  # AlpacaEval 2
 }
+REFERENCE_COLUMNS: dict[str, str] = {"text_davinci_003_gpt4_annotations": "output_1"}  # default: "output"

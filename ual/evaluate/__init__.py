@@ -11,12 +11,17 @@ version, provenance) and per-item records beside it (GSM8K, MATH: ``<out stem>.i
     python -m ual.evaluate --experiment experiments/tiny.yaml --task gsm8k \\
         --outputs results/tiny/.../gsm8k/outputs.json --out results/tiny/.../gsm8k/metrics.json \\
         [--method ual --scenario mixed --seed 0]
+    python -m ual.evaluate --experiment experiments/paper_llama2-7b.yaml --estimate   # the judge's bill
+
+``--estimate`` (``ual.judges.estimate``) prints the AlpacaEval judge's requests, prompt and completion tokens
+and cost for the whole experiment without calling anything.
 
 This package is the CLI and the reader of model outputs files; the tasks it scores live in ``ual.tasks``
 (extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval task that
 checks our generation in ``ual/evaluate/lmeval_tasks``. Nothing in ``ual.tasks`` imports this package.
 
 Changelog: v1 - initial. Tasks moved to ``ual.tasks`` (registry, scoring), metrics unchanged.
+v2 - ``--estimate``.
 """
 
 from __future__ import annotations
@@ -115,15 +120,34 @@ def evaluate_task(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Score model outputs on GSM8K, MATH or AlpacaEval.")
     parser.add_argument("--experiment", type=Path, required=True)
-    parser.add_argument("--task", choices=sorted(TASKS), required=True)
-    parser.add_argument("--outputs", type=Path, required=True, help="model outputs of python -m ual.generate")
-    parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--task", choices=sorted(TASKS))
+    parser.add_argument("--outputs", type=Path, help="model outputs of python -m ual.generate")
+    parser.add_argument("--out", type=Path, help="metrics JSON to write")
     parser.add_argument("--method", help="recorded in the metrics (sft, ls, ual, ...)")
     parser.add_argument("--scenario", help="recorded in the metrics (high, low, mixed)")
     parser.add_argument("--seed", type=int, help="training seed, recorded in the metrics")
+    parser.add_argument(
+        "--estimate", action="store_true",
+        help="print the AlpacaEval judge's requests, tokens and cost for the experiment; calls nothing",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     experiment = load_experiment(args.experiment)
+    if args.estimate:
+        from ual.judges.estimate import estimate_judging
+
+        try:
+            outputs = None
+            if args.outputs is not None:  # the bill of judging this one outputs file
+                rows = read_model_outputs(args.outputs, "instruction")
+                outputs = {r["instruction"]: r["output"] for r in rows}
+            print(json.dumps(estimate_judging(experiment, outputs), indent=2))
+        except (OutputsError, KeyError, ValueError) as exc:
+            raise SystemExit(f"error: {exc}") from None
+        return
+    missing = [f"--{name}" for name in ("task", "outputs", "out") if getattr(args, name) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)} (or --estimate)")
     run = {"method": args.method, "scenario": args.scenario, "seed": args.seed}
     try:
         evaluate_task(experiment, args.task, args.outputs, args.out, run)

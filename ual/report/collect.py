@@ -3,7 +3,8 @@
 Inputs (paths are given explicitly by the workflow; nothing is globbed):
 - evaluate metrics ``results/<exp>/seed<s>/evaluate/<scenario>/<variant>/<task>.json`` (ual.evaluate): a
   ``metric`` name whose value is under that key, ``task``, ``method`` (the variant), ``scenario``, ``seed``,
-  and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``;
+  and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``
+  (AlpacaEval also ``position_bias`` and ``n_unparsed``, ``ual.tasks.alpacaeval``);
   GSM8K files also hold ``crosscheck`` (the same generations under other scorers, ``read_crosscheck``);
 - elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
 - clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` (ual.analysis.clustering);
@@ -77,6 +78,8 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
                 "error": error,
                 "error_kind": error_kind,
                 "n": data.get("n"),
+                "position_bias": data.get("position_bias"),  # AlpacaEval: % of preference to the 2nd shown
+                "n_unparsed": data.get("n_unparsed"),  # AlpacaEval: pairs without a judge verdict
                 "judge": data.get("judge"),
                 "model": data.get("model"),
                 "git_sha": provenance.get("git_sha"),

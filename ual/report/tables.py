@@ -1,7 +1,9 @@
 """Paper tables from tidy result frames: pure builders, and one writer for Markdown, LaTeX and CSV.
 
 Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json``):
-- ``table_main``: scenario x method (sft, ls, ual): AlpacaEval win rate +- SE, GSM8K and MATH accuracy
+- ``table_main``: scenario x method (sft, ls, ual): AlpacaEval win rate +- SE with the judge's position bias
+  beside it (``JUDGE_COLUMN``: % of preference to the second-shown output, 50 = unbiased, and the pairs the
+  judge left without a verdict), GSM8K and MATH accuracy
   (+- half the bootstrap 95 % interval), then per scenario UAL - SFT in points and relative %, and the paper's
   reported numbers beside the mixed scenario (10.62 % high-entropy, 1.81 % low-entropy); "not reported" elsewhere.
 - ``table_ablation``: the ablation scenario: sft, ls, ual_shuffled and UAL at every eps_max of the sweep.
@@ -48,6 +50,13 @@ __all__ = [
 
 NOT_REPORTED = "not reported"
 TASK_COLUMNS = {"alpacaeval": "AlpacaEval win rate (%)", "gsm8k": "GSM8K acc. (%)", "math": "MATH acc. (%)"}
+# Beside every AlpacaEval win rate: the judge's share of preference to the second-shown output (50 = unbiased)
+JUDGE_COLUMN = "AlpacaEval judge: 2nd-shown share (%)"
+JUDGE_NOTE = (
+    "AlpacaEval judge: 2nd-shown share = the share of the judge's preference that went to the output shown "
+    "second (mean over seeds): 50 for a judge that reads only content, 100 for one that always picks the "
+    "second; 'k unparsed' = pairs left without a verdict (not counted in the win rate)."
+)
 LOW_ENTROPY = ("gsm8k", "math")
 PER_RUN = "per run"
 METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps"}
@@ -101,6 +110,32 @@ def _with_runs(table: pd.DataFrame, per_run: list[str]) -> pd.DataFrame:
     return table
 
 
+def _judge_cell(metrics: pd.DataFrame, scenario: str, variant: str) -> str:
+    """The judge's position bias (mean over seeds) and the pairs it left without a verdict, if any."""
+    rows = _runs(metrics, scenario, variant, "alpacaeval")
+    if rows.empty or "position_bias" not in rows:
+        return "n/a"
+    bias = rows["position_bias"].dropna()
+    text = _fmt(float(bias.mean()) if len(bias) else None, digits=1)
+    unparsed = int(rows["n_unparsed"].fillna(0).sum()) if "n_unparsed" in rows else 0
+    return f"{text}; {unparsed} unparsed" if unparsed else text
+
+
+def _with_judge_note(table: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """Say under the table what the judge column means, when there is one."""
+    if "alpacaeval" in tasks:
+        table.attrs["note"] = f"{table.attrs.get('note', '')} {JUDGE_NOTE}".strip()
+    return table
+
+
+def _task_columns(tasks: list[str]) -> list[str]:
+    """The result columns: one per task, and the judge's position bias right after the AlpacaEval win rate."""
+    columns = []
+    for task in tasks:
+        columns += [TASK_COLUMNS[task], JUDGE_COLUMN] if task == "alpacaeval" else [TASK_COLUMNS[task]]
+    return columns
+
+
 def _relative(new: float | None, old: float | None) -> float | None:
     if new is None or old is None or old == 0:
         return None
@@ -119,6 +154,8 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             for task, col, run_col in zip(tasks, task_cols, run_cols, strict=True):
                 row[col] = _fmt(*_cell(metrics, scenario, method, task))
                 row[run_col] = _per_run(metrics, scenario, method, task)
+            if "alpacaeval" in tasks:
+                row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, method)
             row["low-entropy avg."] = ""
             rows.append(row)
         points = {"scenario": scenario, "row": "UAL - SFT (points)"}
@@ -130,10 +167,10 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             rel_values[task] = _relative(ual, sft)
             relative[col] = _fmt(rel_values[task])
         low_rel = [rel_values[t] for t in low if rel_values[t] is not None]
-        points["low-entropy avg."] = ""
+        points["low-entropy avg."] = points[JUDGE_COLUMN] = relative[JUDGE_COLUMN] = ""
         relative["low-entropy avg."] = _fmt(sum(low_rel) / len(low_rel)) if low_rel else "n/a"
         paper = {"scenario": scenario, "row": "paper, UAL vs SFT (%)", "low-entropy avg.": NOT_REPORTED}
-        for col in task_cols:
+        for col in [*task_cols, JUDGE_COLUMN]:
             paper[col] = NOT_REPORTED
         for _, entry in reported[reported.scenario == scenario].iterrows():
             cell = f"{entry['value']:.2f}"
@@ -142,9 +179,10 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
             elif entry["task_group"].startswith("low_entropy"):
                 paper["low-entropy avg."] = cell
         rows += [points, relative, paper]
-    table = pd.DataFrame(rows, columns=["scenario", "row", *task_cols, "low-entropy avg.", *run_cols])
+    columns = ["scenario", "row", *_task_columns(tasks), "low-entropy avg.", *run_cols]
+    table = pd.DataFrame(rows, columns=columns)
     table = table.fillna("")
-    return _with_runs(table, run_cols)
+    return _with_judge_note(_with_runs(table, run_cols), tasks)
 
 
 def ablation_table(
@@ -163,12 +201,13 @@ def ablation_table(
         for task in tasks:
             row[TASK_COLUMNS[task]] = _fmt(*_cell(metrics, scenario, variant, task))
             row[f"{TASK_COLUMNS[task]} {PER_RUN}"] = _per_run(metrics, scenario, variant, task)
+        row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, variant)
         row["paper"] = NOT_REPORTED
         rows.append(row)
     run_cols = [f"{TASK_COLUMNS[t]} {PER_RUN}" for t in tasks]
-    columns = ["variant", "eps_max", *[TASK_COLUMNS[t] for t in tasks], "paper", *run_cols]
+    columns = ["variant", "eps_max", *_task_columns(tasks), "paper", *run_cols]
     table = pd.DataFrame(rows, columns=columns)
-    return _with_runs(table, run_cols)
+    return _with_judge_note(_with_runs(table, run_cols), tasks)
 
 
 CROSSCHECK_COLUMNS = {

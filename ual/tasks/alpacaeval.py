@@ -6,21 +6,30 @@
 - stop strings: the Alpaca section headers (a base model trained on the Alpaca template may run on into a
   new turn; the answer is cut where it would);
 - scoring: the judge ``evaluate.judge`` (``ual.judges``: alpaca_eval's annotator pipeline) against the
-  reference outputs ``evaluate.reference_outputs``, and ``alpaca_eval.metrics.get_winrate`` (win rate and
-  standard error in %, wins, draws, discrete win rate; no re-implemented win rate). The length-controlled
+  reference set ``evaluate.reference_outputs`` (``ual.tasks.alpacaeval_references``), each pair shown in
+  ``evaluate.judge_orders`` (both orders averaged, or alpaca_eval's random one; ``ual.judges.orders``), and
+  ``alpaca_eval.metrics.get_winrate`` over the judged pairs (win rate and standard error in %, wins, draws,
+  discrete win rate; no re-implemented win rate), beside the judge's position bias (the share of preference
+  that went to the second-shown output, in %; 50 = unbiased). The length-controlled
   win rate (``get_length_controlled_winrate``) is defined against the AlpacaEval 2 baseline and needs
   alpaca_eval's ``df_gamed.csv`` from the Hugging Face hub: it is computed only when the reference is
   ``gpt4_1106_preview`` and that file is in the local HF cache; otherwise it is reported as null with the
-  reason (the mirror of ../shared/data does not carry it).
+  reason (the data mirror does not carry it).
+- unparsed judge replies (``evaluate.judge_on_unparsed``): ``report`` = the win rate over the pairs that
+  have a verdict in every order shown, ``n_unparsed`` and ``unparsed`` (instruction, orders) in the metrics;
+  ``fail`` = an error naming the outputs file, the count and the first instruction. Never imputed, never
+  cached (a rerun asks again). With no judged pair the win rate is null.
 
-Inputs: model outputs (``ual.generate``), reference outputs (``ual.data.load_alpaca_eval_references`` or a
-model_outputs JSON path in ``evaluate.reference_outputs``). Outputs: metrics (via ``python -m ual.evaluate
---task alpacaeval``), ``<metrics stem>.annotations.json`` (alpaca_eval's annotations of this model, with
-``index`` = the position in the 805-instruction set), the annotation cache and the resolved annotator config
-(``ual.judges``). The task object is ``TASK`` (``ual.tasks.TASKS["alpacaeval"]``).
+Inputs: model outputs (``ual.generate``), the reference set. Outputs: metrics (via ``python -m ual.evaluate
+--task alpacaeval``; ``reference_set`` = name, file, sha256 of its content),
+``<metrics stem>.annotations.json`` (one row per pair: ``preference`` and, with both orders,
+``preference_reference_first`` / ``preference_model_first``; ``index`` = the position in the
+805-instruction set), the annotation cache and the resolved annotator config (``ual.judges``). The task
+object is ``TASK`` (``ual.tasks.TASKS["alpacaeval"]``).
 
 Changelog: TASK_VERSION 1 - initial. Split out of ``ual.evaluate.alpacaeval`` (judging: ``ual.judges``);
-outputs unchanged.
+outputs unchanged. TASK_VERSION 2 - judge orders (both by default for non-stock judges) and position bias;
+unparsed verdicts counted and reported; named reference sets with a content digest.
 """
 
 from __future__ import annotations
@@ -32,54 +41,16 @@ from typing import Any
 
 from ual.prompts import render_prompt
 from ual.provenance import write_json
+from ual.tasks.alpacaeval_references import load_references, reference_provenance
 from ual.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ALPACA_STOP_STRINGS", "LC_BASELINE", "TASK", "TASK_VERSION", "AlpacaEvalTask", "load_references"]
 
-TASK_VERSION = 1
+TASK_VERSION = 2
 ALPACA_STOP_STRINGS = ("### Instruction:", "### Input:", "### Response:")
 LC_BASELINE = "gpt4_1106_preview"
-
-
-def load_references(reference: str, mirror: str | None, instructions: list[str]) -> list[dict]:
-    """Reference outputs, checked: one per AlpacaEval instruction (``instructions``, the 805 in order).
-
-    ``reference`` is a generator name (``ual.data.load_alpaca_eval_references``) or a model_outputs JSON path.
-    """
-    from ual.data import load_alpaca_eval_references, resolve_mirror
-    from ual.judges import AlpacaEvalError
-
-    if reference.endswith(".json"):
-        origin = reference
-        try:
-            rows = json.loads(Path(reference).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise AlpacaEvalError(f"{reference}: cannot read reference outputs ({exc})") from None
-    else:
-        root = resolve_mirror(mirror)
-        path = root / f"alpaca_eval/results/{reference}/model_outputs.json" if root else None
-        origin = str(path) if path and path.is_file() else f"hub:tatsu-lab/alpaca_eval ({reference})"
-        rows = load_alpaca_eval_references(reference, mirror)
-    if not isinstance(rows, list) or len(rows) != len(instructions):
-        count = len(rows) if isinstance(rows, list) else type(rows).__name__
-        raise AlpacaEvalError(
-            f"{origin}: {count} reference outputs, expected {len(instructions)} "
-            "(one per AlpacaEval instruction)"
-        )
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not all(
-            isinstance(row.get(k), str) for k in ("instruction", "output")
-        ):
-            raise AlpacaEvalError(f"{origin}: row {number}: needs string 'instruction' and 'output'")
-    found = {row["instruction"] for row in rows}
-    if len(found) != len(rows) or found != set(instructions):
-        raise AlpacaEvalError(
-            f"{origin}: reference instructions are not the AlpacaEval set "
-            f"({len(rows) - len(found)} duplicates, {len(set(instructions) - found)} missing)"
-        )
-    return rows
 
 
 def _length_controlled(annotations: Any, reference: str) -> dict[str, Any]:
@@ -129,16 +100,15 @@ class AlpacaEvalTask(Task):
         self, outputs: dict[str, str], records: list[dict], experiment: Any, out: Path, outputs_path: Path
     ) -> dict:
         """Judge the model's outputs against the references and return alpaca_eval's metrics."""
-        from alpaca_eval.metrics import get_winrate
-
         from ual.data import load_records
-        from ual.judges import AlpacaEvalError, judge, resolve_annotator
+        from ual.judges import judge, resolve_annotator
+        from ual.judges.orders import position_bias
 
         # absolute: alpaca_eval resolves a relative annotator config against its own package folder
         cfg, out_dir = experiment.evaluate, Path(out).resolve().parent
         eval_set = load_records("alpaca_eval", "eval", experiment.data.mirror)
         instructions = [r["instruction"] for r in eval_set]
-        references = load_references(cfg.reference_outputs, experiment.data.mirror, instructions)
+        references, origin = load_references(cfg.reference_outputs, experiment.data.mirror, instructions)
         by_instruction = {row["instruction"]: row for row in references}
         generator = json.loads(Path(outputs_path).read_text(encoding="utf-8"))[0].get("generator", "model")
         model_outputs = [
@@ -152,32 +122,69 @@ class AlpacaEvalTask(Task):
         ]
         config_path, judge_info = resolve_annotator(cfg, out_dir)
         cache_path = out_dir / "annotations_cache" / f"{judge_info['annotator']}.json"
-        annotations, n_prompts = judge(model_outputs, chosen_references, config_path, cache_path)
-        has_preference = "preference" in annotations
-        unparsed = int(annotations["preference"].isna().sum()) if has_preference else len(records)
-        if unparsed or len(annotations) != len(records):
-            raise AlpacaEvalError(
-                f"{outputs_path}: the judge '{judge_info['annotator']}' gave {unparsed} of {len(records)} "
-                f"replies that its parser ({config_path}) could not read (raw replies in the log above); "
-                f"they were not cached in {cache_path}, so a rerun asks again"
-            )
+        pairs, n_prompts = judge(
+            model_outputs, chosen_references, config_path, cache_path, judge_info["judge_orders"]
+        )
+        unparsed = _unparsed(pairs, cfg.judge_on_unparsed, outputs_path, judge_info, config_path, cache_path)
         position = {instruction: index for index, instruction in enumerate(instructions)}
-        annotations.index = [position[i] for i in annotations["instruction"]]  # LC's instruction index
-        metrics = {key: _plain(value) for key, value in get_winrate(annotations).items()}
-        metrics.update(_length_controlled(annotations, cfg.reference_outputs))
+        pairs.index = [position[i] for i in pairs["instruction"]]  # LC's instruction index
+        judged = pairs[pairs["preference"].notna()]
+        metrics = _winrate(judged, cfg.reference_outputs)
         annotations_path = Path(out).with_suffix(".annotations.json")
-        write_json(annotations_path, json.loads(annotations.reset_index().to_json(orient="records")))
+        write_json(annotations_path, json.loads(pairs.reset_index().to_json(orient="records")))
         return {
             "metric": "win_rate",
             **metrics,
+            **position_bias(judged, judge_info["judge_orders"]),
+            "n_pairs": len(pairs),
+            **unparsed,
+            "judge_orders": judge_info["judge_orders"],
             "avg_length": int(sum(len(o["output"]) for o in model_outputs) / len(model_outputs)),
             "reference_outputs": cfg.reference_outputs,
+            "reference_set": reference_provenance(cfg.reference_outputs, origin, references),
             "judge": judge_info,
             "judge_prompts_this_run": n_prompts,
             "annotations_file": str(annotations_path),
             "annotations_cache": str(cache_path),
             "annotator_config": str(config_path),
         }
+
+
+def _unparsed(
+    pairs: Any, policy: str, outputs_path: Path, judge_info: dict, config_path: Path, cache_path: Path
+) -> dict[str, Any]:
+    """Pairs without a verdict (a reply the parser could not read in some order shown): counted and named;
+    fatal under ``judge_on_unparsed: fail``. None is cached, so a rerun asks the judge again."""
+    from ual.judges import AlpacaEvalError
+
+    missing = pairs[pairs["preference"].isna()]
+    listed = [
+        {"instruction": row["instruction"], "orders": row["orders_unparsed"]}
+        for row in missing[["instruction", "orders_unparsed"]].to_dict("records")
+    ]
+    if listed:
+        where = (
+            f"the judge '{judge_info['annotator']}' gave no parseable verdict for {len(listed)} of "
+            f"{len(pairs)} pairs (parser of {config_path}; raw replies in the log above; not cached in "
+            f"{cache_path}, so a rerun asks again); first: {listed[0]['instruction'][:80]!r}"
+        )
+        if policy == "fail":
+            raise AlpacaEvalError(f"{outputs_path}: {where}")
+        logger.warning("%s: %s; the win rate is over the %d parsed pairs (judge_on_unparsed: report)",
+                       outputs_path, where, len(pairs) - len(listed))
+    return {"n_unparsed": len(listed), "unparsed": listed, "judge_on_unparsed": policy}
+
+
+def _winrate(judged: Any, reference: str) -> dict[str, Any]:
+    """alpaca_eval's get_winrate (and LC where it applies) over the judged pairs; nulls when there are
+    none."""
+    from alpaca_eval.metrics import get_winrate
+
+    if judged.empty:
+        return {"win_rate": None, "standard_error": None, "n_total": 0,
+                "length_controlled_winrate": None, "lc_note": "no judged pair"}
+    metrics = {key: _plain(value) for key, value in get_winrate(judged).items()}
+    return metrics | _length_controlled(judged, reference)
 
 
 TASK = AlpacaEvalTask(

@@ -10,7 +10,8 @@ from snakemake.utils import validate
 
 from ual.cluster import snakemake_resources
 from ual.config import MAIN_TABLE_METHODS, check_judge, config_hash, load_experiment, resolved_config
-from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario, ablation_variants
+from ual import variants
+from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario
 from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
@@ -84,9 +85,6 @@ SCENARIOS = EXP.data.scenarios
 TASKS = EXP.evaluate.tasks
 MAIN_METHODS = [m for m in MAIN_TABLE_METHODS if m in EXP.train.methods]
 ABLATION_SCENARIO = ablation_scenario(SCENARIOS)
-ABLATION_VARIANTS = [
-    v.name for v in ablation_variants(EXP.train.methods, EXP.epsilon.eps_max, EXP.epsilon.ablation_eps_max)
-]
 
 
 wildcard_constraints:
@@ -135,9 +133,9 @@ def epsilon_file(wildcards):
 
 def trained_variants():
     """(scenario, variant) pairs that are trained: the main methods everywhere, the ablation once."""
-    pairs = [(s, m) for s in SCENARIOS for m in MAIN_METHODS]
-    pairs += [(ABLATION_SCENARIO, v) for v in ABLATION_VARIANTS]
-    return pairs
+    eps = EXP.epsilon
+    grid = variants.trained_variants(SCENARIOS, EXP.train.methods, eps.eps_max, eps.ablation_eps_max)
+    return [(scenario, variant.name) for scenario, variant in grid]
 
 
 def metric_files(wildcards=None):
