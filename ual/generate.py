@@ -17,20 +17,28 @@ exactly as training tokenises it (a chat-rendered prompt gets no extra special t
 to ``max_new_tokens``, ending at EOS or at the task's stop strings; the stop string is cut from the output,
 as vLLM does.
 
-Resumable: every finished batch is appended to ``<out>.partial.jsonl`` (first line: the settings); a rerun
-with the same settings skips the ids already there, and other settings are refused with the file named.
-The final file is written atomically and the partial file removed.
+Resumable: every finished batch is appended to ``<out>.partial.jsonl`` (first line: the settings, which
+name the model by its content, ``ual.models.model_fingerprint``, not its path; each item carries a hash of
+its prompt); a rerun of the same model, settings and prompts skips the ids already there. A partial file of
+another model or other settings (a retrained checkpoint, an edited ``evaluate`` section) is discarded with a
+warning and everything is generated again; an item whose prompt changed is generated again. The final file
+is written atomically and the partial file removed. The partial file is not a declared workflow output on
+purpose: Snakemake deletes a job's outputs before it runs the job, also when it reruns an interrupted one,
+which is when the partial file is needed; the identity check above is what keeps a stale one out.
 
 Backends: ``hf`` (transformers ``generate``; batches are sorted by prompt length to cut padding) and ``vllm``
 (used by ``auto`` when vLLM is importable and a GPU is present; kept to ``generate_vllm`` below).
 
 Changelog: v1 - initial. v2 - prompts, stop strings and special tokens from ``ual.tasks`` / ``ual.prompts``
 (outputs unchanged); vLLM gets token ids, so its prompts carry the same special tokens as training.
+v3 - resume keyed by the model's content, the settings (dtype, batch size, task version) and each prompt;
+a mismatched partial file is discarded, not refused; the experiment's model revision is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import logging
@@ -44,7 +52,7 @@ import torch
 
 from ual.config import Experiment, load_experiment
 from ual.prompts import encode_prompts
-from ual.provenance import write_json
+from ual.provenance import changed_keys, write_json
 from ual.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
@@ -162,20 +170,41 @@ def _choose_backend(backend: str) -> str:
     return backend
 
 
-def _read_partial(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
-    """Finished items of an interrupted run with the same settings (id -> {output, new_tokens})."""
+def _prompt_sha256(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
+def _resume_partial(path: Path, settings: dict[str, Any], prompt_hashes: dict[str, str]) -> dict[str, Any]:
+    """Finished items of an interrupted run of this very model, settings and prompts (id -> item).
+
+    A partial file of another model (its fingerprint), other settings, or one that cannot be read is
+    discarded with a warning; an item whose prompt changed since is dropped (it is generated again).
+    """
     if not path.is_file():
         return {}
     lines = path.read_text(encoding="utf-8").splitlines()
-    if not lines or json.loads(lines[0]).get("settings") != settings:
-        raise ValueError(f"{path}: partial outputs of a run with other settings; delete it to start over")
-    done = {}
+    try:
+        previous = json.loads(lines[0]).get("settings") if lines else None
+    except (json.JSONDecodeError, AttributeError):
+        previous = None
+    if previous != settings:
+        changed = ", ".join(changed_keys(previous, settings))
+        logger.warning("discarding %s: partial outputs of another model or settings (%s differ)", path,
+                       changed)
+        path.unlink()
+        return {}
+    done, stale = {}, 0
     for line in lines[1:]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError:
             break  # a batch cut off mid-write by a kill: regenerate from here
-        done[item["id"]] = item
+        if prompt_hashes.get(item["id"]) == item.get("prompt_sha256"):
+            done[item["id"]] = item
+        else:
+            stale += 1
+    if stale:
+        logger.warning("%s: %d partial outputs of other prompts discarded", path, stale)
     return done
 
 
@@ -189,7 +218,7 @@ def generate_outputs(
     num_hidden_layers: int | None = None,
 ) -> list[dict]:
     """Generate ``task``'s outputs for the experiment's items and write ``out`` (+ ``out.meta.json``)."""
-    from ual.models import load_model, resolve_model
+    from ual.models import load_model, load_tokenizer, model_fingerprint, resolve_model
     from ual.provenance import run_metadata
 
     cfg, out, spec = experiment.evaluate, Path(out), get_task(task)
@@ -197,20 +226,33 @@ def generate_outputs(
     records = spec.records(experiment)
     generator = generator or Path(model_source.rstrip("/")).name.removeprefix("package:")
     backend = _choose_backend(backend)
-    if num_hidden_layers is None and model_source == experiment.model.source:
-        num_hidden_layers = experiment.model.num_hidden_layers
+    revision = None
+    if model_source == experiment.model.source:
+        revision = experiment.model.revision
+        if num_hidden_layers is None:
+            num_hidden_layers = experiment.model.num_hidden_layers
+    # The resume identity: what the model is (its weights, not its path), the decoding settings, the prompts.
     settings = {
         "task": task,
+        "task_version": spec.version,
         "model": model_source,
+        "model_fingerprint": model_fingerprint(model_source, revision),
+        "revision": revision,
+        "dtype": experiment.model.dtype,
         "generator": generator,
         "backend": backend,
         "prompt_template": experiment.model.prompt_template,
+        "prompt": spec.describe_prompt(experiment.model.prompt_template),
         "max_new_tokens": cfg.max_new_tokens[task],
         "stop_strings": list(spec.stop_strings),
         "num_hidden_layers": num_hidden_layers,
+        "batch_size": cfg.batch_size,
     }
+    tokenizer = load_tokenizer(model_source, revision)
+    prompts = {r["id"]: spec.render_prompt(r, experiment.model.prompt_template, tokenizer) for r in records}
+    prompt_hashes = {key: _prompt_sha256(prompt) for key, prompt in prompts.items()}
     partial = Path(str(out) + ".partial.jsonl")
-    done = _read_partial(partial, settings)
+    done = _resume_partial(partial, settings, prompt_hashes)
     todo = [r for r in records if r["id"] not in done]
     logger.info(
         "%s: %d items, %d already done (%s), %d to generate",
@@ -227,7 +269,8 @@ def generate_outputs(
     def checkpoint(indices: list[int], texts: list[str], counts: list[int]) -> None:
         with partial.open("a", encoding="utf-8") as stream:
             for index, text, count in zip(indices, texts, counts):
-                item = {"id": todo[index]["id"], "output": text, "new_tokens": count}
+                key = todo[index]["id"]
+                item = {"id": key, "output": text, "new_tokens": count, "prompt_sha256": prompt_hashes[key]}
                 done[item["id"]] = item
                 stream.write(json.dumps(item, ensure_ascii=False) + "\n")
             stream.flush()
@@ -237,13 +280,9 @@ def generate_outputs(
     if todo and backend == "vllm":
         if num_hidden_layers is not None:
             raise ValueError("num_hidden_layers is not supported with the vllm backend")
-        from ual.models import load_tokenizer
-
-        tokenizer = load_tokenizer(model_source)
-        prompts = [spec.render_prompt(r, experiment.model.prompt_template, tokenizer) for r in todo]
         texts, counts = generate_vllm(
-            resolve_model(model_source).path,
-            encode_prompts(prompts, tokenizer, template)["input_ids"],
+            resolve_model(model_source, revision).path,
+            encode_prompts([prompts[r["id"]] for r in todo], tokenizer, template)["input_ids"],
             max_new_tokens=cfg.max_new_tokens[task],
             stop_strings=spec.stop_strings,
             dtype=experiment.model.dtype,
@@ -251,16 +290,15 @@ def generate_outputs(
         checkpoint(list(range(len(todo))), texts, counts)
     elif todo:
         model, tokenizer = load_model(
-            model_source, dtype=experiment.model.dtype, num_hidden_layers=num_hidden_layers
+            model_source, revision, dtype=experiment.model.dtype, num_hidden_layers=num_hidden_layers
         )
         model.eval()
         if torch.cuda.is_available():
             model.to("cuda")
-        prompts = [spec.render_prompt(r, experiment.model.prompt_template, tokenizer) for r in todo]
         generate_hf(
             model,
             tokenizer,
-            prompts,
+            [prompts[r["id"]] for r in todo],
             max_new_tokens=cfg.max_new_tokens[task],
             stop_strings=spec.stop_strings,
             batch_size=cfg.batch_size,
@@ -284,9 +322,7 @@ def generate_outputs(
         Path(str(out) + ".meta.json"),
         {
             **settings,
-            "model_description": resolve_model(model_source).description,
-            "batch_size": cfg.batch_size,
-            "prompt": spec.describe_prompt(experiment.model.prompt_template),
+            "model_description": resolve_model(model_source, revision).description,
             "n_items": len(records),
             "n_generated_this_run": len(todo),
             "seconds": round(seconds, 3),

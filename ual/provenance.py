@@ -2,7 +2,8 @@
 
 Every stage calls ``run_metadata(...)`` and stores it (``run_config.json`` or a ``provenance`` field of a
 metric file), so each number can be traced to the code, versions and config that made it. Result files are
-written atomically through ``replace_atomically`` (``write_text_atomic``, ``write_json``).
+written atomically through ``replace_atomically`` (``write_text_atomic``, ``write_json``). ``changed_keys``
+names what differs between a recorded run identity and the current one (resume checks).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def run_metadata(**extra: Any) -> dict[str, Any]:
     }
     meta.update(extra)
     return meta
+
+
+def changed_keys(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between a recorded identity (None: nothing recorded) and the current one.
+
+    >>> changed_keys({"model": "a", "seed": 0}, {"model": "b", "seed": 0, "dtype": "float32"})
+    ['dtype', 'model']
+    """
+    recorded = recorded or {}
+    return sorted(key for key in {*recorded, *current} if recorded.get(key) != current.get(key))
 
 
 def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:

@@ -14,7 +14,10 @@ of ``python -m ual.elicit`` (one record per sample, keyed by ``id``; read and va
 (``ual_shuffled``), the training seed the file is for.
 Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
 ``{"id", "dataset", "uncertainty", "epsilon"}``, and ``epsilon.jsonl.meta.json`` (mapping, eps_min,
-eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance).
+eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance). This module owns the format:
+``write_epsilon_file`` writes it, ``read_epsilon_file`` (used by ``ual.train``) reads and validates it
+(``EpsilonLine``: duplicate ids, booleans, non-finite and out-of-range values are errors naming file and
+line).
 
 Command::
 
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ual.config import SCENARIOS
 from ual.provenance import write_text_atomic
@@ -57,10 +61,15 @@ __all__ = [
     "MAPPING_VERSION",
     "METHOD_MAPPINGS",
     "PER_DATASET_MAPPINGS",
+    "EpsilonFileError",
+    "EpsilonLine",
+    "epsilon_meta_path",
     "SEEDED_MAPPINGS",
     "map_epsilon",
+    "read_epsilon_file",
     "score_to_epsilon",
     "summarize",
+    "write_epsilon_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -245,6 +254,92 @@ def dataset_summaries(lines: list[dict]) -> dict[str, Any]:
     }
 
 
+# ---- the epsilon file: this module writes it and ual.train reads it, both through the functions below ----
+
+
+class EpsilonFileError(ValueError):
+    """A missing or malformed epsilon file; the message names the file and the line (or the id)."""
+
+
+class EpsilonLine(BaseModel):
+    """One line of an epsilon file: a training sample's uncertainty u in [0, 1] and its eps in [0, 1)."""
+
+    # strict: true is not 1.0 and "0.1" is not a number; extra="forbid": one schema, no stray fields.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    id: str = Field(min_length=1)
+    dataset: str
+    uncertainty: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    epsilon: float = Field(ge=0.0, lt=1.0, allow_inf_nan=False)
+
+
+def epsilon_meta_path(path: str | Path) -> Path:
+    """The sidecar of an epsilon file: ``<file>.meta.json`` (mapping, bounds, summaries, provenance)."""
+    path = Path(path)
+    return path.with_name(path.name + ".meta.json")
+
+
+def _line_error(path: Path, number: int, row: Any, error: ValidationError) -> EpsilonFileError:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "missing":
+            problems.append(f"missing field '{key}'")
+        elif item["type"] == "extra_forbidden":
+            problems.append(f"unknown field '{key}'")
+        else:
+            problems.append(f"{key} {item['input']!r}: {item['msg']}")
+    sample = f"id {row['id']}: " if isinstance(row, dict) and isinstance(row.get("id"), str) else ""
+    return EpsilonFileError(f"{path}:{number}: {sample}{'; '.join(problems)}")
+
+
+def read_epsilon_file(path: str | Path) -> tuple[list[EpsilonLine], dict[str, Any] | None]:
+    """The lines of an epsilon file (file order) and its sidecar (None when absent), validated.
+
+    Raises:
+        EpsilonFileError: the file is missing; a line is not a JSON object of ``EpsilonLine`` (missing or
+            unknown field, a boolean or string for a number, non-finite, eps outside [0, 1), u outside
+            [0, 1]) or repeats an id; the sidecar is not a JSON object. Each names the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EpsilonFileError(f"epsilon file {path} not found (it is written by python -m ual.smoothing)")
+    lines: list[EpsilonLine] = []
+    first_line: dict[str, int] = {}
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+            line = EpsilonLine.model_validate(row)
+        except json.JSONDecodeError as exc:
+            raise EpsilonFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        except ValidationError as exc:
+            raise _line_error(path, number, row, exc) from None
+        if line.id in first_line:
+            first = first_line[line.id]
+            raise EpsilonFileError(f"{path}:{number}: duplicate id {line.id} (first on line {first})")
+        first_line[line.id] = number
+        lines.append(line)
+    meta_path, meta = epsilon_meta_path(path), None
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise EpsilonFileError(f"{meta_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(meta, dict):
+            raise EpsilonFileError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
+    return lines, meta
+
+
+def write_epsilon_file(path: str | Path, lines: Sequence[dict], meta: dict[str, Any]) -> None:
+    """Write an epsilon file and its sidecar atomically; every line is checked as the reader checks it."""
+    path = Path(path)
+    checked = [EpsilonLine.model_validate(line) for line in lines]
+    write_text_atomic(path, "".join(line.model_dump_json() + "\n" for line in checked))
+    write_text_atomic(epsilon_meta_path(path), json.dumps(meta, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Map elicited uncertainty to per-sample label smoothing.")
     parser.add_argument("--experiment", type=Path, required=True)
@@ -299,8 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         "summary": dataset_summaries(lines),
         "provenance": run_metadata(stage="smoothing"),
     }
-    write_text_atomic(args.out, "".join(json.dumps(line) + "\n" for line in lines))
-    write_text_atomic(args.out.with_name(args.out.name + ".meta.json"), json.dumps(meta, indent=2) + "\n")
+    write_epsilon_file(args.out, lines, meta)
     logger.info(
         "wrote %d epsilon values (%s, mean %.4f) to %s",
         len(lines),

@@ -33,12 +33,16 @@ CPU run JIT-builds a DeepSpeed comm op (about 45 s, cached afterwards). Configs:
 (``stage3_gather_16bit_weights_on_model_save``). ``loss_path: lean`` runs under every config, ZeRO-3
 included: the partitioned LM head is gathered for the loss (ual.lm_head); the paper profiles use it.
 
-Resume: a rerun with the same ``--out`` continues from the last ``checkpoint-N`` there (``--resume PATH``
-picks one, ``--fresh`` ignores them); the data order is fixed by ``--seed`` (Trainer seed and data_seed), so
-the loss trace continues as if never interrupted. A checkpoint of another run (other config, method, seed or
-epsilon file) is refused.
+Resume: a rerun with the same ``--out`` continues from the newest complete ``checkpoint-N`` there
+(``ual.checkpoints``; ``--resume PATH`` picks one, ``--fresh`` ignores them); the data order is fixed by
+``--seed`` (Trainer seed and data_seed), so the loss trace continues as if never interrupted. An incomplete
+checkpoint (a save cut off) is set aside as ``incomplete-checkpoint-N``; checkpoints of another run (other
+model, data or train section, base model content, method, seed or epsilon file) are discarded, with a
+warning each.
 
-Changelog: v1 - initial. v2 - the lean loss path also under ZeRO-3 (no fallback to reference).
+Changelog: v1 - initial. v2 - the lean loss path also under ZeRO-3 (no fallback to reference). v3 - resume
+from the newest complete checkpoint; another run's are discarded, not refused; the epsilon file is read by
+ual.smoothing.read_epsilon_file.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -67,6 +70,7 @@ from ual.config import (
     resolved_config,
 )
 from ual.provenance import write_text_atomic
+from ual.smoothing import METHOD_MAPPINGS, EpsilonFileError, epsilon_meta_path, read_epsilon_file
 
 logger = logging.getLogger(__name__)
 
@@ -83,50 +87,23 @@ METRICS_FILE = "train_metrics.json"
 RUN_FILE = "train_run.json"  # identity of the run owning DIR's checkpoints (resume guard)
 
 
-class EpsilonFileError(ValueError):
-    """A missing, malformed or mismatched epsilon file; the message names the file (and line or id)."""
-
-
-# ---- epsilon file -----------------------------------------------------------------------------------
+# ---- epsilon file (its one reader is ual.smoothing.read_epsilon_file) -----------------------------------
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read_epsilon_lines(path: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            sample_id, eps = row["id"], row["epsilon"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EpsilonFileError(
-                f"{path}:{number}: expected a JSON object with 'id' and 'epsilon' ({exc})"
-            ) from None
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
-            raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps!r} is not a finite number")
-        if not 0.0 <= eps < 1.0:
-            raise EpsilonFileError(f"{path}:{number}: id {sample_id}: epsilon {eps} outside [0, 1)")
-        if sample_id in values:
-            raise EpsilonFileError(f"{path}:{number}: duplicate id {sample_id}")
-        values[sample_id] = float(eps)
-    return values
-
-
 def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list[float]:
     """Epsilon of each training record (in record order), validated against the set and the method.
 
     Raises:
-        EpsilonFileError: the file is missing or malformed, an epsilon is non-finite or outside [0, 1),
-            its ids differ from the training set's, or its values or sidecar do not fit ``method``.
+        EpsilonFileError: the file is missing or malformed (``ual.smoothing.read_epsilon_file``), its ids
+            differ from the training set's, or its values or sidecar do not fit ``method``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EpsilonFileError(f"epsilon file {path} not found (it is written by python -m ual.smoothing)")
-    values = _read_epsilon_lines(path)
+    lines, meta = read_epsilon_file(path)
+    values = {line.id: line.epsilon for line in lines}
     ids = [record["id"] for record in records]
     missing = [i for i in ids if i not in values]
     extra = sorted(set(values) - set(ids))
@@ -138,16 +115,12 @@ def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list
             "another scenario or data slice?"
         )
     epsilon = [values[i] for i in ids]
-    meta_path = path.with_name(path.name + ".meta.json")
-    if meta_path.is_file():
-        from ual.smoothing import METHOD_MAPPINGS
-
-        mapping = json.loads(meta_path.read_text()).get("mapping")
-        if mapping is not None and mapping != METHOD_MAPPINGS[method]:
-            expected = METHOD_MAPPINGS[method]
-            raise EpsilonFileError(
-                f"{meta_path}: mapping '{mapping}' but method '{method}' trains with '{expected}'"
-            )
+    mapping = (meta or {}).get("mapping")
+    if mapping is not None and mapping != METHOD_MAPPINGS[method]:
+        raise EpsilonFileError(
+            f"{epsilon_meta_path(path)}: mapping '{mapping}' but method '{method}' trains with "
+            f"'{METHOD_MAPPINGS[method]}'"
+        )
     if method == "sft" and any(epsilon):
         raise EpsilonFileError(
             f"{path}: method 'sft' needs epsilon 0 for every sample; max is {max(epsilon)}"
@@ -204,9 +177,14 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 def _run_identity(
     experiment: Experiment, scenario: str, method: str, seed: int, eps_sha: str
 ) -> dict[str, Any]:
+    """What a run's checkpoints belong to: the sections training reads (as the workflow tracks them), the
+    base model's content, the scenario, method, seed and epsilon file."""
+    from ual.models import model_fingerprint
+
     return {
         "experiment": experiment.name,
-        "config_hash": config_hash(experiment),
+        "config_hash": {name: config_hash(getattr(experiment, name)) for name in ("model", "data", "train")},
+        "base_model": model_fingerprint(experiment.model.source, experiment.model.revision),
         "scenario": scenario,
         "method": method,
         "seed": seed,
@@ -215,21 +193,19 @@ def _run_identity(
 
 
 def _resume_point(out: Path, identity: dict[str, Any], resume: str | None, fresh: bool) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """``--resume PATH`` if complete, else the newest complete checkpoint of the run (``ual.checkpoints``)."""
+    from ual.checkpoints import checkpoint_problem, resume_checkpoint
 
     if resume:
         if not Path(resume).is_dir():
             raise FileNotFoundError(f"--resume {resume}: no such checkpoint folder")
+        if problem := checkpoint_problem(Path(resume)):
+            raise FileNotFoundError(f"--resume {resume}: incomplete checkpoint ({problem})")
         return resume
-    last = None if fresh or not out.is_dir() else get_last_checkpoint(str(out))
+    last = None if fresh else resume_checkpoint(out, identity, out / RUN_FILE)
     if last is not None:
-        previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).is_file() else None
-        if previous != identity:
-            raise RuntimeError(
-                f"{out} holds checkpoints of another run ({previous}); use another --out or --fresh"
-            )
         logger.info("resuming from %s", last)
-    return last
+    return None if last is None else str(last)
 
 
 # ---- training ----------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_batched_generation_equals_one_at_a_time(tiny_smollm2, data_mirror):
 
 
 @pytest.mark.slow
-def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_settings(
+def test_generate_writes_model_outputs_resumes_after_a_kill_and_discards_other_settings(
     tmp_path, data_mirror, monkeypatch
 ):
     experiment = _experiment()
@@ -121,10 +121,16 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_refuses_other_se
     assert meta["n_items"] == 4 and meta["n_generated_this_run"] == 2 and meta["backend"] == "hf"
     assert meta["provenance"]["git_sha"] is not None and meta["num_hidden_layers"] == 2
 
-    # A partial file from other settings is never mixed in.
-    partial.write_text(json.dumps({"settings": {"task": "gsm8k", "max_new_tokens": 999}}) + "\n")
-    with pytest.raises(SystemExit, match=f"{partial}: partial outputs of a run with other settings"):
+    # A partial file of other settings (or of another model) is discarded, never mixed in or refused; an
+    # item of the same settings whose prompt has changed since is generated again.
+    header = json.loads(lines[0])
+    stale = [json.dumps({"id": o["id"], "output": "STALE", "new_tokens": 1, "prompt_sha256": "x"})
+             for o in outputs]
+    for settings in ({**header["settings"], "model_fingerprint": "sha256:another-model"}, header["settings"]):
+        partial.write_text("\n".join([json.dumps({"settings": settings}), *stale]) + "\n")
         generate.main(argv)
+        assert not partial.exists() and json.loads(out.read_text()) == outputs  # all generated again
+        assert json.loads(Path(str(out) + ".meta.json").read_text())["n_generated_this_run"] == 4
 
 
 def test_generation_feeds_the_model_the_training_prompt_ids_of_a_bos_adding_chat_tokenizer(

@@ -1,5 +1,6 @@
 """Unit tests of ual.collate with ual.prompts (tokenisation, masking, packing, collation) and of the
-epsilon-file checks of ual.train. The tokenizer is SmolLM2's (pad == eos == <|im_end|>, no BOS), the case that hides EOS bugs."""
+epsilon-file checks of ual.train (through ual.smoothing.read_epsilon_file). The tokenizer is SmolLM2's
+(pad == eos == <|im_end|>, no BOS), the case that hides EOS bugs."""
 
 from __future__ import annotations
 
@@ -169,7 +170,7 @@ def test_mismatched_ids_report_counts_and_examples(tmp_path):
 def test_epsilon_outside_unit_interval_or_not_a_number_is_rejected(tmp_path, bad):
     path = tmp_path / "eps.jsonl"
     lines = [json.dumps(r) for r in _rows([0.1, 0.2, 0.3])]
-    lines[1] = json.dumps({"id": "b", "epsilon": bad})
+    lines[1] = json.dumps({**_rows([0.1, 0.2, 0.3])[1], "epsilon": bad})
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(EpsilonFileError, match=r"eps.jsonl:2: id b: epsilon"):
         load_epsilon(path, RECORDS, "ual")
@@ -177,14 +178,31 @@ def test_epsilon_outside_unit_interval_or_not_a_number_is_rejected(tmp_path, bad
 
 def test_malformed_and_duplicate_lines_name_the_line(tmp_path):
     path = tmp_path / "eps.jsonl"
-    path.write_text('{"id": "a", "epsilon": 0.1}\n{"id": "b"}\n')
-    with pytest.raises(
-        EpsilonFileError, match=r"eps.jsonl:2: expected a JSON object with 'id' and 'epsilon'"
-    ):
+    first, second = (json.dumps(row) for row in _rows([0.1, 0.2], ids=("a", "b")))
+    path.write_text(first + '\n{"id": "b", "dataset": "t", "uncertainty": 0.5}\n')
+    with pytest.raises(EpsilonFileError, match=r"eps.jsonl:2: id b: missing field 'epsilon'"):
         load_epsilon(path, RECORDS, "ual")
-    path.write_text('{"id": "a", "epsilon": 0.1}\n{"id": "a", "epsilon": 0.1}\n')
-    with pytest.raises(EpsilonFileError, match=r"eps.jsonl:2: duplicate id a"):
+    path.write_text(first + "\n" + first + "\n")
+    with pytest.raises(EpsilonFileError, match=r"eps.jsonl:2: duplicate id a \(first on line 1\)"):
         load_epsilon(path, RECORDS, "ual")
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "message"),
+    [
+        ("uncertainty", True, r"id b: uncertainty True: Input should be a valid number"),
+        ("uncertainty", 1.5, r"id b: uncertainty 1\.5: Input should be less than or equal to 1"),
+        ("id", 7, r"eps.jsonl:2: id 7: Input should be a valid string"),
+        ("score", 3, r"id b: unknown field 'score'"),
+    ],
+    ids=["boolean-uncertainty", "uncertainty-above-1", "integer-id", "unknown-field"],
+)
+def test_every_field_of_a_line_is_validated_not_only_epsilon(tmp_path, field, bad, message):
+    # The old private reader of ual.train checked id and epsilon only: these lines trained silently.
+    rows = _rows([0.1, 0.2, 0.3])
+    rows[1] = {**rows[1], field: bad}
+    with pytest.raises(EpsilonFileError, match=message):
+        load_epsilon(_write(tmp_path / "eps.jsonl", rows), RECORDS, "ual")
 
 
 def test_epsilon_must_fit_the_method(tmp_path):

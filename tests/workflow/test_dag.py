@@ -67,15 +67,29 @@ def test_exported_schema_is_in_sync_with_the_config_classes():
     )
 
 
+def _bad_names(raw):
+    raw["data"]["low"].update(dataset="gsm9k")
+    raw["data"]["high"].update(split="trian")
+    raw["model"].update(source="package:llm-nope")
+    raw["train"].update(seeds=[0, 0])
+
+
 @pytest.mark.parametrize(
-    ("edit", "message"),
+    ("edit", "messages"),
     [
-        (lambda raw: raw["train"].update(lerning_rate=1e-5), "unknown key 'train.lerning_rate'"),
-        (lambda raw: raw.pop("model"), "missing required key 'model'"),
+        (lambda raw: raw["train"].update(lerning_rate=1e-5), ["unknown key 'train.lerning_rate'"]),
+        (lambda raw: raw.pop("model"), ["missing required key 'model'"]),
+        # issue 15: these passed `snakemake -n` (45 jobs planned) and failed at training
+        (_bad_names, ["key 'data.low.dataset': Value error, unknown dataset 'gsm9k'; known datasets: alpaca,",
+                      "key 'data.high.split': Value error, dataset 'alpaca_gpt4_demo' has no split 'trian'",
+                      "key 'model.source': Value error, unknown packaged model 'package:llm-nope'; known",
+                      "key 'train.seeds': Value error, 0 listed more than once"]),
+        (lambda raw: raw["evaluate"].update(judge="alpaca_eval_gpt5"),
+         ["key 'evaluate.judge': unknown judge 'alpaca_eval_gpt5' (an annotator folder or one of: "]),
     ],
-    ids=["unknown-key", "missing-model"],
+    ids=["unknown-key", "missing-model", "unknown-names", "unknown-judge"],
 )
-def test_bad_experiment_fails_at_dag_construction_naming_file_and_key(tmp_path, edit, message):
+def test_bad_experiment_fails_at_dag_construction_naming_file_and_key(tmp_path, edit, messages):
     raw = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
     edit(raw)
     bad = REPO / "experiments" / f"_test_bad_{tmp_path.name}.yaml"
@@ -86,7 +100,20 @@ def test_bad_experiment_fails_at_dag_construction_naming_file_and_key(tmp_path, 
         bad.unlink()
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert message in output and bad.name in output
+    assert bad.name in output and "rule " not in result.stdout  # nothing planned
+    for message in messages:
+        assert message in output
+
+
+def test_yaml_syntax_error_is_located_when_the_experiment_is_given_with_config_experiment(tmp_path):
+    # Snakemake parses a --configfile itself before the workflow runs ("Config file is not valid JSON or
+    # YAML", no file or line); --config experiment=FILE leaves the parsing to ual.config.
+    bad = tmp_path / "broken.yaml"
+    bad.write_text((REPO / "experiments" / "tiny.yaml").read_text().replace("  seed: 0", "  seed: [0", 1))
+    result = snakemake("-n", "--config", f"experiment={bad}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{bad}:16:" in output and "not valid YAML: while parsing a flow sequence" in output
 
 
 @pytest.mark.parametrize(

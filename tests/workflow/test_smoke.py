@@ -5,7 +5,8 @@ The run happens in a temporary working directory (``--directory``), so the repos
 as on a fresh connected machine: no UAL_DATA_MIRROR, an empty user cache folder, so rule fetch_data downloads
 the data from the upstream repositories' raw-file URLs (here the local ``raw_file_server``, which serves the
 shared mirror's files under that layout); a second run of the first stages on ../shared/data must give the
-same result files.
+same result files. The last test interrupts a generation (SIGINT), retrains with another learning rate and
+checks that no output of the old model survives (issue 15).
 
 Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_smoke.py   (about 3-5 minutes on CPU)
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
@@ -35,17 +38,25 @@ EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "analyse_base_model"
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-def snakemake(work: Path, *args: str, mirror: Path | None = None, base_url: str | None = None):
-    """Snakemake in ``work``; the data come from ``mirror``, else from the user cache ``work/.cache/ual/data``
-    (filled by rule fetch_data from ``base_url``)."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
+def _environment(work: Path, mirror: Path | None = None, base_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("UAL_DATA_MIRROR", "UAL_DATA_BASE_URL")}
     env["UAL_MODEL_CACHE"] = str((REPO / "resources" / "models").resolve())
     env["XDG_CACHE_HOME"] = str(work / ".cache")  # the user cache folder: empty, as on a fresh machine
     env |= {"UAL_DATA_MIRROR": str(mirror.resolve())} if mirror else {}
     env |= {"UAL_DATA_BASE_URL": base_url} if base_url else {}
-    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=1500, env=env)
+    return env
+
+
+def _command(work: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(work), "--configfile", str(work / "experiments" / "smoke.yaml"), *args]
+
+
+def snakemake(work: Path, *args: str, mirror: Path | None = None, base_url: str | None = None):
+    """Snakemake in ``work``; the data come from ``mirror``, else from the user cache ``work/.cache/ual/data``
+    (filled by rule fetch_data from ``base_url``)."""
+    return subprocess.run(_command(work, *args), cwd=work, capture_output=True, text=True, timeout=1500,
+                          env=_environment(work, mirror, base_url))
 
 
 def _workdir(tmp_path_factory, name: str) -> Path:
@@ -203,3 +214,81 @@ def test_snakemake_html_report_embeds_the_figures(smoke_run):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (smoke_run / "report.html").read_text(errors="replace")
     assert "fig_clusters.png" in html and "table_main.csv" in html
+
+
+# ---- issue 15: an interrupted generation, then a retrained model: no output of the old model survives ----
+
+TARGET = "results/smoke/seed0/generate/mixed/sft/alpacaeval.json"
+SFT_MODEL = "results/smoke/seed0/train/mixed/sft"
+
+
+def _edit_experiment(work: Path, edit) -> None:
+    path = work / "experiments" / "smoke.yaml"
+    raw = yaml.safe_load(path.read_text())
+    edit(raw)
+    path.write_text(yaml.safe_dump(raw))
+
+
+def _interrupt_after_first_batch(work: Path) -> list[dict]:
+    """Run ``TARGET``, press Ctrl-C (SIGINT to the process group) once a batch is in the resume file."""
+    partial = work / f"{TARGET}.partial.jsonl"
+    process = subprocess.Popen(_command(work, "--cores", "1", TARGET), cwd=work, env=_environment(work),
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 900
+    try:
+        while not (partial.is_file() and len(partial.read_text().splitlines()) >= 2):
+            assert process.poll() is None, f"snakemake ended (rc {process.returncode}) before generating"
+            assert time.monotonic() < deadline, "no generated batch within 900 s"
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert not (work / TARGET).exists(), "generation finished before the interrupt; the test needs more items"
+    return [json.loads(line) for line in partial.read_text().splitlines()[1:]]
+
+
+def test_interrupted_generation_then_retraining_keeps_no_output_of_the_old_model(smoke_run, tmp_path_factory):
+    """Ctrl-C after the first batch of a generation (8 items, one per batch), then train.learning_rate edited
+    and the job rerun: every output is the retrained model's (on main 1 of 8 stayed the old model's, and
+    the next run said nothing to do). Then an interrupted rerun of generation alone leaves no stale sidecar.
+    The finished stages of ``smoke_run`` (data, elicitation, epsilon, the sft model) are copied, with the
+    workflow's metadata, so only training and generation run here."""
+    work = _workdir(tmp_path_factory, "smoke_interrupted")
+    for kept in (".cache", ".snakemake/metadata", "resources/cache", "results/smoke/data",
+                 "results/smoke/elicit", "results/smoke/epsilon", SFT_MODEL):
+        shutil.copytree(smoke_run / kept, work / kept)
+
+    def small(raw):
+        raw["evaluate"].update(batch_size=1)
+        raw["evaluate"]["sizes"]["alpacaeval"] = 8
+        raw["evaluate"]["max_new_tokens"]["alpacaeval"] = 24
+
+    _edit_experiment(work, small)
+    assert _interrupt_after_first_batch(work)
+    old_weights = (work / SFT_MODEL / "model.safetensors").read_bytes()
+
+    _edit_experiment(work, lambda raw: raw["train"].update(learning_rate=0.02))
+    result = snakemake(work, "--cores", "1", TARGET)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (work / SFT_MODEL / "model.safetensors").read_bytes() != old_weights  # retrained
+    log = (work / "logs/generate_outputs/smoke/seed0/mixed/sft/alpacaeval.log").read_text()
+    assert "discarding" in log and "model_fingerprint" in log
+    meta = json.loads((work / f"{TARGET}.meta.json").read_text())
+    assert meta["n_items"] == 8 and meta["n_generated_this_run"] == 8
+    assert not (work / f"{TARGET}.partial.jsonl").exists()
+    # Every output is the new model's: the same as a generation from it afresh, outside the workflow.
+    fresh = work / "fresh.json"
+    subprocess.run(
+        [sys.executable, "-m", "ual.generate", "--experiment", "experiments/smoke.yaml", "--model", SFT_MODEL,
+         "--task", "alpacaeval", "--out", str(fresh)],
+        cwd=work, env=_environment(work), check=True, capture_output=True, timeout=600,
+    )
+    outputs = json.loads((work / TARGET).read_text())
+    assert [o["output"] for o in outputs] == [o["output"] for o in json.loads(fresh.read_text())]
+
+    # A rerun of generation alone (an evaluate edit), interrupted, leaves no sidecar of the run before.
+    _edit_experiment(work, lambda raw: raw["evaluate"]["max_new_tokens"].update(alpacaeval=20))
+    _interrupt_after_first_batch(work)
+    assert not (work / f"{TARGET}.meta.json").exists()

@@ -13,7 +13,9 @@ Outputs, under the stage's ``--out`` (written atomically):
   drawn positions, the held-out ids' hash, provenance (``ual.provenance.run_metadata``), a flat ``rows``
   list (model, layer, metric, value, ci_low, ci_high, higher_is_better) for tables, and ``differences``:
   every other model minus the first one (sft in ``sft=.. ls=.. ual=..``) with a paired bootstrap interval.
-- ``tsne.png`` and ``tsne.pdf``: one t-SNE panel per model (last layer), coloured by target token, fixed seed.
+- ``tsne.png`` and ``tsne.pdf``: one t-SNE panel per model (last layer), coloured by target token, fixed seed;
+  the same states give byte-identical files (no date in the PDF; ``tsne_input_sha256`` per model in
+  clustering.json names the states embedded).
 
 Command: written by ``python -m ual.analysis`` (``ual.analysis.stage``) for the models of ``--cluster``.
 
@@ -45,7 +47,7 @@ from ual.analysis.metrics import (
     l2_normalise,
     summarise,
 )
-from ual.analysis.tsne import make_tsne_figure, tsne_embedding
+from ual.analysis.tsne import make_tsne_figure, tsne_embedding, tsne_input_sha256
 from ual.provenance import replace_atomically
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,9 @@ __all__ = [
 def save_figure(figure: Any, out_dir: Path, stem: str, provenance: str) -> list[Path]:
     """``<stem>.png`` and ``<stem>.pdf``, atomically, with the provenance line in their metadata."""
     written = []
-    for fmt, metadata in (("png", {"Description": provenance}), ("pdf", {"Subject": provenance})):
+    # No creation date in the PDF (matplotlib writes the wall clock): the same figure gives the same bytes.
+    formats = (("png", {"Description": provenance}), ("pdf", {"Subject": provenance, "CreationDate": None}))
+    for fmt, metadata in formats:
         path = out_dir / f"{stem}.{fmt}"
         def write(temp: Path, fmt: str = fmt, metadata: dict = metadata) -> None:
             figure.savefig(temp, format=fmt, dpi=150, metadata=metadata)
@@ -137,6 +141,7 @@ def measure_states(source: str, collected: Any, tokenizer: Any, analysis: Any) -
             "metrics": {metric: summarise(point[metric], replicates[name][metric]) for metric in METRICS},
         }
     unit_last = l2_normalise(collected.states["last"])
+    result["tsne_input_sha256"] = tsne_input_sha256(unit_last)  # same hash, same panel (ual.analysis.tsne)
     embedding = tsne_embedding(unit_last, analysis.seed, analysis.tsne_perplexity)
     return ModelAnalysis(result, replicates, embedding, np.array(collected.labels), token_text)
 

@@ -9,7 +9,7 @@ import yaml
 from snakemake.utils import validate
 
 from ual.cluster import snakemake_resources
-from ual.config import MAIN_TABLE_METHODS, config_hash, load_experiment, resolved_config
+from ual.config import MAIN_TABLE_METHODS, check_judge, config_hash, load_experiment, resolved_config
 from ual import variants
 from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario
 from ual.inputs import data_groups, data_sources, data_trigger
@@ -20,7 +20,11 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 
 # The experiment is the file given with --configfile (default: the tiny profile). There is deliberately no
 # `configfile:` directive: Snakemake would merge it with --configfile and mix two experiments.
-if workflow.overwrite_configfiles:
+# `--config experiment=FILE` names it too, and then only ual.config reads it: Snakemake parses a --configfile
+# in its command line, before this file runs, and reports a YAML syntax error there without file or line.
+if "experiment" in config:
+    EXPERIMENT_FILE = Path(config["experiment"])
+elif workflow.overwrite_configfiles:
     EXPERIMENT_FILE = Path(workflow.overwrite_configfiles[-1]).resolve()
     if EXPERIMENT_FILE.is_relative_to(Path.cwd().resolve()):
         EXPERIMENT_FILE = EXPERIMENT_FILE.relative_to(Path.cwd().resolve())
@@ -30,6 +34,8 @@ else:
 
 # Strict, typed validation with the file and key named (unknown keys, wrong types, missing knobs)...
 EXP = load_experiment(EXPERIMENT_FILE)
+if workflow.is_main_process:  # the judge once per run (ual.judges is slow to import), not again in each job
+    check_judge(EXP, EXPERIMENT_FILE)
 # ...and the exported JSON Schema kept honest against the same config.
 validate(resolved_config(EXP, with_name=False), "../schemas/experiment.schema.json")
 

@@ -53,6 +53,7 @@ rule map_epsilon:
         scores="results/{exp}/elicit/scores.jsonl",
     output:
         epsilon="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl",
+        meta="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl.meta.json",  # removed with it on a rerun
     params:
         config=config_params("data", "elicit", "epsilon"),
         args=smoothing_args,

@@ -8,6 +8,9 @@ rule generate_outputs:
         model="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     output:
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
+        # declared, so Snakemake removes it with the outputs when the job reruns or fails (never stale);
+        # the resume file <outputs>.partial.jsonl is deliberately not (see ual.generate)
+        meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",
     params:
         config=config_params("model", "data", "evaluate"),
     conda:
@@ -28,6 +31,8 @@ rule score_task:
         exp=EXP_INPUT,
         data=scored_data,
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
+        # read for the model's provenance
+        meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",
     output:
         metrics="results/{exp}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json",
     params:
