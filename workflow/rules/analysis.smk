@@ -3,6 +3,7 @@
 
 
 rule analyse_base_model:
+    priority: 1  # scheduling only: the long teacher-forced passes before the many short evaluation jobs
     input:
         exp=EXP_INPUT,
         data=data_record("calibration"),
@@ -28,6 +29,7 @@ rule analyse_base_model:
 
 
 rule analyse_models:
+    priority: 1  # scheduling only: the long teacher-forced passes before the many short evaluation jobs
     input:
         unpack(analysis_inputs),
     output:

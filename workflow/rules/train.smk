@@ -2,6 +2,8 @@
 
 
 rule train_model:
+    # scheduling only: models first, so that their analyses and evaluations fill both cores to the end
+    priority: 2
     input:
         exp=EXP_INPUT,
         data="results/{exp}/data/train.json",
