@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 snakemake=".venv/bin/snakemake"
 mkdir -p benchmarks/out
-rm -rf results/tiny logs .snakemake/metadata
+# the deliverables too: Snakemake does not rebuild missing intermediates while the targets exist
+rm -rf results/tiny logs .snakemake/metadata paper_tables/tiny figures/tiny
 if [ "${FRESH_CACHE:-0}" = 1 ]; then rm -rf resources/cache/elicit; fi
 start=$(date +%s.%N)
 "$snakemake" --cores all > benchmarks/out/workflow_full.log 2>&1

@@ -246,6 +246,7 @@ def test_calibration_table_cells_order_and_paired_differences(tmp_path):
     assert rows.loc["base model (untrained)", "NLL - SFT"] == "0.3000 [0.2980, 0.3020]"
     assert set(table["task"]) == {"GSM8K test gold solutions (MetaMath format)"} and set(table["references"]) == {"40"}
     assert set(table["scenario"]) == {"mixed"}  # a scenario without results adds no rows
+    assert "paired" in table.attrs["note"] and "ECE's own interval may lie above its value" in table.attrs["note"]
 
 
 def test_calibration_reader_refuses_nan_and_names_the_file_and_field(tmp_path):

@@ -307,6 +307,14 @@ def _interval_cell(part: pd.DataFrame, spec: str = ".3f") -> str:
     return f"{part['value'].mean():{spec}} [{first['ci_low']:{spec}}, {first['ci_high']:{spec}}]"
 
 
+CALIBRATION_NOTE = (
+    "Intervals: 95 % percentile intervals of a bootstrap over references; a difference is paired (both models "
+    "on the same resampled references and tokens), so it can be resolved where the two models' own intervals "
+    "overlap. ECE's own interval may lie above its value: resampling adds noise within the bins, which ECE (a "
+    "sum of absolute gaps) counts as miscalibration; compare models by the paired ECE difference."
+)
+
+
 def calibration_table(calibration: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
     """Teacher-forced metrics of held-out references and paired differences, scenario x task x model."""
     columns = ["scenario", "task", "model", "references", *CALIBRATION_METRICS.values(),
@@ -331,7 +339,9 @@ def calibration_table(calibration: pd.DataFrame, scenarios: list[str]) -> pd.Dat
                     diff = cells[(cells.quantity == f"minus_{reference}") & (cells.metric == metric)]
                     row[label] = _interval_cell(diff, ".4f")  # differences are small: one more digit
                 rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    table.attrs["note"] = CALIBRATION_NOTE
+    return table
 
 
 SOURCES = {"verbalized": "verbalized (score 1-10)", "entropy": "entropy (nats)"}
