@@ -166,9 +166,13 @@ def tiny_variant():
             raw["data"]["high"]["size"] = raw["data"]["low"]["size"] = size
         raw["data"] |= data or {}
         base = raw["elicit"] if elicit is None else {"prompt_version": "v1", "on_missing": "fail"} | elicit
-        if elicit is not None:  # another elicitor: tiny's compared source (entropy, hf only) is not its
-            raw["analysis"].pop("compare_uncertainty", None)
         raw["elicit"] = base | {"cache_dir": str(folder / "cache")} | elicit_update
+        # tiny compares the entropy source (hf only) with its verbalized score: keep it where it still applies
+        elicitor = raw["elicit"]
+        raw["analysis"]["compare_uncertainty"] = [
+            m for m in raw["analysis"].get("compare_uncertainty", [])
+            if m != elicitor.get("method", "verbalized") and (m != "entropy" or elicitor["backend"] == "hf")
+        ]
         path = folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw))
         return path

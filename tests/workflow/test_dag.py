@@ -109,11 +109,13 @@ def test_yaml_syntax_error_is_located_when_the_experiment_is_given_with_config_e
     # Snakemake parses a --configfile itself before the workflow runs ("Config file is not valid JSON or
     # YAML", no file or line); --config experiment=FILE leaves the parsing to ual.config.
     bad = tmp_path / "broken.yaml"
-    bad.write_text((REPO / "experiments" / "tiny.yaml").read_text().replace("  seed: 0", "  seed: [0", 1))
+    text = (REPO / "experiments" / "tiny.yaml").read_text()
+    line = text.splitlines().index("  seed: 0") + 2  # 1-based, and PyYAML notices at the line after
+    bad.write_text(text.replace("  seed: 0", "  seed: [0", 1))
     result = snakemake("-n", "--config", f"experiment={bad}")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"{bad}:16:" in output and "not valid YAML: while parsing a flow sequence" in output
+    assert f"{bad}:{line}:" in output and "not valid YAML: while parsing a flow sequence" in output
 
 
 @pytest.mark.parametrize(

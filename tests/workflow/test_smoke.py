@@ -82,7 +82,13 @@ def test_the_data_was_fetched_into_the_user_cache_and_verified(smoke_run, raw_fi
     records = sorted((smoke_run / "results" / "smoke" / "data").glob("*.json"))
     assert [p.stem for p in records] == ["alpacaeval", "calibration", "gsm8k", "math", "references", "train"]
     assert {json.loads(p.read_text())["mirror"] for p in records} == {str(fetched.resolve())}
-    sources = read_sources_records(records)
+    # in the order the report reads them (the experiment's data groups): a source read by two groups lists its
+    # roles in that order
+    from ual.config import load_experiment
+    from ual.inputs import data_groups
+
+    groups = data_groups(load_experiment(smoke_run / "experiments" / "smoke.yaml"))
+    sources = read_sources_records([smoke_run / "results" / "smoke" / "data" / f"{g}.json" for g in groups])
     names = [s["file"] for s in sources]
     fetched_files = [p for p in fetched.rglob("*") if p.is_file() and not p.name.startswith(".")]
     assert sorted(names) == sorted(str(p.relative_to(fetched)) for p in fetched_files)
