@@ -44,6 +44,9 @@ from pydantic import (
     model_validator,
 )
 
+from ual.methods import MAIN_TABLE_METHODS
+from ual.methods import METHODS as _METHOD_ROWS
+from ual.scenarios import SCENARIO_SLICES, SCENARIOS
 from ual.tasks import TASKS
 
 __all__ = [
@@ -68,14 +71,8 @@ __all__ = [
     "config_hash",
 ]
 
-# The one owner of the method and scenario names (the workflow, ual.variants, ual.smoothing, ual.train,
-# ual.data and ual.analysis import them); task names are owned by the registry ual.tasks.TASKS.
-METHODS = ("sft", "ls", "ual", "ual_shuffled", "ual_dataset")
-# Trained in every scenario; ual_shuffled and ual_dataset are ablation controls (ual.variants).
-MAIN_TABLE_METHODS = ("sft", "ls", "ual")
-SCENARIOS = ("high", "low", "mixed")
-# The data slices (DataConfig.high / .low) a scenario's training set is made of, in order.
-SCENARIO_SLICES: dict[str, tuple[str, ...]] = {"high": ("high",), "low": ("low",), "mixed": ("high", "low")}
+# Method and scenario names have one owner each: ual.methods (a row per method) and ual.scenarios.
+METHODS = tuple(_METHOD_ROWS)
 
 
 def _known_task(name: str) -> str:

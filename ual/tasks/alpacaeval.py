@@ -194,4 +194,7 @@ TASK = AlpacaEvalTask(
     split="eval",
     stop_strings=ALPACA_STOP_STRINGS,
     match_key="instruction",
+    label="AlpacaEval win rate (%)",
+    percent_scale=1.0,  # alpaca_eval's win rate is in percent
+    judged=True,
 )

@@ -36,6 +36,10 @@ class Task:
     split: str | None  # None: taken from the experiment (math: evaluate.math_split)
     stop_strings: tuple[str, ...]  # generation ends at the earliest one (cut from the output)
     match_key: str  # how outputs are matched to items: "id" (ours) or "instruction" (alpaca_eval's key)
+    label: str = ""  # its result column in tables and figure titles, e.g. "GSM8K acc. (%)"
+    percent_scale: float = 100.0  # its metric times this is in percent (accuracies are fractions: 100)
+    low_entropy: bool = False  # one correct answer (math): averaged into table_main's low-entropy column
+    judged: bool = False  # scored by a pairwise judge: its position bias is shown beside the win rate
 
     def records(self, experiment: Experiment) -> list[dict]:
         """The items the experiment evaluates: ``evaluate.sizes[name]`` drawn by ``data.seed``."""

@@ -174,4 +174,6 @@ TASK = GSM8KTask(
     split="test",
     stop_strings=STOP_STRINGS,
     match_key="id",
+    label="GSM8K acc. (%)",
+    low_entropy=True,
 )

@@ -257,4 +257,6 @@ TASK = MathTask(
     split=None,  # evaluate.math_split
     stop_strings=STOP_STRINGS,
     match_key="id",
+    label="MATH acc. (%)",
+    low_entropy=True,
 )

@@ -1,0 +1,53 @@
+"""Training methods: one row each, the only place a method is defined.
+
+A method is what a training run does to epsilon: its name (experiment files, ``python -m ual.train``,
+variant names), the ``ual.smoothing`` mapping that turns elicited uncertainty into its per-sample epsilon,
+whether that epsilon depends on the training seed, whether it is one of the main table's methods (trained in
+every scenario) or an ablation control (trained on the ablation scenario only), and how tables and figures
+label and draw it. Every other module reads these rows; none spells a method's properties again.
+
+Adding a method: one row in ``METHODS`` (and, if it needs a new mapping, one function in
+``ual.smoothing.EPSILON_MAPPINGS``), plus its tests. This module imports nothing of ``ual``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["METHODS", "MAIN_TABLE_METHODS", "ABLATION_CONTROLS", "Method", "get_method"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method (a row of ``METHODS``)."""
+
+    name: str  # id in experiment files (train.methods), CLIs, variant names and result identities
+    mapping: str  # the ual.smoothing epsilon mapping it trains with
+    seeded: bool  # its epsilon depends on the training seed (a file per seed: ual.variants.epsilon_name)
+    main_table: bool  # trained in every scenario and shown in table_main; else an ablation control
+    label: str  # short label (table_main, table_crosscheck, table_calibration, legends)
+    ablation_label: str  # what it is, spelled out for table_ablation
+    linestyle: Any = None  # matplotlib linestyle of its reference line in fig_ablation (None: drawn as a curve)
+
+
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method("sft", "zero", False, True, "SFT", "SFT (eps = 0)", "--"),
+        Method("ls", "constant", False, True, "LS (constant eps)", "LS (constant = mean UAL eps)", ":"),
+        Method("ual", "linear", False, True, "UAL", "UAL"),
+        Method("ual_shuffled", "shuffled", True, False, "UAL, shuffled eps", "UAL, shuffled eps", "-."),
+        Method("ual_dataset", "per_dataset", False, False, "UAL, per-dataset mean eps",
+               "UAL, per-dataset eps (mean UAL eps of its dataset)", (0, (5, 1, 1, 1))),
+    )
+}
+MAIN_TABLE_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.main_table)
+ABLATION_CONTROLS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if not m.main_table)
+
+
+def get_method(name: str) -> Method:
+    """The row of method ``name``; an unknown name is a ValueError listing the known methods."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method '{name}'; known methods: {', '.join(METHODS)}")
+    return METHODS[name]
