@@ -65,7 +65,7 @@ def main() -> None:
     from ual.analysis.clustering import measure_states
     from ual.analysis.references import heldout_records
     from ual.analysis.stage import ModelScores, model_entry, reference_sets
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.models import load_model
     from ual.provenance import run_metadata
 

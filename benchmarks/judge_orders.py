@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=8, help="AlpacaEval items (the tiny profile's 8)")
     parser.add_argument("--layers", type=int, default=None, help="cut the judge to N layers (quick runs)")
     args = parser.parse_args()
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.data import resolve_mirror
     from ual.tasks import TASKS
 

@@ -129,7 +129,7 @@ def run_case(case: str, args) -> dict:
     import torch
     from transformers import Trainer
 
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.train import build_trainer, to_training_arguments
     from ual.trainer import StepRecorder
 

@@ -1,62 +1,51 @@
-"""Experiment configuration: one YAML file under ``experiments/`` -> one frozen, typed ``Experiment``.
+"""The schema of an experiment file (``experiments/<name>.yaml``): typed, strict and frozen (``Experiment``).
 
-Inputs: ``experiments/<name>.yaml`` (see ``experiments/README.md`` for every key and its source).
+Inputs: the mapping of one experiment file (``experiments/README.md`` gives every key and its source).
 Outputs: an ``Experiment`` object whose sections (``model``, ``data``, ``elicit``, ``epsilon``, ``train``,
 ``evaluate``, ``analysis``) are handed to the stage that owns them, ``resources`` (what each job asks its
 executor for) is read by the workflow through ``ual.cluster``, and ``resolved_config()`` gives the
 ``run_config.json`` written beside every output.
 
 Rules (every key, its default and its source: ``experiments/README.md``):
-- unknown keys and wrong types are errors that name the file and the dotted key;
-- science knobs (learning rate, epsilon bounds, elicitor, judge, ...) have no code default, so every
-  experiment file states them; infrastructure knobs (logging cadence, batch sizes of inference) may;
-- this module is the only place that parses experiment YAML;
-- names have one owner each: methods and scenarios (``METHODS``, ``SCENARIOS``) here, task names in the
-  registry ``ual.tasks.TASKS`` (an unknown task in ``evaluate.tasks``, ``evaluate.sizes`` or
-  ``evaluate.max_new_tokens`` is an error naming the known tasks), variant names in ``ual.variants``;
-- names of other registries are checked against them, naming the known ones: datasets and their splits
-  (``ual.data.DATASETS``), models (``ual.models.check_source``: ``package:`` names, local folders; a hub id
-  may leave ``revision`` null, then it means the latest commit), judges (``check_judge``, kept apart
-  because ``ual.judges`` is slow to import); lists (scenarios, methods, seeds, tasks, ablation_eps_max)
-  must not repeat an entry. Those registries import this module, so they are imported when validating.
+- unknown keys and wrong types are errors; science knobs (learning rate, epsilon bounds, elicitor, judge, ...)
+  have no code default, so every experiment file states them; infrastructure knobs (logging cadence, batch
+  sizes of inference) may; lists (scenarios, methods, seeds, tasks, ablation_eps_max) repeat no entry;
+- this module is pure schema, a leaf of the import layers (pyproject.toml): it imports no registry. A field
+  that names an entry of a registry (a method, task, dataset and split, model source) is checked by the
+  callable that the validation context gives for its kind (``NAME_KINDS``); ``ual.experiment`` passes the
+  registries' checks, parses the YAML and names the file and the dotted key in every error. A section built
+  directly (tests) is checked for types and ranges only.
 
-Run ``python -m ual.config experiments/tiny.yaml`` to validate a file (judge included) and print it resolved.
+Load an experiment with ``ual.experiment.load_experiment``; ``python -m ual.experiment FILE`` validates one.
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
-import re
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from ual.methods import MAIN_TABLE_METHODS
-from ual.methods import METHODS as _METHOD_ROWS
-from ual.scenarios import SCENARIO_SLICES, SCENARIOS
-from ual.tasks import TASKS
+from ual.scenarios import SCENARIOS
 
 __all__ = [
-    "MAIN_TABLE_METHODS",
-    "METHODS",
-    "SCENARIOS",
-    "SCENARIO_SLICES",
+    "JSON_SCHEMA_KEY",
+    "NAME_KINDS",
     "ConfigError",
     "ModelConfig",
     "DataConfig",
+    "DatasetSlice",
     "ElicitConfig",
     "EpsilonConfig",
     "TrainConfig",
@@ -66,25 +55,44 @@ __all__ = [
     "JobResources",
     "ResourcesConfig",
     "Experiment",
-    "load_experiment",
-    "check_judge",
     "config_hash",
+    "resolved_config",
 ]
 
-# Method and scenario names have one owner each: ual.methods (a row per method) and ual.scenarios.
-METHODS = tuple(_METHOD_ROWS)
+# Kinds of registry names, each checked by the validation context's callable of that kind (ual.experiment):
+# method, task, dataset: name -> None; split: (dataset, split) -> None; model: a model source (hub id, local
+# path, package:...); api_model: a model source or an API model name. A check raises ValueError naming the
+# known names. The JSON Schema marks method and task fields with JSON_SCHEMA_KEY; ual.experiment lists there
+# the registry's names.
+NAME_KINDS = ("method", "task", "dataset", "split", "model", "api_model")
+JSON_SCHEMA_KEY = "x-ual-names"
 
 
-def _known_task(name: str) -> str:
-    if name not in TASKS:
-        raise ValueError(f"unknown task '{name}'; known tasks: {', '.join(sorted(TASKS))}")
-    return name
+def _check_name(kind: str, *args: Any, info: ValidationInfo) -> None:
+    check: Callable[..., None] | None = (info.context or {}).get(kind)
+    if check is not None:
+        check(*args)
 
 
-# A task name of the registry ual.tasks.TASKS (the JSON Schema lists them).
-TaskName = Annotated[
-    str, AfterValidator(_known_task), WithJsonSchema({"type": "string", "enum": sorted(TASKS)})
+def _registered(kind: str) -> AfterValidator:
+    """Validator of a name of the registry of ``kind`` (checked when the validation context has that kind)."""
+
+    def check(name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None:
+            _check_name(kind, name, info=info)
+        return name
+
+    return AfterValidator(check)
+
+
+# A name of ual.methods.METHODS / ual.tasks.TASKS; ual.experiment lists them in the JSON Schema.
+MethodName = Annotated[
+    str, _registered("method"), WithJsonSchema({"type": "string", JSON_SCHEMA_KEY: "method"})
 ]
+TaskName = Annotated[str, _registered("task"), WithJsonSchema({"type": "string", JSON_SCHEMA_KEY: "task"})]
+# A model source of ual.models (hub id, local path, package:...); an API model name passes as api_model.
+ModelSource = Annotated[str, _registered("model")]
+ApiModelName = Annotated[str, _registered("api_model")]
 # Stages that run the base model: one GPU a job by default for bf16/fp16 models (JobResources.gpus).
 MODEL_STAGES = ("train", "generate", "analysis")
 
@@ -98,24 +106,6 @@ def _no_duplicates(values: list) -> list:
 
 # A list whose entries are distinct (a repeated seed or method would double the tables' inputs).
 Unique = AfterValidator(_no_duplicates)
-
-
-# Names owned by other registries are checked with lazy imports: those modules import this one.
-def _known_model(source: str) -> str:
-    from ual.models import check_source
-
-    check_source(source)
-    return source
-
-
-def _known_model_if_ual(source: str | None) -> str | None:
-    """A name in ual's own notation (``package:`` or a local path) is checked; API model names pass."""
-    if source is not None and source.startswith(("package:", ".", "/")):
-        _known_model(source)
-    return source
-
-
-ModelSource = Annotated[str, AfterValidator(_known_model)]
 
 
 class ConfigError(ValueError):
@@ -149,22 +139,15 @@ class DatasetSlice(_Section):
 
     @field_validator("dataset")
     @classmethod
-    def _known_dataset(cls, dataset: str) -> str:
-        from ual.data import DATASETS
-
-        if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset '{dataset}'; known datasets: {', '.join(sorted(DATASETS))}")
+    def _known_dataset(cls, dataset: str, info: ValidationInfo) -> str:
+        _check_name("dataset", dataset, info=info)
         return dataset
 
     @field_validator("split")
     @classmethod
     def _known_split(cls, split: str, info: ValidationInfo) -> str:
-        from ual.data import DATASETS
-
-        splits = DATASETS.get(info.data.get("dataset"), {})  # an unknown dataset is reported on its own
-        if splits and split not in splits:
-            known = ", ".join(sorted(splits))
-            raise ValueError(f"dataset '{info.data['dataset']}' has no split '{split}'; its splits: {known}")
+        if "dataset" in info.data:  # a dataset that failed is reported on its own
+            _check_name("split", info.data["dataset"], split, info=info)
         return split
 
 
@@ -232,7 +215,8 @@ class ElicitConfig(_Section):
     @field_validator("model")
     @classmethod
     def _known_elicitor(cls, model: str, info: ValidationInfo) -> str:
-        return _known_model(model) if info.data.get("backend") == "hf" else _known_model_if_ual(model)
+        _check_name("model" if info.data.get("backend") == "hf" else "api_model", model, info=info)
+        return model
 
     @model_validator(mode="after")
     def _consistent(self) -> ElicitConfig:
@@ -265,7 +249,7 @@ class EpsilonConfig(_Section):
 
 
 class TrainConfig(_Section):
-    methods: Annotated[list[Literal[METHODS]], Unique] = Field(min_length=1)
+    methods: Annotated[list[MethodName], Unique] = Field(min_length=1)
     seeds: Annotated[list[int], Unique] = Field(min_length=1)
     learning_rate: float = Field(gt=0)
     num_epochs: float = Field(gt=0)
@@ -294,7 +278,7 @@ class TrainConfig(_Section):
 class EvaluateConfig(_Section):
     tasks: Annotated[list[TaskName], Unique] = Field(min_length=1, description="names in ual.tasks.TASKS")
     judge: str = Field(description="alpaca_eval annotator config name or 'local' (ual's offline judge)")
-    judge_model: Annotated[str | None, AfterValidator(_known_model_if_ual)] = Field(
+    judge_model: ApiModelName | None = Field(
         default=None, description="model of the local / OpenAI-compatible judge"
     )
     judge_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the judge")
@@ -475,104 +459,6 @@ class Experiment(_Section):
         return job
 
 
-# PyYAML follows YAML 1.1, where "2e-5" (no dot) is a *string*; learning rates are written that way
-# everywhere, so resolve floats with the YAML 1.2 pattern instead of failing on a valid file.
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def _format_error(path: Path, error: dict[str, Any]) -> str:
-    # a bad mapping key (e.g. a task name in evaluate.sizes) is located as (..., key, "[key]")
-    key = ".".join(str(part) for part in error["loc"] if part != "[key]") or "<top level>"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"{path}: unknown key '{key}'"
-    if kind == "missing":
-        return f"{path}: missing required key '{key}'"
-    return f"{path}: key '{key}': {error['msg']} (got {error['input']!r})"
-
-
-def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
-    """``file:line:column: not valid YAML: what`` (PyYAML's marks count from 0)."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-    parts = (getattr(exc, "context", None), getattr(exc, "problem", None))
-    problem = " ".join(str(part) for part in parts if part)
-    return f"{where}: not valid YAML: {problem or exc}"
-
-
-def load_experiment(path: str | Path) -> Experiment:
-    """Load and validate ``experiments/<name>.yaml``.
-
-    Raises:
-        ConfigError: the file is missing, is not UTF-8 or YAML (file, line and column), is not a mapping,
-            or has an unknown key, a wrong type, a missing required key, a name no registry knows (dataset,
-            split, model, task, method, scenario, elicitor backend) or a repeated list entry; every problem
-            is listed with the file and the dotted key. The judge is checked by ``check_judge``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: experiment file not found")
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}: {exc.reason})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(path, exc)) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    if "name" in raw:
-        raise ConfigError(f"{path}: key 'name' is taken from the file name and must not be set")
-    try:
-        return Experiment.model_validate({"name": path.stem, **raw})
-    except ValidationError as exc:
-        lines = [_format_error(path, err) for err in exc.errors()]
-        raise ConfigError("\n".join(lines)) from None
-
-
-def check_judge(experiment: Experiment, path: str | Path) -> None:
-    """Raise ``ConfigError`` unless ``evaluate.judge`` names an annotator config of ``ual.judges``.
-
-    Not part of ``load_experiment``: ``ual.judges`` imports alpaca_eval and torch (5-10 s), which every stage
-    would pay. ``python -m ual.config`` and the workflow (at DAG construction, so ``snakemake -n``) call it.
-    """
-    import warnings
-
-    with warnings.catch_warnings():  # alpaca_eval 0.6.6 warns that pkg_resources is deprecated
-        warnings.simplefilter("ignore", UserWarning)
-        from ual.judges import ANNOTATORS_DIR, JUDGE_ALIASES, STOCK_ANNOTATORS_DIR, AlpacaEvalError
-        from ual.judges import find_annotator_config
-
-    judge = experiment.evaluate.judge
-    try:
-        find_annotator_config(judge)
-    except AlpacaEvalError:
-        folders = (ANNOTATORS_DIR, STOCK_ANNOTATORS_DIR)
-        known = sorted({*JUDGE_ALIASES, *(c.parent.name for f in folders for c in f.glob("*/configs.yaml"))})
-        raise ConfigError(
-            f"{path}: key 'evaluate.judge': unknown judge '{judge}' (an annotator folder or one of: "
-            f"{', '.join(known)})"
-        ) from None
-
-
 def resolved_config(experiment: Experiment, with_name: bool = True) -> dict[str, Any]:
     """The experiment as plain JSON-able data (for run_config.json); ``with_name=False`` gives the file's keys."""
     data = experiment.model_dump(mode="json")
@@ -581,39 +467,7 @@ def resolved_config(experiment: Experiment, with_name: bool = True) -> dict[str,
     return data
 
 
-def experiment_json_schema() -> dict[str, Any]:
-    """JSON Schema of an experiment file (``workflow/schemas/experiment.schema.json`` is this, exported)."""
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **Experiment.model_json_schema()}
-    schema["properties"].pop("name")  # taken from the file stem, never written in the file
-    schema["required"] = [key for key in schema["required"] if key != "name"]
-    return schema
-
-
 def config_hash(section: BaseModel) -> str:
     """Stable short hash of a config section (cache keys, change detection)."""
-    import hashlib
-
     payload = json.dumps(section.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(payload).hexdigest()[:16]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Validate an experiment file and print it resolved.")
-    parser.add_argument("experiment", type=Path, nargs="?")
-    parser.add_argument("--schema", action="store_true", help="print the JSON Schema of experiment files")
-    args = parser.parse_args(argv)
-    if args.schema:
-        print(json.dumps(experiment_json_schema(), indent=2, sort_keys=True))
-        return
-    if args.experiment is None:
-        parser.error("give an experiment file or --schema")
-    try:
-        experiment = load_experiment(args.experiment)
-        check_judge(experiment, args.experiment)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    print(json.dumps(resolved_config(experiment), indent=2))
-
-
-if __name__ == "__main__":
-    main()

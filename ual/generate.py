@@ -50,7 +50,8 @@ from typing import Any
 
 import torch
 
-from ual.config import Experiment, load_experiment
+from ual.config import Experiment
+from ual.experiment import load_experiment
 from ual.prompts import encode_prompts
 from ual.provenance import changed_keys, write_json
 from ual.tasks import TASKS, get_task

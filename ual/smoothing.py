@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ual.config import SCENARIOS
+from ual.scenarios import SCENARIOS
 from ual.provenance import write_text_atomic
 
 __all__ = [
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ual.config import ConfigError, load_experiment
+    from ual.experiment import ConfigError, load_experiment
     from ual.data import DataError, build_scenario
     from ual.elicit import read_scores, scores_identity
     from ual.provenance import run_metadata

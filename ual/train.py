@@ -60,15 +60,10 @@ from typing import Any
 
 import torch
 
-from ual.config import (
-    METHODS,
-    SCENARIOS,
-    Experiment,
-    TrainConfig,
-    config_hash,
-    load_experiment,
-    resolved_config,
-)
+from ual.config import Experiment, TrainConfig, config_hash, resolved_config
+from ual.experiment import load_experiment
+from ual.methods import METHODS
+from ual.scenarios import SCENARIOS
 from ual.provenance import write_text_atomic
 from ual.smoothing import METHOD_MAPPINGS, EpsilonFileError, epsilon_meta_path, read_epsilon_file
 
@@ -275,7 +270,7 @@ def run_training(
     from ual.trainer import SkipFinalCheckpoint, StepRecorder, peak_memory, verify_checkpoint
 
     if method not in METHODS:
-        raise ValueError(f"unknown method '{method}'; expected one of {METHODS}")
+        raise ValueError(f"unknown method '{method}'; expected one of {', '.join(METHODS)}")
     cfg, out, epsilon_path = experiment.train, Path(out), Path(epsilon_path)
     epsilon = load_epsilon(epsilon_path, records, method)  # every input check before the model loads
     eps_sha = _sha256(epsilon_path)

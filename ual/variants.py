@@ -1,6 +1,6 @@
 """Training variants: the one place where a variant name is built and parsed, and where the ablation runs.
 
-A variant is one trained model of the grid: a method of ``ual.config.METHODS`` at the experiment's
+A variant is one trained model of the grid: a method of ``ual.methods.METHODS`` at the experiment's
 ``epsilon.eps_max`` (named by the method: ``sft``, ``ls``, ``ual``, ``ual_shuffled``, ``ual_dataset``), or UAL
 at another eps_max of the ablation sweep (``epsilon.ablation_eps_max``), named ``ual_epsmax<eps_max:g>``
 (``ual_epsmax0.3``).
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ual.config import MAIN_TABLE_METHODS, METHODS
+from ual.methods import MAIN_TABLE_METHODS, METHODS
 
 __all__ = [
     "ABLATION_PREFIX",

@@ -81,7 +81,7 @@ def tiny_llama(vocab_size: int):
 
 
 def experiment(backend: str, loss_path: str, per_device_batch: int):
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
 
     base = load_experiment(REPO / "experiments/tiny.yaml")
     deepspeed = BACKENDS[backend]

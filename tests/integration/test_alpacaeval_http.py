@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.evaluate import evaluate_task
 from ual.tasks import TASKS
 

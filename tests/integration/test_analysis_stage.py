@@ -27,7 +27,8 @@ SIZES = {"alpacaeval": 4, "gsm8k": 4, "math": 3}
 
 
 def _experiment(tmp_path: Path) -> Path:
-    from ual.config import load_experiment, resolved_config
+    from ual.config import resolved_config
+    from ual.experiment import load_experiment
 
     config = resolved_config(load_experiment(REPO / "experiments" / "tiny.yaml"), with_name=False)
     config["model"]["num_hidden_layers"] = 2
@@ -91,7 +92,7 @@ def _materialised_metrics(model, tokenizer, experiment, ids) -> dict[str, dict[s
 
 
 def test_calibration_of_the_shared_pass_equals_materialised_logits_for_base_and_trained_models(stage_run):
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.models import load_model
 
     root, experiment_file, ual_dir = stage_run

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.data import load_records, subsample
 from ual.elicit import ScoreCache, elicit_scores, main, read_scores, scores_identity
 from ual.elicit.entropy import EntropyElicitor, normalise_entropy

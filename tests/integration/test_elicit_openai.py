@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from ual.config import ElicitConfig, load_experiment
+from ual.config import ElicitConfig
+from ual.experiment import load_experiment
 from ual.data import build_scenario
 from ual.elicit import ScoreCache, build_elicit_prompt, cache_path, elicit_scores, main
 from ual.elicit.openai import OpenAIElicitor

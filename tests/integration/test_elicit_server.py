@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.elicit import ScoreCache, build_elicit_prompt, cache_path, elicit_scores, main
 from ual.elicit.cli import training_union
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ual import generate
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.tasks import TASKS
 from ual.tasks.metamath import STOP_STRINGS
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import torch
 import yaml
 from transformers import Trainer, TrainerCallback
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.losses import count_response_tokens
 from ual.train import METRICS_FILE, build_trainer, load_epsilon, main, run_training, to_training_arguments
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.train import METRICS_FILE, main
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.evaluate import OutputsError, evaluate_task, match_outputs, read_model_outputs
 from ual.tasks import TASKS
 from ual.tasks import alpacaeval as alpacaeval_task

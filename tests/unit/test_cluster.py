@@ -20,7 +20,7 @@ from ual.cluster import (
     parse_slurm_minutes,
     snakemake_resources,
 )
-from ual.config import ConfigError, load_experiment
+from ual.experiment import ConfigError, load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 

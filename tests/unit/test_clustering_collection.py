@@ -131,7 +131,7 @@ def test_heldout_records_errors(stub_data):
 
 
 def test_heldout_records_of_the_tiny_experiment_are_disjoint_from_training(data_mirror):
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.data import build_scenario
 
     experiment = load_experiment(Path(__file__).resolve().parents[2] / "experiments" / "tiny.yaml")

@@ -1,4 +1,5 @@
-"""Experiment files load into frozen typed objects; bad files fail naming the file and the key.
+"""Experiment files load (ual.experiment) into frozen typed objects (ual.config); bad files fail naming the
+file and the key.
 
 Run: python -m pytest tests/unit/test_config.py
 """
@@ -11,7 +12,8 @@ import pydantic
 import pytest
 import yaml
 
-from ual.config import ConfigError, Experiment, load_experiment
+from ual.config import Experiment
+from ual.experiment import ConfigError, load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
@@ -50,7 +52,19 @@ def test_unknown_key_is_rejected_with_file_and_dotted_key(tmp_path):
     path = write_variant(tmp_path, lambda raw: raw["train"].update(lerning_rate=1e-5))
     with pytest.raises(ConfigError) as info:
         load_experiment(path)
-    assert str(info.value) == f"{path}: unknown key 'train.lerning_rate'"
+    message = str(info.value)
+    assert message.startswith(f"{path}: unknown key 'train.lerning_rate'; known keys: bf16, deepspeed, ")
+    assert ", learning_rate, " in message and message.endswith(", weight_decay")
+
+
+def test_unknown_resource_stage_names_the_known_stages(tmp_path):
+    path = write_variant(tmp_path, lambda raw: raw.setdefault("resources", {}).update(trian={"gpus": 1}))
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert str(info.value) == (
+        f"{path}: unknown key 'resources.trian'; known keys: analysis, default, elicit, evaluate, generate, "
+        "train"
+    )
 
 
 def test_unknown_top_level_section_is_rejected(tmp_path):
@@ -126,6 +140,8 @@ def test_missing_file_and_non_mapping_are_clear_errors(tmp_path):
         (lambda raw: raw["evaluate"]["tasks"].append("mmlu"), "evaluate.tasks.3"),
         (lambda raw: raw["evaluate"]["sizes"].update(mmlu=10), "evaluate.sizes.mmlu"),
         (lambda raw: raw["evaluate"]["max_new_tokens"].update(mmlu=64), "evaluate.max_new_tokens.mmlu"),
+        (lambda raw: raw["analysis"]["calibration"]["sizes"].update(mmlu=8),
+         "analysis.calibration.sizes.mmlu"),
     ],
 )
 def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tmp_path, edit, key):
@@ -176,7 +192,12 @@ def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
         (lambda raw: raw["elicit"].update(backend="vllm"),
          "key 'elicit.backend': Input should be 'hf' or 'openai'"),
         (lambda raw: raw["train"].update(methods=["sft", "dpo"]),
-         "key 'train.methods.1': Input should be 'sft', 'ls', 'ual', 'ual_shuffled' or 'ual_dataset'"),
+         "key 'train.methods.1': Value error, unknown method 'dpo'; known methods: ls, sft, ual, "
+         "ual_dataset, ual_shuffled (got 'dpo')"),
+        (lambda raw: raw["analysis"].update(compare_uncertainty=["logits"]),
+         "key 'analysis.compare_uncertainty.0': Input should be 'verbalized' or 'entropy' (got 'logits')"),
+        (lambda raw: raw["data"].update(scenarios=["mixed", "medium"]),
+         "key 'data.scenarios.1': Input should be 'high', 'low' or 'mixed' (got 'medium')"),
         (lambda raw: raw["train"].update(seeds=[0, 1, 0]),
          "key 'train.seeds': Value error, 0 listed more than once (got [0, 1, 0])"),
         (lambda raw: raw["train"].update(methods=["sft", "ls", "ual", "ls"]),
@@ -189,7 +210,8 @@ def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
          "key 'epsilon.ablation_eps_max': Value error, 0.1 listed more than once"),
     ],
     ids=["dataset", "split", "package-model", "model-folder", "elicitor", "judge-model", "elicit-backend",
-         "method", "seeds", "methods", "scenarios", "tasks", "ablation-eps-max"],
+         "method", "uncertainty-source", "scenario", "seeds", "methods", "scenarios", "tasks",
+         "ablation-eps-max"],
 )
 def test_unknown_names_and_repeated_entries_are_rejected_naming_file_key_and_known_names(
     tmp_path, edit, message
@@ -212,7 +234,7 @@ def test_hub_ids_and_api_model_names_are_not_mistaken_for_local_names(tmp_path):
 
 
 def test_judge_is_checked_against_the_annotator_configs(tmp_path):
-    from ual.config import check_judge
+    from ual.experiment import check_judge
 
     path = write_variant(tmp_path, lambda raw: raw["evaluate"].update(judge="alpaca_eval_gpt5"))
     experiment = load_experiment(path)
@@ -241,3 +263,10 @@ def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
     path.write_bytes(b"description: caf\xe9\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml: not UTF-8 text \(byte offset 16: invalid"):
         load_experiment(path)
+
+
+def test_every_kind_of_registry_name_has_a_check():
+    from ual.config import NAME_KINDS
+    from ual.experiment import NAME_CHECKS
+
+    assert sorted(NAME_CHECKS) == sorted(NAME_KINDS)

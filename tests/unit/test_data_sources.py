@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.data import DATASETS, MANIFEST, REFERENCE_FILES
 from ual.data.manifest import file_sha256
 from ual.inputs import (

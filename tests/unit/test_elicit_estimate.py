@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import ual.data.load
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.elicit import (
     Reply,
     ScoreCache,

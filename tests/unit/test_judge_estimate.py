@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.evaluate import evaluate_task
 from ual.evaluate import main as evaluate_main
 from ual.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[2]
-estimate = pytest.importorskip("ual.judges.estimate")
+estimate = pytest.importorskip("ual.evaluate.estimate")
 
 
 def _with(experiment, **evaluate):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.data import DataError
 from ual.evaluate import evaluate_task
 from ual.tasks import TASKS

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from ual.analysis.references import REFERENCE_SOURCES, draw_references, load_references
-from ual.config import load_experiment, resolved_config
+from ual.config import resolved_config
+from ual.experiment import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 

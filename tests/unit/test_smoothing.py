@@ -184,7 +184,7 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
     data_mirror, tmp_path, monkeypatch, method, eps_max
 ):
     experiment = REPO / "experiments" / "tiny.yaml"
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
 
     exp = load_experiment(experiment)
     data = exp.data.model_copy(update={"mirror": str(data_mirror)})
@@ -239,7 +239,7 @@ def _write_scores(path: Path, cfg, records: list[dict]) -> None:
 def test_shuffled_is_permuted_anew_for_every_training_seed(data_mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     experiment = REPO / "experiments" / "tiny.yaml"
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
 
     loaded = load_experiment(experiment)
     records = build_scenario(loaded.data, "mixed")
@@ -260,7 +260,7 @@ def test_shuffled_is_permuted_anew_for_every_training_seed(data_mirror, tmp_path
 
 
 def test_cli_rejects_scores_of_another_elicitor_and_names_the_line(data_mirror, tmp_path, monkeypatch):
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
 
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     scores = tmp_path / "scores.jsonl"

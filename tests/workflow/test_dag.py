@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ual.config import experiment_json_schema
+from ual.experiment import experiment_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -63,7 +63,7 @@ def test_lint_is_clean():
 def test_exported_schema_is_in_sync_with_the_config_classes():
     committed = json.loads((REPO / "workflow" / "schemas" / "experiment.schema.json").read_text())
     assert committed == json.loads(json.dumps(experiment_json_schema())), (
-        "regenerate: python -m ual.config --schema > workflow/schemas/experiment.schema.json"
+        "regenerate: python -m ual.experiment --schema > workflow/schemas/experiment.schema.json"
     )
 
 
@@ -107,7 +107,7 @@ def test_bad_experiment_fails_at_dag_construction_naming_file_and_key(tmp_path, 
 
 def test_yaml_syntax_error_is_located_when_the_experiment_is_given_with_config_experiment(tmp_path):
     # Snakemake parses a --configfile itself before the workflow runs ("Config file is not valid JSON or
-    # YAML", no file or line); --config experiment=FILE leaves the parsing to ual.config.
+    # YAML", no file or line); --config experiment=FILE leaves the parsing to ual.experiment.
     bad = tmp_path / "broken.yaml"
     text = (REPO / "experiments" / "tiny.yaml").read_text()
     line = text.splitlines().index("  seed: 0") + 2  # 1-based, and PyYAML notices at the line after

@@ -84,7 +84,7 @@ def test_the_data_was_fetched_into_the_user_cache_and_verified(smoke_run, raw_fi
     assert {json.loads(p.read_text())["mirror"] for p in records} == {str(fetched.resolve())}
     # in the order the report reads them (the experiment's data groups): a source read by two groups lists its
     # roles in that order
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.inputs import data_groups
 
     groups = data_groups(load_experiment(smoke_run / "experiments" / "smoke.yaml"))

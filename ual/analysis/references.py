@@ -181,7 +181,7 @@ def heldout_records(experiment: Any, scenario: str) -> list[dict[str, Any]]:
     ``ual.data.subsample(pool, size, analysis.seed)``.
     """
     from ual import data
-    from ual.config import SCENARIO_SLICES
+    from ual.scenarios import SCENARIO_SLICES
 
     data_cfg, analysis = experiment.data, experiment.analysis
     if scenario not in data_cfg.scenarios:

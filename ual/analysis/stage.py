@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ual.analysis.clustering import parse_models
-    from ual.config import ConfigError, load_experiment
+    from ual.experiment import ConfigError, load_experiment
     from ual.data import DataError
 
     try:

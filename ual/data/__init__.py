@@ -17,8 +17,6 @@ manifest, the mirror folder), ``load`` (files -> records, subsampling, scenarios
 
     python -m ual.data show --dataset gsm8k --split train --size 3 --seed 0
     python -m ual.data fetch --experiment experiments/tiny.yaml
-
-Changelog: v1 - initial. v2 - a package; one source per split, hub revisions pinned; the manifest and fetch.
 """
 
 from ual.data.load import (

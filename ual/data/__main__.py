@@ -31,7 +31,7 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from ual.config import load_experiment
+    from ual.experiment import load_experiment
     from ual.inputs import data_groups, data_sources, manifest_files, write_sources_record
 
     experiment = load_experiment(args.experiment) if args.experiment else None

@@ -13,8 +13,6 @@ errors) are listed in one message with their URLs and destinations: the air-gapp
 Inputs: manifest entries (``ual.data.manifest.MANIFEST``), a destination folder. Outputs: the files under it.
 Command (the workflow's rule ``fetch_data`` runs it): ``python -m ual.data fetch [--experiment FILE]
 [--dest DIR] [--base-url URL] [--record FILE]`` (see ``ual.data.__main__``).
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations

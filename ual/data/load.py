@@ -11,10 +11,6 @@ numbers of JSONL files are the file's line numbers (blank lines count); JSON lis
 Exact duplicate records (same id) are dropped with a warning (14 of the 999 rows of alpaca_en_demo.json).
 Subsampling ranks records by sha256(seed, id): deterministic, independent of file order, and nested (the
 64-sample slice is contained in the 128-sample slice of the same seed).
-
-Changelog: v1 - initial (moved from ual/data.py). v2 - one source per split (no hub fallback for mirror
-files), hub revisions pinned, errors name the file for empty / non-UTF-8 files, JSONL line numbers count
-blank lines.
 """
 
 from __future__ import annotations
@@ -23,12 +19,15 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ual.config import SCENARIO_SLICES, SCENARIOS, DataConfig
 from ual.data.manifest import MANIFEST, describe_mirror, file_sha256, resolve_mirror
 from ual.data.normalise import field
 from ual.data.registry import DATASETS, MATH_SUBJECTS, REFERENCE_COLUMNS, REFERENCE_FILES, Source
+from ual.scenarios import SCENARIO_SLICES, SCENARIOS
+
+if TYPE_CHECKING:
+    from ual.config import DataConfig
 
 __all__ = [
     "DataError",

@@ -7,8 +7,6 @@ manifest holds facts, never data; ``python -m ual.data fetch`` rebuilds a mirror
 The mirror folder (``resolve_mirror``, the one place that decides it): ``data.mirror`` of the experiment, else
 env ``UAL_DATA_MIRROR``, else the user's cache folder ``$XDG_CACHE_HOME/ual/data`` (``~/.cache/ual/data``),
 which ``fetch`` fills on a connected machine.
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ Normalisation choices:
   solution unchanged.
 - ``alpaca_eval`` (split ``eval``): the 805 instructions in alpaca_eval's order, ``output`` = "" (the
   references come from ``ual.data.load_alpaca_eval_references``, in alpaca_eval's model_outputs format).
-
-Changelog: v1 - initial (moved out of ual/data.py unchanged).
 """
 
 from __future__ import annotations

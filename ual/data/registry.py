@@ -17,8 +17,6 @@ connected machine loads exactly that commit.
 
 Extension point: add a ``Source`` to ``DATASETS`` (a manifest file or a pinned hub id, and a row normaliser
 from ``ual.data.normalise``); add reference outputs of another AlpacaEval generator to ``REFERENCE_FILES``.
-
-Changelog: v1 - initial (one source per split; hub sources pinned).
 """
 
 from __future__ import annotations

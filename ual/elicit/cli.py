@@ -84,7 +84,7 @@ def _missing_message(stats: RunStats, n: int, out: Path) -> str:
 
 
 def _print_estimate(path: Path) -> None:
-    from ual.config import ConfigError, load_experiment
+    from ual.experiment import ConfigError, load_experiment
     from ual.data import DataError
     from ual.elicit.estimate import estimate_bill, format_bill
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--out is required (or --estimate)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ual.config import ConfigError, load_experiment
+    from ual.experiment import ConfigError, load_experiment
     from ual.data import DataError
     from ual.provenance import write_text_atomic
 

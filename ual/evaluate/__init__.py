@@ -13,8 +13,8 @@ version, provenance) and per-item records beside it (GSM8K, MATH: ``<out stem>.i
         [--method ual --scenario mixed --seed 0]
     python -m ual.evaluate --experiment experiments/paper_llama2-7b.yaml --estimate   # the judge's bill
 
-``--estimate`` (``ual.judges.estimate``) prints the AlpacaEval judge's requests, prompt and completion tokens
-and cost for the whole experiment without calling anything.
+``--estimate`` (``ual.evaluate.estimate``) prints the AlpacaEval judge's requests, prompt and completion
+tokens and cost for the whole experiment without calling anything.
 
 This package is the CLI and the reader of model outputs files; the tasks it scores live in ``ual.tasks``
 (extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval task that
@@ -32,7 +32,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ual.config import Experiment, load_experiment
+from ual.config import Experiment
+from ual.experiment import load_experiment
 from ual.provenance import write_json
 from ual.tasks import TASKS, get_task
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     experiment = load_experiment(args.experiment)
     if args.estimate:
-        from ual.judges.estimate import estimate_judging
+        from ual.evaluate.estimate import estimate_judging
 
         try:
             outputs = None

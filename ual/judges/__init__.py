@@ -25,12 +25,8 @@ package), so rerunning the same command makes no judge call; replies that cannot
 Inputs: ``EvaluateConfig`` (judge keys), model outputs and reference outputs as alpaca_eval rows.
 Outputs: the resolved annotator config under the output folder, one row per pair (preferences per order,
 second-shown share) and the number of judge prompts sent. Used by the AlpacaEval task
-(``ual.tasks.alpacaeval``), which computes the metrics, and by ``ual.judges.estimate``; nothing here imports
-``ual.tasks`` or ``ual.evaluate``.
-
-Changelog: v1 - initial (was ``ual.evaluate.alpacaeval``; annotator folder moved from
-``ual/evaluate/annotators``). v2 - judge orders (both / random) and per-pair rows; keyless servers;
-``annotator_entry`` (the config without side effects, for estimates).
+(``ual.tasks.alpacaeval``), which computes the metrics, and by the judge's bill (``ual.evaluate.estimate``);
+nothing here imports ``ual.tasks`` or ``ual.evaluate`` (the import-linter layers in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -50,6 +46,7 @@ from alpaca_eval import constants as ae_constants
 from alpaca_eval.annotators.pairwise_evaluator import PairwiseAnnotator, SinglePairwiseAnnotator
 from alpaca_eval.processors import RandomSwitchTwoColumnsProcessor
 
+from ual.judge_errors import AlpacaEvalError
 from ual.judges.local import COMPLETIONS
 from ual.judges.orders import (
     SWITCH_COLUMN,
@@ -80,10 +77,6 @@ __all__ = [
 ANNOTATORS_DIR = Path(__file__).parent / "annotators"
 STOCK_ANNOTATORS_DIR = Path(ae_constants.EVALUATORS_CONFIG_DIR)
 JUDGE_ALIASES = {"local": "ual_local_judge_v1"}
-
-
-class AlpacaEvalError(ValueError):
-    """Bad AlpacaEval input or judge output; the message names the file."""
 
 
 # --------------------------------------------------------------------------- annotator configs

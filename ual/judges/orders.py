@@ -25,8 +25,6 @@ order it was shown in has a parsed preference; no order's verdict stands in for 
 Inputs: reference-first pairs (a DataFrame with instruction, output_1, output_2, generator_1, generator_2) and
 alpaca_eval's annotations of them. Outputs: one row per pair (``preference`` and the per-order preferences,
 ``second_shown_share``) and the position-bias summary. Pure functions; ``ual.judges.judge`` calls them.
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations

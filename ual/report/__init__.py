@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ual.config import load_experiment
+from ual.experiment import load_experiment
 from ual.report import collect, figures, tables
 from ual.variants import ablation_scenario
 

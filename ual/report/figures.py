@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ual.config import MAIN_TABLE_METHODS  # noqa: E402
+from ual.methods import MAIN_TABLE_METHODS  # noqa: E402
 from ual.report.tables import METHOD_LABELS, TASK_COLUMNS, _cell, variant_label  # noqa: E402
 from ual.variants import ual_at  # noqa: E402
 

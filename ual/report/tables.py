@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from ual.config import MAIN_TABLE_METHODS
+from ual.methods import MAIN_TABLE_METHODS
 from ual.report.collect import REPORTED_SCORER
 from ual.tasks.gsm8k import METAMATH_VERBATIM
 from ual.tasks.lmeval_gsm8k import FILTERS

@@ -3,7 +3,7 @@
 A task (``ual.tasks.base.Task``) is one unit, as an lm-eval ``Task``: its items for an experiment, the prompt
 of an item, its stop strings, its scoring (outputs -> metrics and per-item records), its match key and its
 version. ``ual.generate`` and ``ual.evaluate`` (the CLIs) and the lm-eval generation check
-(``ual/evaluate/lmeval_tasks``) use only this registry, and ``ual.config`` validates the task names of an
+(``ual/evaluate/lmeval_tasks``) use only this registry, and ``ual.experiment`` checks the task names of an
 experiment (``evaluate.tasks``, the keys of ``evaluate.sizes`` and ``evaluate.max_new_tokens``) against it.
 
 - ``gsm8k`` (``ual.tasks.gsm8k``) and ``math`` (``ual.tasks.hendrycks_math``): the MetaMath protocol, whose

@@ -155,7 +155,7 @@ def _unparsed(
 ) -> dict[str, Any]:
     """Pairs without a verdict (a reply the parser could not read in some order shown): counted and named;
     fatal under ``judge_on_unparsed: fail``. None is cached, so a rerun asks the judge again."""
-    from ual.judges import AlpacaEvalError
+    from ual.judge_errors import AlpacaEvalError
 
     missing = pairs[pairs["preference"].isna()]
     listed = [

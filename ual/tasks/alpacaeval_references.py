@@ -32,6 +32,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ual.judge_errors import AlpacaEvalError
+
 __all__ = ["REFERENCE_SETS", "load_references", "reference_provenance"]
 
 # What each named set is (its file: ual.data.REFERENCE_FILES).
@@ -45,8 +47,6 @@ REFERENCE_SETS: dict[str, str] = {
 
 
 def _error(message: str) -> Exception:
-    from ual.judges import AlpacaEvalError
-
     return AlpacaEvalError(message)
 
 

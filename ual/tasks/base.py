@@ -9,7 +9,7 @@ per-item records written beside the metrics file) and a ``version`` bumped whene
 Inputs and outputs of ``score``: ``outputs`` maps record id -> completion for exactly the task's records;
 ``out`` is the metrics file ``python -m ual.evaluate`` writes (the task writes its per-item records beside it)
 and the returned dict goes into that file. Tasks never import ``ual.evaluate`` (the CLI imports them) and
-need nothing of ``ual.config`` at import time (``ual.config`` validates task names against ``ual.tasks``).
+need nothing of ``ual.config`` at import time (``ual.experiment`` checks task names against ``ual.tasks``).
 
 Changelog: v1 - initial (split out of ``ual.evaluate.TASKS``, ``ual.generate.render_prompt``).
 """

@@ -1,4 +1,4 @@
-# Shared workflow definitions: the experiment (validated by ual.config), wildcard constraints and the
+# Shared workflow definitions: the experiment (validated by ual.experiment), wildcard constraints and the
 # named input functions. No rules here.
 import os
 import re
@@ -9,7 +9,9 @@ import yaml
 from snakemake.utils import validate
 
 from ual.cluster import snakemake_resources
-from ual.config import MAIN_TABLE_METHODS, check_judge, config_hash, load_experiment, resolved_config
+from ual.config import config_hash, resolved_config
+from ual.experiment import check_judge, load_experiment
+from ual.methods import MAIN_TABLE_METHODS
 from ual import variants
 from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario
 from ual.inputs import data_groups, data_sources, data_trigger
@@ -20,7 +22,7 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 
 # The experiment is the file given with --configfile (default: the tiny profile). There is deliberately no
 # `configfile:` directive: Snakemake would merge it with --configfile and mix two experiments.
-# `--config experiment=FILE` names it too, and then only ual.config reads it: Snakemake parses a --configfile
+# `--config experiment=FILE` names it too; then only ual.experiment reads it: Snakemake parses a --configfile
 # in its command line, before this file runs, and reports a YAML syntax error there without file or line.
 if "experiment" in config:
     EXPERIMENT_FILE = Path(config["experiment"])

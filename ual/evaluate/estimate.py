@@ -19,8 +19,7 @@ Nothing is called (no judge, no API, no network): the annotator config is resolv
 - cost: tokens x ``evaluate.judge_usd_per_1m_input_tokens`` / ``judge_usd_per_1m_output_tokens``.
 
 Inputs: an ``Experiment`` (the data mirror for the instructions and references). Output: a JSON-able dict.
-
-Changelog: v1 - initial.
+It sits in the evaluate stage, above the tasks, the judges and the variants it counts.
 """
 
 from __future__ import annotations
@@ -32,10 +31,14 @@ from typing import Any
 import pandas as pd
 from alpaca_eval.utils import make_prompts
 
+from ual.data import load_records
 from ual.elicit.estimate import CHARS_PER_TOKEN, CHAT_OVERHEAD_TOKENS  # one rule of thumb for both bills
 from ual.judges import annotator_entry, judge_orders
 from ual.judges.local import COMPLETIONS, render_judge_prompt
 from ual.judges.orders import both_orders_rows
+from ual.tasks import TASKS
+from ual.tasks.alpacaeval_references import load_references
+from ual.variants import trained_variants
 
 __all__ = ["estimate_judging", "judged_models", "token_counter"]
 
@@ -81,8 +84,6 @@ def token_counter(cfg: Any, local: bool) -> tuple[Any, str]:
 
 def judged_models(experiment: Any) -> int:
     """How many models the workflow judges: every seed of every trained (scenario, variant)."""
-    from ual.variants import trained_variants
-
     train, eps = experiment.train, experiment.epsilon
     pairs = trained_variants(experiment.data.scenarios, train.methods, eps.eps_max, eps.ablation_eps_max)
     return len(train.seeds) * len(pairs)
@@ -99,10 +100,6 @@ def _prompts(entry: dict[str, Any], pairs: pd.DataFrame, orders: str) -> list[st
 def estimate_judging(experiment: Any, outputs: dict[str, str] | None = None) -> dict[str, Any]:
     """The judge's requests, tokens and cost for the experiment's AlpacaEval evaluation (module docstring);
     with ``outputs`` (instruction -> model output, one outputs file), the bill of judging that one model."""
-    from ual.data import load_records
-    from ual.tasks import TASKS
-    from ual.tasks.alpacaeval_references import load_references
-
     cfg = experiment.evaluate
     source, annotator, entry, identity = annotator_entry(cfg)
     orders = judge_orders(cfg, source, entry, identity)
