@@ -18,9 +18,6 @@ Outputs, under the stage's ``--out`` (written atomically):
   clustering.json names the states embedded).
 
 Command: written by ``python -m ual.analysis`` (``ual.analysis.stage``) for the models of ``--cluster``.
-
-Changelog: v1 - initial (METRICS_VERSION 1 with hidden_states.COLLECTION_VERSION 1). The CLI moved to
-``ual.analysis.stage`` (one pass per model for clustering and calibration); metrics unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ual import stats as st
 from ual.analysis.hidden_states import COLLECTION_VERSION
 from ual.analysis.metrics import (
     CONFIDENCE,
@@ -45,7 +43,6 @@ from ual.analysis.metrics import (
     bootstrap_replicates,
     cluster_metrics,
     l2_normalise,
-    summarise,
 )
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding, tsne_input_sha256
 from ual.provenance import replace_atomically
@@ -138,7 +135,7 @@ def measure_states(source: str, collected: Any, tokenizer: Any, analysis: Any) -
         )
         result["layers"][name] = {
             "hidden_states_index": index,
-            "metrics": {metric: summarise(point[metric], replicates[name][metric]) for metric in METRICS},
+            "metrics": {metric: st.normal_interval(point[metric], replicates[name][metric]) for metric in METRICS},
         }
     unit_last = l2_normalise(collected.states["last"])
     result["tsne_input_sha256"] = tsne_input_sha256(unit_last)  # same hash, same panel (ual.analysis.tsne)
@@ -147,31 +144,26 @@ def measure_states(source: str, collected: Any, tokenizer: Any, analysis: Any) -
 
 
 def paired_differences(analyses: Mapping[str, ModelAnalysis], reference: str) -> dict[str, Any]:
-    """``model - reference`` for every metric, with a paired bootstrap interval.
+    """``model - reference`` for every metric, with a paired bootstrap interval (``ual.stats``).
 
     Only models measured on the reference's very positions (same ``selection_sha256``, i.e. same tokenizer,
     records and seed) are paired; the others are listed under ``unpaired``.
     """
     ref = analyses[reference]
-    pairs: dict[str, Any] = {}
-    unpaired = []
-    for name, other in analyses.items():
-        if name == reference:
-            continue
-        if other.result["selection_sha256"] != ref.result["selection_sha256"]:
-            unpaired.append(name)
-            continue
-        pairs[name] = {
-            layer: {
-                metric: summarise(
-                    other.result["layers"][layer]["metrics"][metric]["value"]
-                    - ref.result["layers"][layer]["metrics"][metric]["value"],
-                    other.replicates[layer][metric] - ref.replicates[layer][metric],
-                )
-                for metric in METRICS
-            }
-            for layer in ref.replicates
-        }
+    paired = {name: other for name, other in analyses.items()
+              if other.result["selection_sha256"] == ref.result["selection_sha256"]}
+    unpaired = [name for name in analyses if name not in paired]
+    by_layer = {
+        layer: st.paired_differences(
+            {name: {metric: values["value"] for metric, values in other.result["layers"][layer]["metrics"].items()}
+             for name, other in paired.items()},
+            {name: other.replicates[layer] for name, other in paired.items()},
+            reference,
+            st.normal_interval,
+        )
+        for layer in ref.replicates
+    }
+    pairs = {name: {layer: by_layer[layer][name] for layer in ref.replicates} for name in paired if name != reference}
     return {"reference": reference, "pairs": pairs, "unpaired": unpaired}
 
 
