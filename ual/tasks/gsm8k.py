@@ -157,6 +157,9 @@ class GSM8KTask(MetaMathTask):
     def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
         return score_items(outputs, records)
 
+    def reference_label(self, experiment: Any) -> str:
+        return "GSM8K test gold solutions (MetaMath format)"
+
     def more_metrics(self, items: list[dict]) -> dict[str, Any]:
         scorers = items[0]["crosscheck"] if items else {}
         return {

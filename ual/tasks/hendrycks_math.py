@@ -246,8 +246,14 @@ class MathTask(MetaMathTask):
     def more_metrics(self, items: list[dict]) -> dict[str, Any]:
         return {"math_verify": accuracy_with_ci([item["correct_math_verify"] for item in items])}
 
+    def split_for(self, experiment: Any) -> str:
+        return experiment.evaluate.math_split
+
     def item_set(self, experiment: Any) -> dict[str, Any]:
-        return {"split": experiment.evaluate.math_split}
+        return {"split": self.split_for(experiment)}
+
+    def reference_label(self, experiment: Any) -> str:
+        return f"MATH {self.split_for(experiment)} solutions"
 
 
 TASK = MathTask(
