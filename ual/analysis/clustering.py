@@ -7,7 +7,7 @@ analysis stage ``python -m ual.analysis``, see ``ual.analysis.stage``) on the he
 ``ual.analysis.references.heldout_records`` (scenario data minus training ids), and the experiment
 (``analysis`` section, ``train.max_length``).
 Outputs, under the stage's ``--out`` (written atomically):
-- ``clustering.json``: per model and per layer (``last``; ``layer_<i>`` for ``analysis.middle_layer``) the
+- ``clustering.json``: its ``identity`` (``ual.identity``: experiment, scenario, seed); per model and per layer (``last``; ``layer_<i>`` for ``analysis.middle_layer``) the
   metrics of ``ual.analysis.metrics`` (silhouette (cosine), Davies-Bouldin, Calinski-Harabasz on L2-normalised
   states) with bootstrap intervals, the number of states, the K tokens (id, text, count), a hash of the
   drawn positions, the held-out ids' hash, provenance (``ual.provenance.run_metadata``), a flat ``rows``
@@ -45,6 +45,7 @@ from ual.analysis.metrics import (
     l2_normalise,
 )
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding, tsne_input_sha256
+from ual.identity import IDENTITY_KEY, Identity
 from ual.provenance import replace_atomically
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def paired_differences(analyses: Mapping[str, ModelAnalysis], reference: str) ->
 
 def write_clustering(
     experiment: Any,
-    scenario: str,
+    identity: Identity,
     models: Mapping[str, str],
     analyses: Mapping[str, ModelAnalysis],
     records: list[dict[str, Any]],
@@ -177,10 +178,12 @@ def write_clustering(
 ) -> dict[str, Any]:
     """clustering.json and tsne.{png,pdf} of the measured models, in ``analyses`` order.
 
-    The first model is the reference of the paired differences (sft in ``sft=.. ls=.. ual=..``).
+    The first model is the reference of the paired differences (sft in ``sft=.. ls=.. ual=..``); ``identity``
+    is the run's (``ual.identity``: experiment, scenario, seed).
     """
     from ual.provenance import run_metadata
 
+    scenario = identity.scenario
     out_dir = Path(out_dir)
     token_text: dict[int, str] = {}
     for analysis in analyses.values():
@@ -210,6 +213,7 @@ def write_clustering(
     )
     ids_digest = hashlib.sha256("\n".join(sorted(str(r.get("id")) for r in records)).encode()).hexdigest()
     report = {
+        IDENTITY_KEY: identity.as_record(),
         "experiment": experiment.name,
         "scenario": scenario,
         "analysis": experiment.analysis.model_dump(mode="json"),

@@ -26,10 +26,6 @@ Inputs: model outputs (``ual.generate``), the reference set. Outputs: metrics (v
 ``preference_reference_first`` / ``preference_model_first``; ``index`` = the position in the
 805-instruction set), the annotation cache and the resolved annotator config (``ual.judges``). The task
 object is ``TASK`` (``ual.tasks.TASKS["alpacaeval"]``).
-
-Changelog: TASK_VERSION 1 - initial. Split out of ``ual.evaluate.alpacaeval`` (judging: ``ual.judges``);
-outputs unchanged. TASK_VERSION 2 - judge orders (both by default for non-stock judges) and position bias;
-unparsed verdicts counted and reported; named reference sets with a content digest.
 """
 
 from __future__ import annotations
