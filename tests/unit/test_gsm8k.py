@@ -116,10 +116,10 @@ def test_accuracy_ci_is_deterministic_and_brackets_the_mean():
     first, second = accuracy_with_ci(correct), accuracy_with_ci(correct)
     assert first == second
     assert first["accuracy"] == 0.3 and first["n"] == 100 and first["n_correct"] == 30
-    assert first["ci95_low"] < 0.3 < first["ci95_high"]
+    assert first["ci_low"] < 0.3 < first["ci_high"]
     # Normal approximation: 0.3 +- 1.96 * sqrt(0.3 * 0.7 / 100) = [0.210, 0.390]; the bootstrap is close.
-    assert first["ci95_low"] == pytest.approx(0.21, abs=0.02)
-    assert first["ci95_high"] == pytest.approx(0.39, abs=0.02)
+    assert first["ci_low"] == pytest.approx(0.21, abs=0.02)
+    assert first["ci_high"] == pytest.approx(0.39, abs=0.02)
     with pytest.raises(ValueError, match="non-empty"):
         accuracy_with_ci([])
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ual.analysis.references import REFERENCE_SOURCES, draw_references, load_references
+from ual.analysis.references import draw_references, load_references, reference_label
 from ual.config import resolved_config
 from ual.experiment import load_experiment
+from ual.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,6 +59,15 @@ def test_alpacaeval_references_are_the_named_generators_outputs(tmp_path, mirror
     assert records[0]["dataset"] == "alpaca_eval_references:gpt4_1106_preview" and records[0]["input"] == ""
 
 
+def test_each_task_labels_its_references(tmp_path, mirror):
+    experiment = experiment_with(tmp_path, mirror)
+    assert [reference_label(experiment, task) for task in ("alpacaeval", "gsm8k", "math")] == [
+        "AlpacaEval references (gpt4_1106_preview)",
+        "GSM8K test gold solutions (MetaMath format)",
+        f"MATH {experiment.evaluate.math_split} solutions",
+    ]
+
+
 def test_a_missing_reference_file_names_the_file(tmp_path, mirror):
     outputs = mirror / "alpaca_eval" / "results" / "gpt4_1106_preview" / "model_outputs.json"
     outputs.unlink()
@@ -68,14 +78,15 @@ def test_a_missing_reference_file_names_the_file(tmp_path, mirror):
         load_references(experiment, "alpacaeval")
 
 
-def test_an_empty_reference_file_and_a_task_without_references_are_errors(tmp_path, mirror, monkeypatch):
+def test_an_empty_reference_file_and_an_unknown_task_are_errors(tmp_path, mirror, monkeypatch):
     (mirror / "gsm8k" / "test.jsonl").write_text("")
     with pytest.raises(ValueError, match=r"gsm8k/test\.jsonl: no records \(the file is empty: 0 bytes\)"):
         load_references(experiment_with(tmp_path, mirror), "gsm8k")
-    monkeypatch.delitem(REFERENCE_SOURCES, "math")
-    with pytest.raises(ValueError, match="names task 'math', which has no held-out references; tasks with "
-                                         "references: alpacaeval, gsm8k"):
-        load_references(experiment_with(tmp_path, mirror), "math")
+    experiment = experiment_with(tmp_path, mirror)  # validated while math is registered
+    monkeypatch.delitem(TASKS, "math")
+    with pytest.raises(ValueError, match=r"names task 'math', which is not a registered task \(ual.tasks.TASKS\); "
+                                         "known tasks: alpacaeval, gsm8k"):
+        load_references(experiment, "math")
 
 
 def test_fewer_eligible_references_than_asked_is_an_error_naming_file_and_key():

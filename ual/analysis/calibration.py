@@ -26,10 +26,9 @@ Inputs: logits (or last hidden states and the LM head) of response positions and
 sample each token belongs to. Outputs: per-token arrays (``token_statistics``), per-sample statistics
 (``SampleStatistics``), metric dicts (``calibration_metrics``), bootstrap intervals (``bootstrap_metrics``,
 ``paired_differences``) and reliability curves (``reliability_curve``) with per-bin accuracy intervals over
-samples (``reliability_intervals``). Pure numpy / torch / scikit-learn, no
-I/O; the analysis stage (``python -m ual.analysis``) computes them in its teacher-forced pass.
-
-Changelog: v1 - initial (``CALIBRATION_VERSION``); ``reliability_intervals`` added (values unchanged).
+samples (``reliability_intervals``). Resampling, interval records and paired differences are
+``ual.stats``'. Pure numpy / torch / scikit-learn, no I/O; the analysis stage (``python -m ual.analysis``)
+computes them in its teacher-forced pass.
 """
 
 from __future__ import annotations
@@ -41,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ual import stats as st
 
 __all__ = [
     "CALIBRATION_VERSION",
@@ -62,7 +63,7 @@ __all__ = [
 
 CALIBRATION_VERSION = 1
 N_BINS = 15
-CONFIDENCE = 0.95
+CONFIDENCE = st.CONFIDENCE
 TOKEN_FIELDS = ("nll", "entropy", "confidence", "correct", "brier")
 # metric -> higher is better
 METRICS = {
@@ -219,20 +220,12 @@ def calibration_metrics(stats: SampleStatistics, weights: np.ndarray | None = No
 
 
 def bootstrap_weights(n_samples: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n_samples) multiplicities of a sample bootstrap (each row sums to ``n_samples``)."""
-    if n_samples < 1 or resamples < 1:
-        raise ValueError(f"need at least one sample and one resample, got {n_samples} and {resamples}")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_samples, size=(resamples, n_samples))
+    """(resamples, n_samples) multiplicities of a sample bootstrap (each row sums to ``n_samples``): the
+    resamples of ``ual.stats.bootstrap_indices(n_samples, resamples, seed)`` counted per sample."""
+    draws = np.concatenate(list(st.bootstrap_indices(n_samples, resamples, seed)))
     weights = np.zeros((resamples, n_samples))
     np.add.at(weights, (np.repeat(np.arange(resamples), n_samples), draws.ravel()), 1.0)
     return weights
-
-
-def _interval(point: float, replicates: np.ndarray, confidence: float) -> dict[str, float]:
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(replicates, [alpha, 1.0 - alpha])
-    return {"value": float(point), "ci_low": float(low), "ci_high": float(high)}
 
 
 def bootstrap_metrics(
@@ -241,7 +234,8 @@ def bootstrap_metrics(
     """``{metric: {"value", "ci_low", "ci_high"}}``: point value and percentile interval over samples."""
     point = calibration_metrics(stats)
     replicates = calibration_metrics(stats, bootstrap_weights(stats.n_samples, resamples, seed))
-    return {name: _interval(point[name], replicates[name], confidence) for name in METRICS}
+    tail = st.tail_probability(confidence)
+    return {name: st.percentile_interval(point[name], replicates[name], tail) for name in METRICS}
 
 
 def paired_differences(
@@ -254,18 +248,13 @@ def paired_differences(
     """``{model: {metric: {"value", "ci_low", "ci_high"}}}`` of ``model - reference`` for every other model.
 
     Every model must have been scored on the same tokens (same per-sample token counts); each bootstrap
-    replicate re-weights the samples of both models identically. Identical models give exactly 0 with a
-    zero-width interval.
+    replicate re-weights the samples of both models identically (``ual.stats.paired_differences``).
+    Identical models give exactly 0 with a zero-width interval.
     """
     if reference not in stats:
         raise KeyError(f"reference model '{reference}' not among {sorted(stats)}")
     base = stats[reference]
-    weights = bootstrap_weights(base.n_samples, resamples, seed)
-    base_point, base_reps = calibration_metrics(base), calibration_metrics(base, weights)
-    out: dict[str, dict[str, dict[str, float]]] = {}
     for name, other in stats.items():
-        if name == reference:
-            continue
         if other.n_samples != base.n_samples or not np.array_equal(other.n_tokens, base.n_tokens):
             raise ValueError(
                 f"models '{name}' and '{reference}' were not scored on the same tokens "
@@ -273,12 +262,13 @@ def paired_differences(
                 f"{other.n_samples} vs {base.n_samples} samples); a paired difference needs the same references "
                 "and tokenizer"
             )
-        point, reps = calibration_metrics(other), calibration_metrics(other, weights)
-        out[name] = {
-            metric: _interval(point[metric] - base_point[metric], reps[metric] - base_reps[metric], confidence)
-            for metric in METRICS
-        }
-    return out
+    weights = bootstrap_weights(base.n_samples, resamples, seed)
+    points = {name: calibration_metrics(other) for name, other in stats.items()}
+    replicates = {name: calibration_metrics(other, weights) for name, other in stats.items()}
+    tail = st.tail_probability(confidence)
+    return st.paired_differences(
+        points, replicates, reference, lambda point, reps: st.percentile_interval(point, reps, tail)
+    )
 
 
 def reliability_curve(
@@ -325,12 +315,12 @@ def reliability_intervals(
     replicate_correct = (weights @ stats.bin_correct)[:, keep]
     with np.errstate(invalid="ignore", divide="ignore"):
         replicates = np.where(replicate_count > 0, replicate_correct / replicate_count, np.nan)
-    alpha = (1.0 - confidence) / 2.0
+    tail = st.tail_probability(confidence)
     low: list[float | None] = []
     high: list[float | None] = []
     for column in replicates.T:  # a bin no replicate holds (possible for tiny resamples) gets no interval
         seen = column[np.isfinite(column)]
-        bounds = np.quantile(seen, [alpha, 1.0 - alpha]).tolist() if len(seen) else [None, None]
+        bounds = st.percentile_bounds(seen, tail) if len(seen) else (None, None)
         low.append(bounds[0])
         high.append(bounds[1])
     return {

@@ -7,7 +7,7 @@ analysis stage ``python -m ual.analysis``, see ``ual.analysis.stage``) on the he
 ``ual.analysis.references.heldout_records`` (scenario data minus training ids), and the experiment
 (``analysis`` section, ``train.max_length``).
 Outputs, under the stage's ``--out`` (written atomically):
-- ``clustering.json``: per model and per layer (``last``; ``layer_<i>`` for ``analysis.middle_layer``) the
+- ``clustering.json``: its ``identity`` (``ual.identity``: experiment, scenario, seed); per model and per layer (``last``; ``layer_<i>`` for ``analysis.middle_layer``) the
   metrics of ``ual.analysis.metrics`` (silhouette (cosine), Davies-Bouldin, Calinski-Harabasz on L2-normalised
   states) with bootstrap intervals, the number of states, the K tokens (id, text, count), a hash of the
   drawn positions, the held-out ids' hash, provenance (``ual.provenance.run_metadata``), a flat ``rows``
@@ -18,9 +18,6 @@ Outputs, under the stage's ``--out`` (written atomically):
   clustering.json names the states embedded).
 
 Command: written by ``python -m ual.analysis`` (``ual.analysis.stage``) for the models of ``--cluster``.
-
-Changelog: v1 - initial (METRICS_VERSION 1 with hidden_states.COLLECTION_VERSION 1). The CLI moved to
-``ual.analysis.stage`` (one pass per model for clustering and calibration); metrics unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ual import stats as st
 from ual.analysis.hidden_states import COLLECTION_VERSION
 from ual.analysis.metrics import (
     CONFIDENCE,
@@ -45,9 +43,9 @@ from ual.analysis.metrics import (
     bootstrap_replicates,
     cluster_metrics,
     l2_normalise,
-    summarise,
 )
 from ual.analysis.tsne import make_tsne_figure, tsne_embedding, tsne_input_sha256
+from ual.identity import IDENTITY_KEY, Identity
 from ual.provenance import replace_atomically
 
 logger = logging.getLogger(__name__)
@@ -138,7 +136,7 @@ def measure_states(source: str, collected: Any, tokenizer: Any, analysis: Any) -
         )
         result["layers"][name] = {
             "hidden_states_index": index,
-            "metrics": {metric: summarise(point[metric], replicates[name][metric]) for metric in METRICS},
+            "metrics": {metric: st.normal_interval(point[metric], replicates[name][metric]) for metric in METRICS},
         }
     unit_last = l2_normalise(collected.states["last"])
     result["tsne_input_sha256"] = tsne_input_sha256(unit_last)  # same hash, same panel (ual.analysis.tsne)
@@ -147,37 +145,32 @@ def measure_states(source: str, collected: Any, tokenizer: Any, analysis: Any) -
 
 
 def paired_differences(analyses: Mapping[str, ModelAnalysis], reference: str) -> dict[str, Any]:
-    """``model - reference`` for every metric, with a paired bootstrap interval.
+    """``model - reference`` for every metric, with a paired bootstrap interval (``ual.stats``).
 
     Only models measured on the reference's very positions (same ``selection_sha256``, i.e. same tokenizer,
     records and seed) are paired; the others are listed under ``unpaired``.
     """
     ref = analyses[reference]
-    pairs: dict[str, Any] = {}
-    unpaired = []
-    for name, other in analyses.items():
-        if name == reference:
-            continue
-        if other.result["selection_sha256"] != ref.result["selection_sha256"]:
-            unpaired.append(name)
-            continue
-        pairs[name] = {
-            layer: {
-                metric: summarise(
-                    other.result["layers"][layer]["metrics"][metric]["value"]
-                    - ref.result["layers"][layer]["metrics"][metric]["value"],
-                    other.replicates[layer][metric] - ref.replicates[layer][metric],
-                )
-                for metric in METRICS
-            }
-            for layer in ref.replicates
-        }
+    paired = {name: other for name, other in analyses.items()
+              if other.result["selection_sha256"] == ref.result["selection_sha256"]}
+    unpaired = [name for name in analyses if name not in paired]
+    by_layer = {
+        layer: st.paired_differences(
+            {name: {metric: values["value"] for metric, values in other.result["layers"][layer]["metrics"].items()}
+             for name, other in paired.items()},
+            {name: other.replicates[layer] for name, other in paired.items()},
+            reference,
+            st.normal_interval,
+        )
+        for layer in ref.replicates
+    }
+    pairs = {name: {layer: by_layer[layer][name] for layer in ref.replicates} for name in paired if name != reference}
     return {"reference": reference, "pairs": pairs, "unpaired": unpaired}
 
 
 def write_clustering(
     experiment: Any,
-    scenario: str,
+    identity: Identity,
     models: Mapping[str, str],
     analyses: Mapping[str, ModelAnalysis],
     records: list[dict[str, Any]],
@@ -185,10 +178,12 @@ def write_clustering(
 ) -> dict[str, Any]:
     """clustering.json and tsne.{png,pdf} of the measured models, in ``analyses`` order.
 
-    The first model is the reference of the paired differences (sft in ``sft=.. ls=.. ual=..``).
+    The first model is the reference of the paired differences (sft in ``sft=.. ls=.. ual=..``); ``identity``
+    is the run's (``ual.identity``: experiment, scenario, seed).
     """
     from ual.provenance import run_metadata
 
+    scenario = identity.scenario
     out_dir = Path(out_dir)
     token_text: dict[int, str] = {}
     for analysis in analyses.values():
@@ -218,6 +213,7 @@ def write_clustering(
     )
     ids_digest = hashlib.sha256("\n".join(sorted(str(r.get("id")) for r in records)).encode()).hexdigest()
     report = {
+        IDENTITY_KEY: identity.as_record(),
         "experiment": experiment.name,
         "scenario": scenario,
         "analysis": experiment.analysis.model_dump(mode="json"),

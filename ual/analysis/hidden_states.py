@@ -28,7 +28,6 @@ Procedure (``COLLECTION_VERSION``):
 is the final-norm output, i.e. the input of ``lm_head`` (checked for Llama in tests/integration).
 
 Used by ``python -m ual.analysis`` (the CLI lives in ``ual.analysis.stage``).
-Changelog: v1 - initial. v1 (states unchanged) + the calibration scoring in the same pass.
 """
 
 from __future__ import annotations
@@ -259,6 +258,41 @@ def output_head(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | No
     return head.weight, getattr(head, "bias", None)
 
 
+def _pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, max_length: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and attention mask of a batch (real positions keep their indices), as wide as
+    the longest sequence rounded up by ``_padded_width`` and at most ``max_length``."""
+    width = min(_padded_width(max(len(ids) for ids in sequences)), max_length)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for b, ids in enumerate(sequences):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        attention_mask[b, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def _head_statistics(
+    last: torch.Tensor,
+    input_ids: torch.Tensor,
+    scored: Sequence[tuple[int, TargetExample]],
+    head: tuple[torch.Tensor, torch.Tensor | None],
+    chunk_size: int,
+) -> list[dict[str, np.ndarray]]:
+    """Per scored (batch row, example): the LM-head token statistics of every response position t >= 1,
+    from the final hidden states ``last`` (B, T, H) at t - 1 (``calibration.head_token_statistics``)."""
+    from ual.analysis.calibration import head_token_statistics
+
+    device = last.device
+    positions = [torch.arange(example.first_target, len(example.input_ids)) for _, example in scored]
+    batch_pos = torch.cat([torch.full((len(t),), b) for (b, _), t in zip(scored, positions, strict=True)])
+    target_pos = torch.cat(positions)
+    targets = input_ids[batch_pos, target_pos]
+    states = last[batch_pos.to(device), (target_pos - 1).to(device)]
+    stats = head_token_statistics(states, head[0], targets.to(device), head[1], chunk_size)
+    bounds = np.cumsum([0] + [len(t) for t in positions])
+    return [{name: value[bounds[k] : bounds[k + 1]] for name, value in stats.items()} for k in range(len(scored))]
+
+
 def teacher_forced_pass(
     model: torch.nn.Module,
     examples: Sequence[TargetExample],
@@ -280,8 +314,6 @@ def teacher_forced_pass(
     the LM head on ``hidden_states[-1][t - 1]`` (the final-norm output; ``calibration.head_token_statistics``,
     ``chunk_size`` positions at a time, never B x T x V logits).
     """
-    from ual.analysis.calibration import head_token_statistics
-
     if plan is not None and len(plan.label):
         row_bounds = np.searchsorted(plan.sample_index, np.arange(len(examples) + 1))
     else:
@@ -299,12 +331,7 @@ def teacher_forced_pass(
     tokens: list[dict[str, np.ndarray]] = [{} for _ in score]
     batches = [needed[start : start + batch_size] for start in range(0, len(needed), batch_size)]
     for batch in tqdm(batches, desc="teacher forcing", unit="batch", mininterval=5.0):
-        width = min(_padded_width(max(len(examples[i].input_ids) for i in batch)), max_length)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, i in enumerate(batch):  # right padding: real positions keep their indices
-            input_ids[b, : len(examples[i].input_ids)] = torch.tensor(examples[i].input_ids)
-            attention_mask[b, : len(examples[i].input_ids)] = 1
+        input_ids, attention_mask = _pad_batch([examples[i].input_ids for i in batch], pad_id, max_length)
         hidden = _hidden_states(model, input_ids.to(device), attention_mask.to(device))
         hidden_size = hidden[-1].shape[-1]
         rows_per_example = np.diff(row_bounds)[batch]
@@ -323,15 +350,10 @@ def teacher_forced_pass(
                 states[name][rows] = hidden[index][batch_pos, state_pos].float().cpu().numpy()
         scored = [(b, i) for b, i in enumerate(batch) if i in slot]
         if scored:
-            positions = [torch.arange(examples[i].first_target, len(examples[i].input_ids)) for _, i in scored]
-            batch_pos = torch.cat([torch.full((len(t),), b) for (b, _), t in zip(scored, positions, strict=True)])
-            target_pos = torch.cat(positions)
-            targets = input_ids[batch_pos, target_pos]
-            last = hidden[-1][batch_pos.to(device), (target_pos - 1).to(device)]
-            stats = head_token_statistics(last, weight, targets.to(device), bias, chunk_size)
-            bounds = np.cumsum([0] + [len(t) for t in positions])
-            for k, (_, i) in enumerate(scored):
-                tokens[slot[i]] = {name: value[bounds[k] : bounds[k + 1]] for name, value in stats.items()}
+            per_example = _head_statistics(hidden[-1], input_ids, [(b, examples[i]) for b, i in scored],
+                                           (weight, bias), chunk_size)
+            for (_, i), stats in zip(scored, per_example, strict=True):
+                tokens[slot[i]] = stats
     for array in states.values():
         array.flush()
     return PassResult(layers=layers, states=states, hidden_size=hidden_size, tokens=tokens)

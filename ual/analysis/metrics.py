@@ -2,8 +2,8 @@
 
 Inputs: states (n, H) and their target-token labels (n,). Outputs: ``{metric: value}``
 (``cluster_metrics``), bootstrap replicates (``bootstrap_replicates``) and ``{"value", "ci_low", "ci_high",
-"bootstrap_mean", "bootstrap_std"}`` summaries. Pure numpy / scikit-learn, no I/O; used by
-``python -m ual.analysis.clustering``.
+"bootstrap_mean", "bootstrap_std"}`` summaries (``ual.stats.normal_interval``). Pure numpy / scikit-learn, no
+I/O; used by ``ual.analysis.clustering``.
 
 Metrics (``METRICS``, all on L2-normalised states, scikit-learn): silhouette with cosine distance (in [-1, 1],
 higher = better separated), Davies-Bouldin (lower = better), Calinski-Harabasz (higher = better). On unit
@@ -19,8 +19,6 @@ indices, so the bias largely cancels.
 
 Extension point: a new metric = one function (unit states, labels, cosine distances or None) -> float and
 one ``METRICS`` entry with its direction.
-
-Changelog: v1 - initial (``METRICS_VERSION``).
 """
 
 from __future__ import annotations
@@ -28,9 +26,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
+
+from ual import stats as st
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,10 @@ __all__ = [
     "cluster_metrics",
     "bootstrap_replicates",
     "bootstrap_metrics",
-    "summarise",
 ]
 
 METRICS_VERSION = 1
-CONFIDENCE = 0.95
+CONFIDENCE = st.CONFIDENCE
 
 
 # Above this many states the bootstrap recomputes cosine distances per replicate instead of slicing one
@@ -140,28 +138,12 @@ def bootstrap_replicates(
     if distances is not None:
         np.fill_diagonal(distances, 0.0)
     groups = [np.flatnonzero(labels == token) for token in np.unique(labels)]
-    rng = np.random.default_rng(seed)
     replicates: dict[str, list[float]] = {name: [] for name in METRICS}
-    for _ in range(resamples):
-        index = np.concatenate([rng.choice(group, size=len(group), replace=True) for group in groups])
+    for index in st.stratified_indices(groups, resamples, seed):
         subset = distances[np.ix_(index, index)] if distances is not None else None
         for name, value in _all_metrics(unit[index], labels[index], subset).items():
             replicates[name].append(value)
     return {name: np.asarray(values) for name, values in replicates.items()}
-
-
-def summarise(point: float, replicates: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float]:
-    """Point value, normal bootstrap interval ``point +- z * std(replicates)``, replicates' mean and std.
-
-    >>> round(summarise(1.0, np.array([0.0, 2.0]), confidence=0.95)["ci_high"], 4)  # 1 + 1.96 * std 1
-    2.96
-    """
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    std = float(np.std(replicates))
-    return {
-        "value": float(point), "ci_low": float(point - z * std), "ci_high": float(point + z * std),
-        "bootstrap_mean": float(np.mean(replicates)), "bootstrap_std": std,
-    }
 
 
 def bootstrap_metrics(
@@ -174,4 +156,4 @@ def bootstrap_metrics(
     """
     point = cluster_metrics(states, labels)
     replicates = bootstrap_replicates(states, labels, resamples, seed)
-    return {name: summarise(point[name], replicates[name], confidence) for name in METRICS}
+    return {name: st.normal_interval(point[name], replicates[name], confidence) for name in METRICS}

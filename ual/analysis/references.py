@@ -9,12 +9,10 @@ A reference is a record of the ual.data schema ({id, dataset, instruction, input
 ``output`` is a reference answer the models never trained on; the model is fed its prompt and the reference
 (teacher forcing) and scored on every response token (``ual.analysis.calibration``).
 
-Sources (``REFERENCE_SOURCES``, one per task type of ``ual.tasks.TASKS``):
-- ``alpacaeval``: the outputs of ``analysis.calibration.alpacaeval_references`` (e.g. gpt4_1106_preview) for
-  the 805 AlpacaEval instructions (``ual.data.load_alpaca_eval_references``: mirror
-  ``alpaca_eval/results/<generator>/model_outputs.json``);
-- ``gsm8k``: GSM8K test gold solutions, rewritten to the MetaMath answer format by ``ual.data``;
-- ``math``: MATH solutions of ``evaluate.math_split`` (math500: MATH-500).
+Sources: each task says where its references come from (``ual.tasks.Task.calibration_references`` and
+``reference_label``): AlpacaEval the outputs of ``analysis.calibration.alpacaeval_references`` (e.g.
+gpt4_1106_preview) for the 805 AlpacaEval instructions; GSM8K its test gold solutions, rewritten to the
+MetaMath answer format by ``ual.data``; MATH the solutions of ``evaluate.math_split``.
 
 Draw (``draw_references``): the references are tokenised as training tokenises them (``ual.collate``, cut at
 ``train.max_length``); those left without any response token (prompt too long, or an empty output) are not
@@ -23,16 +21,14 @@ eligible and are counted; ``analysis.calibration.sizes[task]`` of the eligible o
 file and the key, never a smaller sample. The draw depends on records, tokenizer, max_length and seed only,
 so every model of one tokenizer (base, SFT, LS, UAL, ...) is scored on the very same tokens.
 
-Extension point: a task type is one function ``(experiment) -> (records, origin)`` in ``REFERENCE_SOURCES``.
-
-Changelog: v1 - initial (``REFERENCES_VERSION``; ``heldout_records`` as in hidden_states v1).
+A new task brings its references with it (``Task.calibration_references``); nothing here names a task.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "REFERENCES_VERSION",
-    "REFERENCE_SOURCES",
     "ReferenceSet",
     "draw_references",
     "heldout_records",
@@ -67,72 +62,24 @@ class ReferenceSet:
         return hashlib.sha256("\n".join(record["id"] for record in self.records).encode()).hexdigest()
 
 
-def _mirror_origin(experiment: Any, relative: str | None, fallback: str) -> str:
-    from ual.data import resolve_mirror
-
-    root = resolve_mirror(experiment.data.mirror)
-    if root is not None and relative is not None and (root / relative).is_file():
-        return str(root / relative)
-    return fallback
-
-
-def _alpacaeval(experiment: Any) -> tuple[list[dict[str, Any]], str]:
-    from ual.data import load_alpaca_eval_references, record_id
-
-    generator = experiment.analysis.calibration.alpacaeval_references
-    origin = _mirror_origin(
-        experiment, f"alpaca_eval/results/{generator}/model_outputs.json", "hub:tatsu-lab/alpaca_eval"
-    )
-    dataset = f"alpaca_eval_references:{generator}"
-    records = [
-        {"id": record_id(dataset, row["instruction"], "", row["output"]), "dataset": dataset,
-         "instruction": row["instruction"], "input": "", "output": row["output"], "answer": None}
-        for row in load_alpaca_eval_references(generator, experiment.data.mirror)
-    ]
-    return records, origin
-
-
-def _task_dataset(name: str) -> Callable[[Any], tuple[list[dict[str, Any]], str]]:
-    """The gold solutions of a task's own evaluation split (``Task.dataset`` / ``Task.split``)."""
-
-    def load(experiment: Any) -> tuple[list[dict[str, Any]], str]:
-        from ual.data import DATASETS, load_records
-        from ual.tasks import get_task
-
-        task = get_task(name)
-        split = task.split or experiment.evaluate.math_split
-        source = DATASETS[task.dataset][split]
-        origin = _mirror_origin(experiment, source.mirror_file, f"hub:{source.hub_id}")
-        return load_records(task.dataset, split, experiment.data.mirror), origin
-
-    return load
-
-
-REFERENCE_SOURCES: dict[str, Callable[[Any], tuple[list[dict[str, Any]], str]]] = {
-    "alpacaeval": _alpacaeval,
-    "gsm8k": _task_dataset("gsm8k"),
-    "math": _task_dataset("math"),
-}
-
-
 def reference_label(experiment: Any, task: str) -> str:
-    """What the references of ``task`` are, for tables and figures."""
-    labels = {
-        "alpacaeval": f"AlpacaEval references ({experiment.analysis.calibration.alpacaeval_references})",
-        "gsm8k": "GSM8K test gold solutions (MetaMath format)",
-        "math": f"MATH {experiment.evaluate.math_split} solutions",
-    }
-    return labels.get(task, task)
+    """What the references of ``task`` are, for tables and figures (``Task.reference_label``)."""
+    from ual.tasks import get_task
+
+    return get_task(task).reference_label(experiment)
 
 
 def load_references(experiment: Any, task: str) -> tuple[list[dict[str, Any]], str]:
-    """Every reference of ``task`` (source order) and its origin; an unknown or empty source is an error."""
-    if task not in REFERENCE_SOURCES:
+    """Every reference of ``task`` (source order) and its origin (``Task.calibration_references``); an unknown
+    task or an empty source is an error."""
+    from ual.tasks import TASKS
+
+    if task not in TASKS:
         raise ValueError(
-            f"analysis.calibration.sizes names task '{task}', which has no held-out references; "
-            f"tasks with references: {', '.join(sorted(REFERENCE_SOURCES))}"
+            f"analysis.calibration.sizes names task '{task}', which is not a registered task (ual.tasks.TASKS); "
+            f"known tasks: {', '.join(sorted(TASKS))}"
         )
-    records, origin = REFERENCE_SOURCES[task](experiment)
+    records, origin = TASKS[task].calibration_references(experiment)
     if not records:
         raise ValueError(f"{origin}: no references of task '{task}' (analysis.calibration.sizes.{task})")
     return records, origin

@@ -7,13 +7,15 @@ entropy and calibration (``ual.analysis.calibration``), and do hidden states clu
 Inputs: an experiment YAML (``analysis`` incl. ``analysis.calibration``, ``train.max_length``, ``model``,
 ``data.mirror``, ``evaluate.math_split``), and either
 - ``--base-model``: the experiment's base model (``model.source`` at ``model.revision``), named ``base``; or
-- ``--scenario S --models NAME=SOURCE ...``: the models trained on scenario S (every variant of the scenario),
-  ``--cluster NAME ...`` the ones whose hidden states are clustered (sft ls ual), and ``--base DIR`` the
-  output folder of the ``--base-model`` run, so the base model joins the tables and differences.
+- ``--scenario S --seed N --models NAME=SOURCE ...``: the models trained on scenario S with seed N (every
+  variant of the scenario), ``--cluster NAME ...`` the ones whose hidden states are clustered (sft ls ual), and
+  ``--base DIR`` the output folder of the ``--base-model`` run, so the base model joins the tables and
+  differences.
 Every model is loaded once and makes one forward per sequence over the union of its inputs: the clustering's
 held-out records of the scenario (``references.heldout_records``, clustered models only) and the references
 of every task type of ``analysis.calibration.sizes`` (``references.draw_references``; all models).
-Outputs, under ``--out`` (written atomically):
+Outputs, under ``--out`` (written atomically), each JSON with its ``identity`` (``ual.identity``: experiment,
+scenario and seed from the command line; variant null; the base model's run: experiment only):
 - ``calibration.json``: per reference set its origin, size, ids' hash and token count; per model and task the
   metrics (NLL, perplexity, entropy, accuracy, confidence, ECE with 15 equal-width bins, Brier) with sample
   bootstrap percentile intervals and the reliability curve (per bin accuracy with interval, confidence,
@@ -25,11 +27,9 @@ Outputs, under ``--out`` (written atomically):
 
 Commands:
     python -m ual.analysis --experiment experiments/tiny.yaml --base-model --out results/tiny/analysis/base
-    python -m ual.analysis --experiment experiments/tiny.yaml --scenario mixed \\
+    python -m ual.analysis --experiment experiments/tiny.yaml --scenario mixed --seed 0 \\
         --models sft=DIR ls=DIR ual=DIR ual_shuffled=DIR --cluster sft ls ual \\
         --base results/tiny/analysis/base --out results/tiny/seed0/analysis/mixed
-
-Changelog: v1 - initial (``STAGE_VERSION``; replaces the ``ual.analysis.clustering`` CLI).
 """
 
 from __future__ import annotations
@@ -55,11 +55,13 @@ from ual.analysis.references import (
     load_references,
     reference_label,
 )
+from ual.identity import IDENTITY_KEY, Identity, add_identity_arguments
 from ual.provenance import replace_atomically
+from ual.scenarios import SCENARIOS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BASE", "STAGE_VERSION", "ModelScores", "load_samples", "main", "run_stage", "save_samples"]
+__all__ = ["BASE", "STAGE_VERSION", "BaseRun", "ModelScores", "load_samples", "main", "run_stage", "save_samples"]
 
 STAGE_VERSION = 1
 BASE = "base"  # the name of the untrained base model in every calibration output
@@ -246,36 +248,42 @@ def differences(scores: Mapping[str, ModelScores], resamples: int, seed: int) ->
     return out
 
 
-def run_stage(
-    experiment: Any,
-    models: Mapping[str, str],
-    out_dir: str | Path,
-    *,
-    scenario: str | None = None,
-    cluster: Sequence[str] = (),
-    base_dir: str | Path | None = None,
-    base_model: bool = False,
-) -> dict[str, Any]:
-    """Score every model (and cluster those of ``cluster``); write the outputs of the module docstring."""
-    from ual.analysis.clustering import write_clustering
-    from ual.analysis.references import heldout_records
-    from ual.provenance import run_metadata
+@dataclass(frozen=True)
+class BaseRun:
+    """The ``--base-model`` run a scenario run joins: its per-sample statistics, reference ids and source."""
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    samples: Path
+    stats: dict[str, cal.SampleStatistics]
+    ids: dict[str, list[str]]
+    source: str
+
+
+def read_base_run(base_dir: str | Path) -> BaseRun:
+    """The base model's ``calibration_samples.npz`` and source (``calibration.json``) under ``base_dir``."""
+    samples = Path(base_dir) / "calibration_samples.npz"
+    stats, ids = load_samples(samples, BASE)
+    source = _load_json(Path(base_dir) / "calibration.json")["models"][BASE]["source"]
+    return BaseRun(samples, stats, ids, source)
+
+
+def _check_models(models: Mapping[str, str], cluster: Sequence[str], identity: Identity) -> None:
     unknown = [name for name in cluster if name not in models]
     if unknown:
         raise ValueError(f"--cluster names {unknown}, which are not among --models {list(models)}")
-    if cluster and scenario is None:
+    if cluster and identity.scenario is None:
         raise ValueError("clustering needs --scenario (its held-out records are the scenario's)")
-    base_stats: dict[str, cal.SampleStatistics] = {}
-    if base_dir is not None:  # read first: a missing base run fails before any model is loaded
-        samples = Path(base_dir) / "calibration_samples.npz"
-        base_stats, base_ids = load_samples(samples, BASE)
-        base_source = _load_json(Path(base_dir) / "calibration.json")["models"][BASE]["source"]
-    heldout = heldout_records(experiment, scenario) if cluster else None
-    calibration = experiment.analysis.calibration
-    resamples, seed = calibration.bootstrap_resamples, experiment.analysis.seed
+
+
+def score_models(
+    experiment: Any,
+    models: Mapping[str, str],
+    out_dir: Path,
+    cluster: Sequence[str],
+    heldout: list[dict[str, Any]] | None,
+    base_model: bool,
+) -> tuple[dict[str, ModelScores], dict[str, Any], dict[str, ReferenceSet]]:
+    """Every model's pass, in order: its calibration statistics, the clustering measures of those in
+    ``cluster``, and the references drawn with the first model's tokenizer."""
     scores: dict[str, ModelScores] = {}
     clustered = {}
     references = None
@@ -289,20 +297,34 @@ def run_stage(
             )
         if analysis is not None:
             clustered[name] = analysis
-    drawn = {task: value[0] for task, value in (references or {}).items()}
-    if base_dir is not None:
-        for task, ref in drawn.items():
-            if base_ids.get(task) != [record["id"] for record in ref.records]:
-                raise ValueError(
-                    f"{samples}: the base model was scored on other {task} references than these models "
-                    "(rerun the base analysis with this experiment)"
-                )
-        scores = {BASE: ModelScores(base_source, base_stats), **scores}
-    if cluster:
-        write_clustering(experiment, scenario, models, {n: clustered[n] for n in cluster}, heldout, out_dir)
-    report = {
-        "experiment": experiment.name,
-        "scenario": scenario,
+    return scores, clustered, {task: value[0] for task, value in (references or {}).items()}
+
+
+def join_base(scores: dict[str, ModelScores], drawn: Mapping[str, ReferenceSet], base: BaseRun
+              ) -> dict[str, ModelScores]:
+    """``base`` first, then ``scores``; the base run must have scored the very same references."""
+    for task, ref in drawn.items():
+        if base.ids.get(task) != [record["id"] for record in ref.records]:
+            raise ValueError(
+                f"{base.samples}: the base model was scored on other {task} references than these models "
+                "(rerun the base analysis with this experiment)"
+            )
+    return {BASE: ModelScores(base.source, base.stats), **scores}
+
+
+def calibration_report(
+    experiment: Any,
+    identity: Identity,
+    drawn: Mapping[str, ReferenceSet],
+    scores: Mapping[str, ModelScores],
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """The content of ``calibration.json`` (module docstring)."""
+    resamples, seed = experiment.analysis.calibration.bootstrap_resamples, experiment.analysis.seed
+    return {
+        IDENTITY_KEY: identity.as_record(),
+        "experiment": identity.experiment,
+        "scenario": identity.scenario,
         "stage_version": STAGE_VERSION,
         "calibration_version": cal.CALIBRATION_VERSION,
         "references_version": REFERENCES_VERSION,
@@ -319,9 +341,41 @@ def run_stage(
         },
         "models": {name: model_entry(model, resamples, seed) for name, model in scores.items()},
         "differences": differences(scores, resamples, seed),
-        "provenance": run_metadata(stage="ual.analysis", experiment=experiment.name, scenario=scenario,
-                                   models=dict(models), base=str(base_dir) if base_dir else None),
+        "provenance": provenance,
     }
+
+
+def run_stage(
+    experiment: Any,
+    models: Mapping[str, str],
+    out_dir: str | Path,
+    *,
+    identity: Identity,
+    cluster: Sequence[str] = (),
+    base_dir: str | Path | None = None,
+    base_model: bool = False,
+) -> dict[str, Any]:
+    """Score every model (and cluster those of ``cluster``); write the outputs of the module docstring.
+
+    ``identity`` is the run's (``--scenario``, ``--seed``); its scenario is the one the models trained on.
+    """
+    from ual.analysis.clustering import write_clustering
+    from ual.analysis.references import heldout_records
+    from ual.provenance import run_metadata
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_models(models, cluster, identity)
+    base = read_base_run(base_dir) if base_dir is not None else None  # a missing base run fails first
+    heldout = heldout_records(experiment, identity.scenario) if cluster else None
+    scores, clustered, drawn = score_models(experiment, models, out_dir, cluster, heldout, base_model)
+    if base is not None:
+        scores = join_base(scores, drawn, base)
+    if cluster:
+        write_clustering(experiment, identity, models, {n: clustered[n] for n in cluster}, heldout, out_dir)
+    provenance = run_metadata(stage="ual.analysis", experiment=experiment.name, scenario=identity.scenario,
+                              models=dict(models), base=str(base_dir) if base_dir else None)
+    report = calibration_report(experiment, identity, drawn, scores, provenance)
     save_samples(out_dir / "calibration_samples.npz", {n: scores[n] for n in models}, drawn)
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
     replace_atomically(out_dir / "calibration.json", lambda temp: temp.write_text(text))
@@ -329,35 +383,50 @@ def run_stage(
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Analysis stage: clustering and teacher-forced calibration.")
     parser.add_argument("--experiment", required=True, type=Path, help="experiments/<name>.yaml")
-    parser.add_argument("--scenario", choices=("high", "low", "mixed"), help="the scenario the models trained on")
+    parser.add_argument("--scenario", choices=SCENARIOS, help="the scenario the models trained on")
+    add_identity_arguments(parser, scenario=False, variant=False, seed=True)
     parser.add_argument("--models", nargs="+", default=[], metavar="NAME=SOURCE",
                         help="trained models, e.g. sft=DIR ls=DIR ual=DIR (sft first: the clustering reference)")
     parser.add_argument("--base-model", action="store_true", help="score the experiment's base model as 'base'")
     parser.add_argument("--cluster", nargs="*", default=[], metavar="NAME", help="models to cluster")
     parser.add_argument("--base", type=Path, help="output folder of the --base-model run")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return parser.parse_args(argv)
+
+
+def _models_and_identity(args: argparse.Namespace, experiment: Any) -> tuple[dict[str, str], Identity]:
+    """The models to score and the run's identity, from the command line; bad combinations are errors."""
     from ual.analysis.clustering import parse_models
+
+    models = parse_models(args.models)
+    if args.base_model:
+        if models or args.base or args.cluster or args.scenario or args.seed is not None:
+            raise ValueError("--base-model scores the base model alone (no --models, --base, --cluster, "
+                             "--scenario or --seed)")
+        return {BASE: experiment.model.source}, Identity(experiment=experiment.name)
+    if not models:
+        raise ValueError("give --models NAME=SOURCE ... or --base-model")
+    if BASE in models:
+        raise ValueError(f"the model name '{BASE}' is reserved for the base model (--base-model, --base)")
+    if args.scenario is None or args.seed is None:
+        raise ValueError("trained models need --scenario and --seed (the scenario and seed they trained with)")
+    return models, Identity(experiment=experiment.name, scenario=args.scenario, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ual.experiment import ConfigError, load_experiment
     from ual.data import DataError
 
     try:
         experiment = load_experiment(args.experiment)
-        models = parse_models(args.models)
-        if args.base_model:
-            if models or args.base or args.cluster:
-                raise ValueError("--base-model scores the base model alone (no --models, --base or --cluster)")
-            models = {BASE: experiment.model.source}
-        elif not models:
-            raise ValueError("give --models NAME=SOURCE ... or --base-model")
-        elif BASE in models:
-            raise ValueError(f"the model name '{BASE}' is reserved for the base model (--base-model, --base)")
-        run_stage(experiment, models, args.out, scenario=args.scenario, cluster=args.cluster,
-                  base_dir=args.base, base_model=args.base_model)
+        models, identity = _models_and_identity(args, experiment)
+        run_stage(experiment, models, args.out, identity=identity, cluster=args.cluster, base_dir=args.base,
+                  base_model=args.base_model)
     except (ConfigError, DataError, ValueError, KeyError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
 

@@ -3,9 +3,7 @@
 Inputs: per model, unit-norm states (n, H) and their target-token labels (n,).
 Outputs: a 2-D embedding per model (``tsne_embedding``, fixed seed) and one matplotlib ``Figure`` with a panel
 per model (``make_tsne_figure``); ``ual.analysis.clustering`` saves it as tsne.png and tsne.pdf.
-Command: drawn by ``python -m ual.analysis.clustering`` (see there).
-
-Changelog: v1 - initial. v2 - every t-SNE knob pinned, BLAS on one thread too, input hash (same picture).
+Command: drawn by ``python -m ual.analysis`` (``ual.analysis.clustering.write_clustering``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """Accuracy with a percentile-bootstrap 95 % interval over items (fixed seed, so reruns print the same CI).
 
-Inputs: a sequence of per-item booleans. Outputs: {accuracy, ci95_low, ci95_high, n, n_correct,
-bootstrap_resamples, bootstrap_seed}; accuracy and bounds are fractions in [0, 1].
+Inputs: a sequence of per-item booleans. Outputs: {accuracy, ci_low, ci_high, n, n_correct,
+bootstrap_resamples, bootstrap_seed}: the accuracy (named by the metrics file's ``metric``) and its 2.5 / 97.5
+percentiles over 10,000 bootstrap resamples of the items (``ual.stats``), fractions in [0, 1].
 Used by the GSM8K and MATH tasks of ``ual.tasks`` (both metrics of MATH); ``write_items`` stores the per-item
 records as JSONL beside the metrics file (``<metrics stem>.items.jsonl``).
-
-Changelog: v1 - initial (10,000 resamples, seed 0, numpy default_rng). Moved from ``ual.evaluate.accuracy``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ual.provenance import write_text_atomic
+from ual.stats import bootstrap_indices, percentile_interval
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ __all__ = ["BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "accuracy_with_ci", "items_p
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+TAIL = 0.025  # the 2.5 / 97.5 percentiles
 
 
 def accuracy_with_ci(
@@ -34,23 +35,20 @@ def accuracy_with_ci(
 
     >>> accuracy_with_ci([True, True, False, True])["accuracy"]
     0.75
-    >>> accuracy_with_ci([True] * 5)["ci95_low"]
+    >>> accuracy_with_ci([True] * 5)["ci_low"]
     1.0
     """
     values = np.asarray(correct, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError("accuracy_with_ci needs a non-empty 1-D sequence of per-item results")
-    rng = np.random.default_rng(seed)
-    # Resample in blocks so 10,000 x n stays small in memory for the 5,000-item MATH test set.
-    means = []
-    for start in range(0, resamples, 1000):
-        block = min(1000, resamples - start)
-        means.append(values[rng.integers(0, values.size, size=(block, values.size))].mean(axis=1))
-    low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
+    # Blocks of 1,000 resamples keep 10,000 x n small in memory for the 5,000-item MATH test set.
+    draws = bootstrap_indices(values.size, resamples, seed)
+    means = np.concatenate([values[index].mean(axis=1) for index in draws])
+    ci = percentile_interval(values.mean(), means, TAIL)
     return {
-        "accuracy": float(values.mean()),
-        "ci95_low": float(low),
-        "ci95_high": float(high),
+        "accuracy": ci["value"],
+        "ci_low": ci["ci_low"],
+        "ci_high": ci["ci_high"],
         "n": int(values.size),
         "n_correct": int(values.sum()),
         "bootstrap_resamples": resamples,

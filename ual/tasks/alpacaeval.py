@@ -26,10 +26,6 @@ Inputs: model outputs (``ual.generate``), the reference set. Outputs: metrics (v
 ``preference_reference_first`` / ``preference_model_first``; ``index`` = the position in the
 805-instruction set), the annotation cache and the resolved annotator config (``ual.judges``). The task
 object is ``TASK`` (``ual.tasks.TASKS["alpacaeval"]``).
-
-Changelog: TASK_VERSION 1 - initial. Split out of ``ual.evaluate.alpacaeval`` (judging: ``ual.judges``);
-outputs unchanged. TASK_VERSION 2 - judge orders (both by default for non-stock judges) and position bias;
-unparsed verdicts counted and reported; named reference sets with a content digest.
 """
 
 from __future__ import annotations
@@ -42,7 +38,7 @@ from typing import Any
 from ual.prompts import render_prompt
 from ual.provenance import write_json
 from ual.tasks.alpacaeval_references import load_references, reference_provenance
-from ual.tasks.base import Task
+from ual.tasks.base import Task, TaskInput, mirror_origin
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +85,33 @@ def _plain(value: Any) -> Any:
 
 class AlpacaEvalTask(Task):
     """AlpacaEval with the model's own template; scored by an alpaca_eval judge."""
+
+    def evaluation_inputs(self, experiment: Any) -> list[TaskInput]:
+        """The 805 instructions and the reference outputs the judge compares against."""
+        return [*super().evaluation_inputs(experiment),
+                TaskInput("references", reference=experiment.evaluate.reference_outputs)]
+
+    def calibration_input(self, experiment: Any) -> TaskInput:
+        return TaskInput(None, reference=experiment.analysis.calibration.alpacaeval_references)
+
+    def calibration_references(self, experiment: Any) -> tuple[list[dict], str]:
+        """The outputs of ``analysis.calibration.alpacaeval_references`` (e.g. gpt4_1106_preview) for the 805
+        instructions (mirror ``alpaca_eval/results/<generator>/model_outputs.json``) as ``ual.data`` records."""
+        from ual.data import load_alpaca_eval_references, record_id, resolve_mirror
+
+        generator = experiment.analysis.calibration.alpacaeval_references
+        origin = mirror_origin(resolve_mirror(experiment.data.mirror),
+                               f"alpaca_eval/results/{generator}/model_outputs.json", "hub:tatsu-lab/alpaca_eval")
+        dataset = f"alpaca_eval_references:{generator}"
+        records = [
+            {"id": record_id(dataset, row["instruction"], "", row["output"]), "dataset": dataset,
+             "instruction": row["instruction"], "input": "", "output": row["output"], "answer": None}
+            for row in load_alpaca_eval_references(generator, experiment.data.mirror)
+        ]
+        return records, origin
+
+    def reference_label(self, experiment: Any) -> str:
+        return f"AlpacaEval references ({experiment.analysis.calibration.alpacaeval_references})"
 
     def prompt_template(self, model_template: str) -> str:
         return model_template

@@ -20,9 +20,6 @@ rows and a sha256 of its (instruction, output) pairs, so two runs that used diff
 
 Inputs: the set name or path, the data mirror (``data.mirror`` / env ``UAL_DATA_MIRROR``), the 805
 instructions. Outputs: reference rows {instruction, output, generator} and where they came from.
-
-Changelog: v1 - initial (``load_references`` moved here from ``ual.tasks.alpacaeval``; named sets and the
-content digest added).
 """
 
 from __future__ import annotations

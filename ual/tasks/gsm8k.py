@@ -22,10 +22,6 @@ Outputs: per-item records {id, question, output, extracted, gold, correct, has_m
 {extracted, correct}}} and accuracy with a bootstrap 95 % interval (``ual.tasks.accuracy``), the same for
 each cross-check scorer under ``crosscheck``. The task object is ``TASK`` (``ual.tasks.TASKS["gsm8k"]``);
 run through ``python -m ual.evaluate --task gsm8k``.
-
-Changelog: TASK_VERSION 1 - initial (MetaMath protocol + the thousands-group deviation above). Module moved
-from ``ual.evaluate.gsm8k`` (prompt and stop strings to ``ual.tasks.metamath``); outputs unchanged.
-TASK_VERSION 2 - the ``crosscheck`` scorers (metrics and per-item records); the accuracy is unchanged.
 """
 
 from __future__ import annotations
@@ -156,6 +152,9 @@ class GSM8KTask(MetaMathTask):
 
     def per_item(self, outputs: dict[str, str], records: list[dict]) -> list[dict]:
         return score_items(outputs, records)
+
+    def reference_label(self, experiment: Any) -> str:
+        return "GSM8K test gold solutions (MetaMath format)"
 
     def more_metrics(self, items: list[dict]) -> dict[str, Any]:
         scorers = items[0]["crosscheck"] if items else {}

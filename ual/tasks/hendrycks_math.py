@@ -27,11 +27,6 @@ It accepts equivalent forms the string rules miss (``0.5`` vs ``\\frac{1}{2}`` i
 Inputs/outputs as ``ual.tasks.gsm8k`` (without its cross-check); per-item records add
 ``correct_math_verify``. Items: the split ``evaluate.math_split`` of MATH. The task object is ``TASK``
 (``ual.tasks.TASKS["math"]``); run through ``python -m ual.evaluate --task math``.
-
-Changelog: TASK_VERSION 1 - initial. Module moved from ``ual.evaluate.hendrycks_math``; outputs unchanged.
-TASK_VERSION 2 - math-verify compares the extracted answer (boxed) instead of parsing the whole completion:
-``math_verify`` changes (up: 391 -> 500 of 500 perfect MATH-500 completions; down: an answer that is not after
-the marker no longer counts); the MetaMath metric is unchanged.
 """
 
 from __future__ import annotations
@@ -246,8 +241,14 @@ class MathTask(MetaMathTask):
     def more_metrics(self, items: list[dict]) -> dict[str, Any]:
         return {"math_verify": accuracy_with_ci([item["correct_math_verify"] for item in items])}
 
+    def split_for(self, experiment: Any) -> str:
+        return experiment.evaluate.math_split
+
     def item_set(self, experiment: Any) -> dict[str, Any]:
-        return {"split": experiment.evaluate.math_split}
+        return {"split": self.split_for(experiment)}
+
+    def reference_label(self, experiment: Any) -> str:
+        return f"MATH {self.split_for(experiment)} solutions"
 
 
 TASK = MathTask(

@@ -18,8 +18,6 @@ fractions), a number after the marker is not preferred to a later one, and an an
 
 Inputs: completions and integer golds. Outputs: per scorer (``SCORERS``), one {extracted, correct} per
 completion. Used by ``ual.tasks.gsm8k`` for the ``crosscheck`` of every GSM8K metrics file.
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations

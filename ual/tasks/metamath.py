@@ -10,8 +10,6 @@ Source: meta-math/MetaMath ``eval_gsm8k.py`` / ``eval_math.py`` @ fe667b14f9a4 (
 
 ``MetaMathTask`` is the ``ual.tasks.Task`` base of both tasks; the lm-eval task
 (``ual/evaluate/lmeval_tasks``) takes its prompt and stop list from here too.
-
-Changelog: v1 - initial (was spread over ``ual.evaluate.gsm8k`` and ``ual.generate``).
 """
 
 from __future__ import annotations

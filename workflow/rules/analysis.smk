@@ -53,6 +53,6 @@ rule analyse_models:
     benchmark:
         "benchmarks/rules/analyse_models/{exp}/seed{seed}/{scenario}.tsv"
     shell:
-        "python -m ual.analysis --experiment {input.exp} --scenario {wildcards.scenario}"
+        "python -m ual.analysis --experiment {input.exp} --scenario {wildcards.scenario} --seed {wildcards.seed}"
         " --models {params.models} --cluster {params.cluster} --base $(dirname {input.base})"
         " --out $(dirname {output.metrics}) > {log} 2>&1"

@@ -77,9 +77,10 @@ def group_data_params(wildcards):
 
 
 def scored_data(wildcards):
-    """score_task's data: the task's items and, for AlpacaEval, the reference outputs."""
-    references = [data_record("references")] if wildcards.task == "alpacaeval" else []
-    return [data_record(wildcards.task), *references]
+    """score_task's data: the groups the task's scoring reads (its items; AlpacaEval's reference outputs)."""
+    from ual.inputs import task_data_groups
+
+    return [data_record(group) for group in task_data_groups(EXP, wildcards.task)]
 
 
 SEEDS = EXP.train.seeds

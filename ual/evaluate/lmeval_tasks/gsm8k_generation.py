@@ -13,10 +13,6 @@ Loaded by lm-eval through ``!function gsm8k_generation.<name>`` from ``ual_gsm8k
 ``--include_path ual/evaluate/lmeval_tasks``); lm-eval's ``!function`` returns any attribute of this module,
 so the YAML's lists are the ones below. Items, prompt and stop list come from the task
 ``ual.tasks.TASKS["gsm8k"]``; nothing is copied.
-
-Changelog: v1 - initial (``ual_gsm8k_metamath``). v2 - the stop list comes from the task (was a copy in the
-YAML). v3 - renamed ``ual_gsm8k_generation`` (module ``gsm8k_generation``, was ``metamath_gsm8k``); scored by
-lm-eval's stock gsm8k filters and metric instead of ual's own extraction (which compared ual with itself).
 """
 
 from __future__ import annotations
