@@ -19,6 +19,10 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
   model - SFT and model - base with paired bootstrap intervals (``ual.analysis.stage``).
 - ``table_uncertainty``: elicited uncertainty by dataset and source (verbalized, entropy: n, missing, mean,
   sd, quartiles) and, where both sources scored a dataset, their Spearman rank correlation.
+Columns and rows come from the registries: a task's column is its ``label`` (``ual.tasks``), its
+``low_entropy`` puts it into the low-entropy average and a ``judged`` task gets the judge column beside it; a
+method's row is its ``label`` (``ual.methods``; ``ablation_label`` in table_ablation, which lists every method
+with a reference line, then the swept one at each eps_max).
 Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text; the
 CSV has, besides, the columns a table lists in ``attrs["csv_only"]`` (each run's value and interval).
 
