@@ -1,7 +1,10 @@
 """What each job asks its executor for, and a check of a SLURM submission before the first sbatch.
 
 The requests come from the experiment (its ``resources`` section, ``ual.config.JobResources``) through the
-rules' own ``resources``, so one SLURM profile serves a CPU experiment and the 8-GPU paper profile alike; the
+rules' own ``resources``: each rule asks by stage name (``job_resources("train")`` in the workflow, a field of
+``ual.config.ResourcesConfig``; an unknown name is an error listing the stages), and the stage travels with
+the job as its string resource ``stage``. So one SLURM profile serves a CPU experiment and the 8-GPU paper
+profile alike; the
 profile (``profiles/slurm/``) names only cluster facts: the account and the partitions with their limits.
 Before the first submission the workflow (``workflow/rules/cluster.smk``, an ``onstart`` hook, SLURM executor
 only) checks every job against what the cluster reports, so a wrong account, partition or GPU request fails
@@ -12,7 +15,6 @@ cluster's own view (``sinfo``, ``sacctmgr``).
 Outputs: Snakemake resource dicts (``snakemake_resources``); ``ClusterError`` listing every problem.
 Command: ``python -m ual.cluster --account A --partition P [--gpus N --cpus N --mem-mb N --runtime-min N]``
 checks one request by hand against the cluster that SLURM_CONF (or /etc/slurm) names.
-Changelog: first version (issue 17: resources from the experiment, pre-flight check).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ual.config import Experiment
+from ual.config import Experiment, ResourcesConfig
 
 __all__ = [
-    "RULE_STAGES",
+    "STAGES",
     "ClusterError",
     "ClusterFacts",
     "JobRequest",
@@ -42,35 +44,35 @@ __all__ = [
     "snakemake_resources",
 ]
 
-# The experiment's resources entry of each rule (a field of ual.config.ResourcesConfig); others: "default".
-RULE_STAGES = {
-    "elicit_scores": "elicit",
-    "elicit_compare_scores": "elicit",
-    "train_model": "train",
-    "generate_outputs": "generate",
-    "score_task": "evaluate",
-    "analyse_models": "analysis",
-    "analyse_base_model": "analysis",
-}
+# The stages a rule may ask resources for: the entries of the experiment's resources section.
+STAGES: tuple[str, ...] = tuple(ResourcesConfig.model_fields)
 
 
 class ClusterError(ValueError):
     """A submission the cluster would reject; names each key, its value and what the cluster has."""
 
 
-def snakemake_resources(experiment: Experiment, rule: str) -> dict[str, int]:
-    """The ``resources`` of one job of ``rule``: gpu, cpus_per_task, mem_mb, runtime (minutes) and API slots.
+def _known_stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise ClusterError(f"unknown resources stage '{stage}'; known stages: {', '.join(STAGES)}")
+    return stage
+
+
+def snakemake_resources(experiment: Experiment, stage: str) -> dict[str, int | str]:
+    """The ``resources`` of one job of ``stage``: the stage itself, gpu, cpus_per_task, mem_mb, runtime
+    (minutes) and API slots.
 
     ``elicitor_api`` / ``judge_api`` (1 per job, at most 1 at a time: the profiles' global resources) are
     taken only by jobs that call a paid, rate-limited API (the openai elicitor, a judge other than the local).
     """
-    job = experiment.job_resources(RULE_STAGES.get(rule, "default"))
-    resources = {"gpu": job.gpus, "cpus_per_task": job.cpus, "mem_mb": job.mem_mb}
+    job = experiment.job_resources(_known_stage(stage))
+    resources: dict[str, int | str] = {"stage": stage, "gpu": job.gpus, "cpus_per_task": job.cpus,
+                                       "mem_mb": job.mem_mb}
     if job.runtime_min is not None:
         resources["runtime"] = job.runtime_min
-    if rule in ("elicit_scores", "elicit_compare_scores"):
+    if stage == "elicit":
         resources["elicitor_api"] = int(experiment.elicit.backend == "openai")
-    if rule == "score_task":
+    if stage == "evaluate":
         resources["judge_api"] = int(experiment.evaluate.judge != "local")
     return resources
 
@@ -245,7 +247,12 @@ def _request_of(job: Any, set_resources: Mapping[str, Mapping[str, Any]], experi
     rule = job.rule.name
     resources = job.resources
     overridden = set_resources.get(rule, {})
-    stage = RULE_STAGES.get(rule, "default")
+    stage = resources.get("stage")
+    if stage is None:
+        raise ClusterError(f"rule {rule} has no 'stage' resource: a submitted rule asks for its resources "
+                           "with job_resources(<stage>) (workflow/rules/common.smk; stages: "
+                           f"{', '.join(STAGES)})")
+    _known_stage(stage)
 
     def profile_key(name: str) -> str:
         if name in overridden:

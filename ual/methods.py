@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["METHODS", "MAIN_TABLE_METHODS", "ABLATION_CONTROLS", "Method", "get_method"]
+__all__ = ["METHODS", "MAIN_TABLE_METHODS", "ABLATION_CONTROLS", "Method", "get_method", "swept_method"]
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,22 @@ class Method:
     label: str  # short label (table_main, table_crosscheck, table_calibration, legends)
     ablation_label: str  # what it is, spelled out for table_ablation
     linestyle: Any = None  # matplotlib linestyle of its reference line in fig_ablation (None: drawn as a curve)
+    swept: bool = False  # trained at every eps_max of the ablation sweep (variants <name>_epsmax<v>)
+    uses_eps_max: bool = True  # its epsilon depends on eps_max (table_ablation's eps_max column; SFT: 0)
+
+    @property
+    def reference_line(self) -> bool:
+        """Whether fig_ablation draws it as a horizontal reference line and table_ablation lists it as a
+        row of its own (every method but the swept one, which is the curve and the sweep rows)."""
+        return not self.swept
 
 
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("sft", "zero", False, True, "SFT", "SFT (eps = 0)", "--"),
+        Method("sft", "zero", False, True, "SFT", "SFT (eps = 0)", "--", uses_eps_max=False),
         Method("ls", "constant", False, True, "LS (constant eps)", "LS (constant = mean UAL eps)", ":"),
-        Method("ual", "linear", False, True, "UAL", "UAL"),
+        Method("ual", "linear", False, True, "UAL", "UAL", swept=True),
         Method("ual_shuffled", "shuffled", True, False, "UAL, shuffled eps", "UAL, shuffled eps", "-."),
         Method("ual_dataset", "per_dataset", False, False, "UAL, per-dataset mean eps",
                "UAL, per-dataset eps (mean UAL eps of its dataset)", (0, (5, 1, 1, 1))),
@@ -51,3 +59,12 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown method '{name}'; known methods: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def swept_method() -> Method:
+    """The method the ablation trains at every eps_max of ``epsilon.ablation_eps_max`` (UAL): the one row
+    with ``swept``."""
+    swept = [method for method in METHODS.values() if method.swept]
+    if len(swept) != 1:
+        raise ValueError(f"exactly one method must be swept over eps_max; got {[m.name for m in swept]}")
+    return swept[0]

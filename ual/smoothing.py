@@ -7,23 +7,25 @@ uncertainty of training sample i. Controls that show whether the per-sample assi
 anew for every training seed, so that the seeds of ``ual_shuffled`` average over permutations as well as
 over training noise), ``per_dataset`` (every sample gets the mean UAL eps of its own dataset: the per-task
 level kept, the per-sample value within a dataset removed; method ``ual_dataset``) and ``zero`` (plain SFT).
+Which mapping a training method uses, and whether it depends on the training seed, is its row in
+``ual.methods.METHODS`` (``mapping``, ``seeded``).
 
 Inputs: the experiment YAML (``data`` and ``epsilon`` sections; ``elicit.on_missing``), the scores JSONL
 of ``python -m ual.elicit`` (one record per sample, keyed by ``id``; read and validated by
-``ual.elicit.read_scores``), a scenario, a method and, for a method whose mapping is in ``SEEDED_MAPPINGS``
-(``ual_shuffled``), the training seed the file is for.
+``ual.elicit.read_scores``), a scenario, a variant (``ual.variants``: its method, and its eps_max for a sweep
+point) and, for a seeded method (``ual_shuffled``), the training seed the file is for.
 Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
-``{"id", "dataset", "uncertainty", "epsilon"}``, and ``epsilon.jsonl.meta.json`` (mapping, eps_min,
-eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance). This module owns the format:
-``write_epsilon_file`` writes it, ``read_epsilon_file`` (used by ``ual.train``) reads and validates it
-(``EpsilonLine``: duplicate ids, booleans, non-finite and out-of-range values are errors naming file and
-line).
+``{"id", "dataset", "uncertainty", "epsilon"}``, and its sidecar ``epsilon.jsonl.meta.json``
+(``ual.provenance.sidecar_path``: ``identity``, mapping, eps_min, eps_max, per-dataset summary statistics of
+uncertainty and epsilon, provenance). This module owns the format: ``write_epsilon_file`` writes it,
+``read_epsilon_file`` (used by ``ual.train``) reads and validates it (``EpsilonLine``: duplicate ids,
+booleans, non-finite and out-of-range values are errors naming file and line).
 
 Command::
 
     python -m ual.smoothing --experiment experiments/tiny.yaml --scores results/tiny/elicit/scores.jsonl \\
-        --scenario mixed --method ual [--eps-max 0.3] --out results/tiny/epsilon/mixed/ual.jsonl
-    python -m ual.smoothing ... --method ual_shuffled --seed 1 \\
+        --scenario mixed --variant ual_epsmax0.3 --out results/tiny/epsilon/mixed/ual_epsmax0.3.jsonl
+    python -m ual.smoothing ... --variant ual_shuffled --seed 1 \\
         --out results/tiny/epsilon/mixed/ual_shuffled.seed1.jsonl
 
 Missing scores (``missing: true``) fail the run unless ``elicit.on_missing: median``, which gives them the
@@ -32,13 +34,8 @@ median uncertainty of the scored samples of the same dataset in the training set
 ``n_imputed``.
 
 Extension point: a function ``(uncertainty, eps_min, eps_max, seed) -> epsilon`` in ``EPSILON_MAPPINGS``
-and, if a training method uses it, one line in ``METHOD_MAPPINGS``. A mapping that applies another one within
-each dataset of the training set is one line in ``PER_DATASET_MAPPINGS``.
-
-Changelog: v1 - initial. v2 - ``on_missing: median`` imputes the median of the sample's dataset (was: of
-the whole training set); ``shuffled`` permutes with the training seed (``--seed``; was: ``data.seed`` for
-every training seed), recorded as ``seed`` in the sidecar (null for mappings that use no seed). v3 - ``per_dataset``
-(method ``ual_dataset``; other mappings unchanged).
+(named by a method's row). A mapping that applies another one within each dataset of the training set is one
+line in ``PER_DATASET_MAPPINGS``.
 """
 
 from __future__ import annotations
@@ -53,19 +50,19 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ual.identity import Identity
+from ual.provenance import sidecar_path, write_text_atomic
 from ual.scenarios import SCENARIOS
-from ual.provenance import write_text_atomic
+from ual.variants import Variant
 
 __all__ = [
     "EPSILON_MAPPINGS",
     "MAPPING_VERSION",
-    "METHOD_MAPPINGS",
     "PER_DATASET_MAPPINGS",
     "EpsilonFileError",
     "EpsilonLine",
-    "epsilon_meta_path",
-    "SEEDED_MAPPINGS",
     "map_epsilon",
+    "variant_epsilon",
     "read_epsilon_file",
     "score_to_epsilon",
     "summarize",
@@ -113,14 +110,6 @@ EPSILON_MAPPINGS: dict[str, EpsilonMapping] = {
     "constant": _constant,
     "shuffled": _shuffled,
     "zero": _zero,
-}
-SEEDED_MAPPINGS = frozenset({"shuffled"})  # mappings whose values depend on the seed they are given
-METHOD_MAPPINGS: dict[str, str] = {
-    "sft": "zero",
-    "ls": "constant",
-    "ual": "linear",
-    "ual_shuffled": "shuffled",
-    "ual_dataset": "per_dataset",
 }
 # mapping -> the mapping of EPSILON_MAPPINGS applied to each dataset's samples on their own
 PER_DATASET_MAPPINGS: dict[str, str] = {"per_dataset": "constant"}
@@ -273,12 +262,6 @@ class EpsilonLine(BaseModel):
     epsilon: float = Field(ge=0.0, lt=1.0, allow_inf_nan=False)
 
 
-def epsilon_meta_path(path: str | Path) -> Path:
-    """The sidecar of an epsilon file: ``<file>.meta.json`` (mapping, bounds, summaries, provenance)."""
-    path = Path(path)
-    return path.with_name(path.name + ".meta.json")
-
-
 def _line_error(path: Path, number: int, row: Any, error: ValidationError) -> EpsilonFileError:
     problems = []
     for item in error.errors():
@@ -321,7 +304,7 @@ def read_epsilon_file(path: str | Path) -> tuple[list[EpsilonLine], dict[str, An
             raise EpsilonFileError(f"{path}:{number}: duplicate id {line.id} (first on line {first})")
         first_line[line.id] = number
         lines.append(line)
-    meta_path, meta = epsilon_meta_path(path), None
+    meta_path, meta = sidecar_path(path), None
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -337,7 +320,26 @@ def write_epsilon_file(path: str | Path, lines: Sequence[dict], meta: dict[str, 
     path = Path(path)
     checked = [EpsilonLine.model_validate(line) for line in lines]
     write_text_atomic(path, "".join(line.model_dump_json() + "\n" for line in checked))
-    write_text_atomic(epsilon_meta_path(path), json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(sidecar_path(path), json.dumps(meta, indent=2) + "\n")
+
+
+def variant_epsilon(
+    experiment: Any, records: list[dict], scores: dict[str, dict], variant: Variant, seed: int | None
+) -> tuple[list[dict], dict[str, Any]]:
+    """The epsilon-file lines of ``variant`` for a training set, and the sidecar's description of them
+    (mapping, bounds, ``n_imputed``, summaries); ``seed`` is required exactly by a seeded method."""
+    method = variant.row
+    if method.seeded and seed is None:
+        raise ValueError(f"method {method.name} permutes with the training seed: pass --seed")
+    seed = seed if method.seeded else None
+    eps_min = experiment.epsilon.eps_min
+    eps_max = experiment.epsilon.eps_max if variant.eps_max is None else variant.eps_max
+    lines, n_imputed = epsilon_records(records, scores, method.mapping, eps_min, eps_max,
+                                       0 if seed is None else seed, experiment.elicit.on_missing)
+    meta = {"mapping": method.mapping, "mapping_version": MAPPING_VERSION, "method": method.name,
+            "eps_min": eps_min, "eps_max": eps_max, "n": len(lines), "n_imputed": n_imputed,
+            "summary": dataset_summaries(lines)}
+    return lines, meta
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,8 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", type=Path, required=True)
     parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
-    parser.add_argument("--method", required=True, choices=sorted(METHOD_MAPPINGS))
-    parser.add_argument("--eps-max", type=float, default=None, help="override epsilon.eps_max (ablation)")
+    parser.add_argument("--variant", required=True, help="trained variant (ual_epsmax0.3: UAL, eps_max 0.3)")
     parser.add_argument(
         "--seed", type=int, default=None, help="training seed the file is for (required by ual_shuffled)"
     )
@@ -360,45 +361,22 @@ def main(argv: list[str] | None = None) -> None:
     from ual.provenance import run_metadata
 
     try:
+        variant = Variant.parse(args.variant)
         experiment = load_experiment(args.experiment)
         records = build_scenario(experiment.data, args.scenario)
-        eps_min = experiment.epsilon.eps_min
-        eps_max = experiment.epsilon.eps_max if args.eps_max is None else args.eps_max
-        mapping = METHOD_MAPPINGS[args.method]
-        if mapping in SEEDED_MAPPINGS and args.seed is None:
-            raise ValueError(f"method {args.method} permutes with the training seed: pass --seed")
-        seed = args.seed if mapping in SEEDED_MAPPINGS else None
-        lines, n_imputed = epsilon_records(
-            records,
-            {row["id"]: row for row in read_scores(args.scores, scores_identity(experiment.elicit))},
-            mapping,
-            eps_min,
-            eps_max,
-            0 if seed is None else seed,
-            experiment.elicit.on_missing,
-        )
+        scores = {row["id"]: row for row in read_scores(args.scores, scores_identity(experiment.elicit))}
+        lines, meta = variant_epsilon(experiment, records, scores, variant, args.seed)
     except (ConfigError, DataError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    meta = {
-        "mapping": mapping,
-        "mapping_version": MAPPING_VERSION,
-        "method": args.method,
-        "scenario": args.scenario,
-        "eps_min": eps_min,
-        "eps_max": eps_max,
-        "seed": seed,
-        "experiment": experiment.name,
-        "scores_file": str(args.scores),
-        "n": len(lines),
-        "n_imputed": n_imputed,
-        "summary": dataset_summaries(lines),
-        "provenance": run_metadata(stage="smoothing"),
-    }
+    seed = args.seed if variant.seeded else None
+    identity = Identity(experiment=experiment.name, scenario=args.scenario, variant=variant.name, seed=seed)
+    meta = {"identity": identity.as_record(), **meta, "scores_file": str(args.scores),
+            "provenance": run_metadata(stage="smoothing")}
     write_epsilon_file(args.out, lines, meta)
     logger.info(
         "wrote %d epsilon values (%s, mean %.4f) to %s",
         len(lines),
-        mapping,
+        meta["mapping"],
         meta["summary"]["all"]["epsilon"].get("mean", 0.0),
         args.out,
     )

@@ -64,8 +64,9 @@ from ual.config import Experiment, TrainConfig, config_hash, resolved_config
 from ual.experiment import load_experiment
 from ual.methods import METHODS
 from ual.scenarios import SCENARIOS
-from ual.provenance import write_text_atomic
-from ual.smoothing import METHOD_MAPPINGS, EpsilonFileError, epsilon_meta_path, read_epsilon_file
+from ual.methods import get_method
+from ual.provenance import sidecar_path, write_text_atomic
+from ual.smoothing import EpsilonFileError, read_epsilon_file
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,10 @@ def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list
         )
     epsilon = [values[i] for i in ids]
     mapping = (meta or {}).get("mapping")
-    if mapping is not None and mapping != METHOD_MAPPINGS[method]:
+    if mapping is not None and mapping != get_method(method).mapping:
         raise EpsilonFileError(
-            f"{epsilon_meta_path(path)}: mapping '{mapping}' but method '{method}' trains with "
-            f"'{METHOD_MAPPINGS[method]}'"
+            f"{sidecar_path(path)}: mapping '{mapping}' but method '{method}' trains with "
+            f"'{get_method(method).mapping}'"
         )
     if method == "sft" and any(epsilon):
         raise EpsilonFileError(

@@ -7,15 +7,19 @@ Run: python -m pytest tests/unit/test_cluster.py
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from ual.cluster import (
+    STAGES,
+    ClusterError,
     ClusterFacts,
     JobRequest,
     Partition,
     check_requests,
+    check_snakemake_jobs,
     parse_sinfo,
     parse_slurm_minutes,
     snakemake_resources,
@@ -36,24 +40,23 @@ def experiment(tmp_path, edit=None, base="experiments/tiny.yaml"):
 
 def test_paper_profile_asks_for_one_node_of_eight_gpus_for_training():
     paper = load_experiment(REPO / "experiments" / "paper_llama2-7b.yaml")
-    assert snakemake_resources(paper, "train_model") == {
-        "gpu": 8, "cpus_per_task": 64, "mem_mb": 480000, "runtime": 2880}
-    assert snakemake_resources(paper, "generate_outputs")["gpu"] == 1
-    # the API judge and elicitor take the one-at-a-time slots; map_epsilon gets the defaults
-    assert snakemake_resources(paper, "score_task") == {
-        "gpu": 0, "cpus_per_task": 1, "mem_mb": 16000, "runtime": 720, "judge_api": 1}
-    assert snakemake_resources(paper, "elicit_scores")["elicitor_api"] == 1
-    assert snakemake_resources(paper, "map_epsilon") == {
-        "gpu": 0, "cpus_per_task": 1, "mem_mb": 16000, "runtime": 120}
+    assert snakemake_resources(paper, "train") == {
+        "stage": "train", "gpu": 8, "cpus_per_task": 64, "mem_mb": 480000, "runtime": 2880}
+    assert snakemake_resources(paper, "generate")["gpu"] == 1
+    # the API judge and elicitor take the one-at-a-time slots; map_epsilon (default) gets the defaults
+    assert snakemake_resources(paper, "evaluate") == {
+        "stage": "evaluate", "gpu": 0, "cpus_per_task": 1, "mem_mb": 16000, "runtime": 720, "judge_api": 1}
+    assert snakemake_resources(paper, "elicit")["elicitor_api"] == 1
+    assert snakemake_resources(paper, "default") == {
+        "stage": "default", "gpu": 0, "cpus_per_task": 1, "mem_mb": 16000, "runtime": 120}
 
 
 def test_cpu_experiments_ask_for_no_gpu_and_local_models_take_no_api_slot():
     for name in ("experiments/tiny.yaml", "tests/workflow/smoke.yaml"):
         exp = load_experiment(REPO / name)
-        for rule in ("elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task",
-                     "analyse_models", "analyse_base_model", "make_tables", "a_rule_added_later"):
-            res = snakemake_resources(exp, rule)
-            assert res["gpu"] == 0, (name, rule)
+        for stage in STAGES:
+            res = snakemake_resources(exp, stage)
+            assert res["gpu"] == 0, (name, stage)
             assert res.get("judge_api", 0) == 0 and res.get("elicitor_api", 0) == 0
 
 
@@ -63,12 +66,9 @@ def test_without_a_resources_section_bf16_model_stages_get_one_gpu(tmp_path):
         raw["model"]["dtype"] = "bfloat16"
 
     exp = experiment(tmp_path, bf16_without_resources)
-    gpus = {rule: snakemake_resources(exp, rule)["gpu"] for rule in
-            ("train_model", "generate_outputs", "analyse_models", "analyse_base_model", "elicit_scores",
-             "score_task", "map_epsilon")}
-    assert gpus == {"train_model": 1, "generate_outputs": 1, "analyse_models": 1, "analyse_base_model": 1,
-                    "elicit_scores": 0, "score_task": 0, "map_epsilon": 0}
-    assert snakemake_resources(exp, "train_model") == {"gpu": 1, "cpus_per_task": 1, "mem_mb": 4000}
+    gpus = {stage: snakemake_resources(exp, stage)["gpu"] for stage in STAGES}
+    assert gpus == {"train": 1, "generate": 1, "analysis": 1, "elicit": 0, "evaluate": 0, "default": 0}
+    assert snakemake_resources(exp, "train") == {"stage": "train", "gpu": 1, "cpus_per_task": 1, "mem_mb": 4000}
 
 
 def test_a_stage_entry_overrides_the_default_key_by_key(tmp_path):
@@ -77,10 +77,17 @@ def test_a_stage_entry_overrides_the_default_key_by_key(tmp_path):
                             "train": {"mem_mb": 9000}}
 
     exp = experiment(tmp_path, edit)
-    assert snakemake_resources(exp, "train_model") == {
-        "gpu": 0, "cpus_per_task": 2, "mem_mb": 9000, "runtime": 30}
-    assert snakemake_resources(exp, "generate_outputs") == {
-        "gpu": 0, "cpus_per_task": 2, "mem_mb": 1000, "runtime": 30}
+    assert snakemake_resources(exp, "train") == {
+        "stage": "train", "gpu": 0, "cpus_per_task": 2, "mem_mb": 9000, "runtime": 30}
+    assert snakemake_resources(exp, "generate") == {
+        "stage": "generate", "gpu": 0, "cpus_per_task": 2, "mem_mb": 1000, "runtime": 30}
+
+
+def test_an_unknown_stage_is_an_error_naming_the_known_stages():
+    exp = load_experiment(REPO / "experiments" / "tiny.yaml")
+    message = "unknown resources stage 'train_model'; known stages: default, elicit, train, generate, evaluate"
+    with pytest.raises(ClusterError, match=message):
+        snakemake_resources(exp, "train_model")  # a rule's name is not a stage: no silent default
 
 
 def test_resources_are_not_part_of_the_run_identity(tmp_path):
@@ -187,3 +194,26 @@ def test_accounts_are_not_checked_where_accounting_is_off():
     # a job without a partition goes to the default one, and is checked there
     problems = check_requests([request(partition=None, gpus=1)], facts)
     assert "the default partition 'debug' has none" in problems[0]
+
+
+def snakemake_job(rule: str, **resources):
+    """What check_snakemake_jobs reads of a Snakemake job: its rule's name and its resources."""
+    return SimpleNamespace(rule=SimpleNamespace(name=rule), resources={"slurm_account": "ualtest",
+                                                                        "slurm_partition": "debug", **resources})
+
+
+def test_the_check_finds_each_jobs_stage_in_its_resources():
+    exp = load_experiment(REPO / "experiments" / "paper_llama2-7b.yaml")
+    jobs = [snakemake_job("train_model", **snakemake_resources(exp, "train")),
+            snakemake_job("renamed_scoring", **{**snakemake_resources(exp, "evaluate"), "slurm_partition": "gpu"})]
+    with pytest.raises(ClusterError) as error:
+        check_snakemake_jobs(jobs, {}, "paper.yaml", facts=FACTS)
+    # the GPU request is the train stage's, whatever the rule is called, and its key names the stage
+    assert ("paper.yaml: resources.train.gpus = 8 asks for GPUs, but partition 'debug' (default-resources: "
+            "slurm_partition) has none") in str(error.value)
+    assert ("paper.yaml: resources.evaluate.runtime_min = 720: partition 'gpu' (default-resources: "
+            "slurm_partition) allows at most 600 minutes (rule renamed_scoring)") in str(error.value)
+    with pytest.raises(ClusterError, match=r"rule make_tables has no 'stage' resource: .*job_resources\(<stage>\)"):
+        check_snakemake_jobs([snakemake_job("make_tables", gpu=0)], {}, "paper.yaml", facts=FACTS)
+    with pytest.raises(ClusterError, match="unknown resources stage 'report'; known stages: default"):
+        check_snakemake_jobs([snakemake_job("make_tables", stage="report")], {}, "paper.yaml", facts=FACTS)

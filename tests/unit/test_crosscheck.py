@@ -62,17 +62,19 @@ def test_what_each_scorer_extracted(items):
 
 def test_task_metrics_carry_every_scorer_and_the_table_shows_them_side_by_side(items, tmp_path):
     files = []
-    for method in ("sft", "ual"):
-        out = tmp_path / method / "gsm8k.json"
+    for variant in ("sft", "ual"):
+        out = tmp_path / variant / "gsm8k.json"
         out.parent.mkdir()
         metrics = TASKS["gsm8k"].score(_outputs(), _records(), None, out, tmp_path / "outputs.json")
         assert {s: m["n_correct"] for s, m in metrics["crosscheck"].items()} == {
             "metamath": 6, "lmeval_strict_match": 1, "lmeval_flexible_extract": 5}
         assert metrics["n_correct"] == 7
-        run = {"task": "gsm8k", "method": method, "scenario": "mixed", "seed": 0}
+        run = {"task": "gsm8k", "identity": {"experiment": "unit", "scenario": "mixed", "variant": variant, "seed": 0}}
         out.write_text(json.dumps({**metrics, **run}))
         files.append(out)
-    table = tables.crosscheck_table(collect.read_crosscheck(files), ["mixed", "low"])
+    other = tmp_path / "math.json"  # a task without a crosscheck adds no row
+    other.write_text(json.dumps({"task": "math", "metric": "accuracy", "accuracy": 0.5, **run}))
+    table = tables.crosscheck_table(collect.read_crosscheck([*files, other]), ["mixed", "low"])
     assert table["row"].tolist() == ["SFT", "UAL"]  # ls and the low scenario were not run: no rows
     ual = table.set_index("row").loc["UAL"]
     assert ual["items"] == "10"
@@ -81,12 +83,16 @@ def test_task_metrics_carry_every_scorer_and_the_table_shows_them_side_by_side(i
     assert "lm-eval strict-match" in table.columns and "needs '#### N'" in table.attrs["note"]
 
 
-def test_old_gsm8k_metrics_without_the_crosscheck_are_named(tmp_path):
-    old = tmp_path / "gsm8k.json"
-    old.write_text(json.dumps({"task": "gsm8k", "task_version": 1, "metric": "accuracy", "accuracy": 0.5}))
-    message = r"gsm8k\.json: GSM8K metrics without 'crosscheck' \(task_version 1\)"
-    with pytest.raises(ValueError, match=message):
-        collect.read_crosscheck([old])
+def test_metrics_with_a_bad_crosscheck_are_named(tmp_path):
+    bad = tmp_path / "gsm8k.json"
+    run = {"task": "gsm8k", "metric": "accuracy", "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6,
+           "identity": {"experiment": "unit", "scenario": "mixed", "variant": "ual", "seed": 0}}
+    bad.write_text(json.dumps({**run, "crosscheck": [0.5]}))
+    with pytest.raises(ValueError, match=r"gsm8k\.json: field 'crosscheck' is not an object of scorers"):
+        collect.read_crosscheck([bad])
+    bad.write_text(json.dumps({**run, "crosscheck": {"metamath": {"accuracy": 0.5}}}))
+    with pytest.raises(ValueError, match=r"gsm8k\.json: crosscheck scorer 'metamath' lacks 'accuracy' or 'ci_low'"):
+        collect.read_crosscheck([bad])
 
 
 # Completions by gold g for GSM8K test items 0-8 (golds 18, 3, 70000, 540, 20, 64, 260, 160, 45) and item 611

@@ -17,16 +17,21 @@ from ual.report import main as report_main
 REPO = Path(__file__).resolve().parents[2]
 
 
+def identity(scenario: str | None, variant: str | None = None, seed: int | None = 0) -> dict:
+    """The ``identity`` record of a result (ual.identity), as the stages write it."""
+    return {"identity": {"experiment": "unit", "scenario": scenario, "variant": variant, "seed": seed}}
+
+
 def write_metric(root: Path, scenario: str, variant: str, task: str, value: float, error: float | None = None,
                  seed: int = 0):
-    path = root / f"seed{seed}" / "evaluate" / scenario / variant / f"{task}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # a flat folder: the reader takes scenario, variant and seed from the identity, never from the path
+    path = root / f"{task}-{scenario}-{variant}-{seed}.json"
     if task == "alpacaeval":
         body = {"metric": "win_rate", "win_rate": value, "standard_error": error}
     else:
-        body = {"metric": "accuracy", "accuracy": value, "ci95_low": value - (error or 0), "ci95_high": value + (error or 0)}
-    body |= {"task": task, "method": variant, "scenario": scenario, "seed": seed, "n": 10,
-             "provenance": {"git_sha": "abc123def4567890", "versions": {"torch": "2.13.0"}}}
+        body = {"metric": "accuracy", "accuracy": value, "ci_low": value - (error or 0), "ci_high": value + (error or 0)}
+    body |= {"task": task, "n": 10, "provenance": {"git_sha": "abc123def4567890", "versions": {"torch": "2.13.0"}},
+             **identity(scenario, variant, seed)}
     path.write_text(json.dumps(body))
     return path
 
@@ -91,7 +96,7 @@ def test_judge_position_bias_and_unparsed_pairs_stand_beside_every_win_rate(tmp_
                 "task": "alpacaeval", "metric": "win_rate", "win_rate": 40.0, "standard_error": 2.0,
                 "position_bias": bias if variant != "ls" else None,
                 "n_unparsed": unparsed if variant == "ual" else 0,
-                "method": variant, "scenario": "mixed", "seed": seed, "provenance": {}}))
+                "provenance": {}, **identity("mixed", variant, seed)}))
             files.append(path)
     metrics = collect.read_metrics(files)
     main = tables.main_table(metrics, reported(), ["mixed"], ["alpacaeval", "gsm8k"])
@@ -138,9 +143,8 @@ def test_writer_gives_the_same_cells_in_markdown_latex_and_csv(results, tmp_path
     shown = table.drop(columns=table.attrs["csv_only"])
     pd.testing.assert_frame_equal(pd.read_csv(paths[2], dtype=str, keep_default_na=False), table.astype(str))
     assert "44.00 ± 1.50" in csv and "seed 0: 44.00 ± 1.50 (se)" in csv and "acc. (%) per run" not in md + tex
-    columns = tables.TASK_COLUMNS
-    assert list(shown.columns) == ["scenario", "row", columns["alpacaeval"], tables.JUDGE_COLUMN,
-                                   columns["gsm8k"], columns["math"], "low-entropy avg."]
+    assert list(shown.columns) == ["scenario", "row", "AlpacaEval win rate (%)", tables.JUDGE_COLUMN,
+                                   "GSM8K acc. (%)", "MATH acc. (%)", "low-entropy avg."]
     assert tables.SEEDS_NOTE in md and "standard error of that mean" in tex
     assert json.loads(sidecar)["git_sha"] == ["abc123def4567890"]
 
@@ -166,9 +170,21 @@ def test_several_seeds_give_the_mean_and_its_standard_error_over_seeds(tmp_path)
 
 
 def test_bad_metric_file_names_the_file(tmp_path):
-    bad = tmp_path / "broken.json"
-    bad.write_text(json.dumps({"task": "gsm8k", "metric": "accuracy", "method": "ual", "scenario": "mixed"}))
-    with pytest.raises(ValueError, match=r"broken\.json: metric file lacks 'seed'"):
+    bad = tmp_path / "seed0" / "mixed" / "ual" / "broken.json"  # a path is no identity
+    bad.parent.mkdir(parents=True)
+    bad.write_text(json.dumps({"task": "gsm8k", "metric": "accuracy", "accuracy": 0.5, "scenario": "mixed"}))
+    with pytest.raises(ValueError, match=r"broken\.json: result has no 'identity'"):
+        collect.read_metrics([bad])
+    bad.write_text(json.dumps({"task": "gsm8k", "metric": "accuracy", "accuracy": 0.5,
+                               **identity("mixed", "ual", None)}))
+    with pytest.raises(ValueError, match=r"broken\.json: its identity has no seed"):
+        collect.read_metrics([bad])
+    bad.write_text(json.dumps({"task": "gsm8k", "metric": "accuracy", "accuracy": 0.5,
+                               **identity("mixed", "ual_epsmax0.30")}))
+    with pytest.raises(ValueError, match=r"broken\.json: identity.variant: .*spelled 'ual_epsmax0.3'"):
+        collect.read_metrics([bad])
+    bad.write_text(json.dumps({"task": "gsm9k", "metric": "accuracy", "accuracy": 0.5, **identity("mixed", "ual")}))
+    with pytest.raises(ValueError, match=r"broken\.json: unknown task 'gsm9k'; known tasks: alpacaeval, gsm8k"):
         collect.read_metrics([bad])
     bad.write_text("{not json")
     with pytest.raises(ValueError, match=r"broken\.json: cannot read result JSON"):
@@ -182,7 +198,7 @@ def test_uncertainty_table_by_dataset(tmp_path):
     from ual.elicit.run import score_record
 
     scores = tmp_path / "scores.jsonl"
-    elicitor = SimpleNamespace(name="hf:m", method="verbalized", scorer="verbalized/top20")
+    elicitor = SimpleNamespace(name="hf:m", source="verbalized", scorer="verbalized/top20")
     samples = [("gsm8k", 1.0), ("gsm8k", 2.0), ("gsm8k", 3.0), ("alpaca", 9.0), ("alpaca", None)]
     write_scores(scores, [
         score_record(f"k{i}", {"id": f"s{i}", "dataset": d}, "v1", elicitor, Reply("", s, "logits"), 0.0)
@@ -192,6 +208,23 @@ def test_uncertainty_table_by_dataset(tmp_path):
     assert table.loc["gsm8k", "mean score"] == "2.00" and table.loc["gsm8k", "sd"] == "1.00"
     assert table.loc["gsm8k", "median"] == "2.00" and table.loc["gsm8k", "mean u"] == "0.111"
     assert table.loc["alpaca", "missing"] == "1" and table.loc["alpaca", "n"] == "2"
+
+
+def test_every_table_and_figure_has_a_builder_and_a_caption_and_no_caption_is_orphaned():
+    from ual.report import ARTIFACTS, FIGURES, TABLES, get_artifact
+    from ual.report.artifacts import CAPTIONS_DIR
+    from ual.report.build import BUILDERS
+
+    names = [artifact.name for artifact in ARTIFACTS]
+    assert len(set(names)) == len(names) and list(BUILDERS) == names
+    assert all((REPO / artifact.caption).is_file() for artifact in ARTIFACTS)
+    assert sorted(p.stem for p in (REPO / CAPTIONS_DIR).glob("*.rst")) == sorted(names)
+    assert {a.kind for a in TABLES} == {"table"} and {a.kind for a in FIGURES} == {"figure"}
+    assert get_artifact("table_main").files("tiny") == [
+        "paper_tables/tiny/table_main.md", "paper_tables/tiny/table_main.csv", "paper_tables/tiny/table_main.tex",
+        "paper_tables/tiny/table_main.provenance.json"]
+    with pytest.raises(ValueError, match="unknown table or figure 'table_mian'; known: table_main, table_ablation"):
+        get_artifact("table_mian")
 
 
 def test_cli_requires_existing_experiment(tmp_path):
@@ -224,9 +257,8 @@ def write_calibration(root: Path, scenario: str, models: dict[str, float], seed:
                     for name in models if name != reference}
         for reference in ("sft", "base") if reference in models
     }
-    path = root / f"seed{seed}" / "analysis" / scenario / "calibration.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"scenario": scenario, "references": tasks, "models": entries,
+    path = root / f"calibration-{scenario}-{seed}.json"
+    path.write_text(json.dumps({**identity(scenario, None, seed), "references": tasks, "models": entries,
                                 "differences": differences}))
     return path
 
@@ -254,7 +286,7 @@ def test_calibration_reader_refuses_nan_and_names_the_file_and_field(tmp_path):
     data = json.loads(path.read_text())
     data["models"]["ual"]["tasks"]["gsm8k"]["metrics"]["ece"]["value"] = float("nan")
     path.write_text(json.dumps(data))  # Python's json writes NaN; the reader must not pass it on
-    with pytest.raises(ValueError, match=r"calibration\.json: field 'models\.ual\.tasks\.gsm8k\.metrics\.ece\.value' "
+    with pytest.raises(ValueError, match=r"calibration-mixed-0\.json: field 'models\.ual\.tasks\.gsm8k\.metrics\.ece\.value' "
                                          r"is nan, not a finite number"):
         collect.read_calibration([path])
     data["models"]["ual"]["tasks"]["gsm8k"]["metrics"]["ece"]["value"] = 0.1
@@ -277,19 +309,19 @@ def test_ablation_table_has_the_per_dataset_control(results, tmp_path):
     assert table["variant"].tolist().index(row["variant"]) == 3  # after shuffled, before the sweep
 
 
-def score_rows(method: str, values: dict[str, float], dataset: str = "gsm8k") -> list[dict]:
+def score_rows(source: str, values: dict[str, float], dataset: str = "gsm8k") -> list[dict]:
     """Score records as ual.elicit writes them (uncertainty u; entropy: score 2u nats, u as normalised)."""
     from types import SimpleNamespace
 
     from ual.elicit import Reply
     from ual.elicit.run import score_record
 
-    elicitor = SimpleNamespace(name="hf:m", method=method, scorer=f"{method}/test")
+    elicitor = SimpleNamespace(name="hf:m", source=source, scorer=f"{source}/test")
     rows = []
     for sample, u in values.items():
-        score = 1 + 9 * u if method == "verbalized" else 2.0 * u
+        score = 1 + 9 * u if source == "verbalized" else 2.0 * u
         row = score_record(f"k-{sample}", {"id": sample, "dataset": dataset}, "v1", elicitor,
-                           Reply("", score, "logits" if method == "verbalized" else "entropy"), 0.0)
+                           Reply("", score, "logits" if source == "verbalized" else "entropy"), 0.0)
         rows.append({**row, "uncertainty": u})
     return rows
 

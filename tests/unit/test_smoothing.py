@@ -17,7 +17,7 @@ from ual.elicit import Reply, scores_identity, write_scores
 from ual.elicit.run import score_record
 from ual.smoothing import (
     EPSILON_MAPPINGS,
-    METHOD_MAPPINGS,
+    PER_DATASET_MAPPINGS,
     dataset_summaries,
     epsilon_records,
     main,
@@ -28,6 +28,11 @@ from ual.smoothing import (
     summarize,
     write_epsilon_file,
 )
+
+from ual.identity import Identity, read_identity
+from ual.methods import get_method
+from ual.provenance import sidecar_path
+from ual.variants import Variant
 
 REPO = Path(__file__).resolve().parents[2]
 UNCERTAINTIES = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=50)
@@ -91,8 +96,12 @@ def test_golden_values_and_bad_input():
 
 
 def test_methods_map_to_the_design_mappings():
-    assert METHOD_MAPPINGS == {"sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled",
-                               "ual_dataset": "per_dataset"}
+    from ual.methods import METHODS
+
+    assert {name: method.mapping for name, method in METHODS.items()} == {
+        "sft": "zero", "ls": "constant", "ual": "linear", "ual_shuffled": "shuffled", "ual_dataset": "per_dataset"}
+    assert {name for name, method in METHODS.items() if method.seeded} == {"ual_shuffled"}
+    assert all(m.mapping in {*EPSILON_MAPPINGS, *PER_DATASET_MAPPINGS} for m in METHODS.values())
 
 
 @settings(max_examples=40, deadline=None)
@@ -178,10 +187,11 @@ def test_median_imputation_is_per_dataset():
 
 
 @pytest.mark.parametrize(
-    ("method", "eps_max"), [("ual", None), ("ls", None), ("ual_shuffled", None), ("sft", None), ("ual", 0.5)]
+    ("variant", "eps_max"),
+    [("ual", None), ("ls", None), ("ual_shuffled", None), ("sft", None), ("ual_epsmax0.5", 0.5)],
 )
 def test_cli_writes_epsilon_file_matching_the_training_set(
-    data_mirror, tmp_path, monkeypatch, method, eps_max
+    data_mirror, tmp_path, monkeypatch, variant, eps_max
 ):
     experiment = REPO / "experiments" / "tiny.yaml"
     from ual.experiment import load_experiment
@@ -199,23 +209,26 @@ def test_cli_writes_epsilon_file_matching_the_training_set(
         str(scores),
         "--scenario",
         "mixed",
-        "--method",
-        method,
+        "--variant",
+        variant,
         "--out",
         str(out),
-    ] + (["--eps-max", str(eps_max)] if eps_max else [])
-    argv += ["--seed", "3"] if method == "ual_shuffled" else []
+    ]
+    argv += ["--seed", "3"] if variant == "ual_shuffled" else []
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))  # tiny.yaml has data.mirror: null
     main(argv)
     lines = [line.model_dump() for line in read_epsilon_file(out)[0]]  # the reader accepts what main wrote
     assert [x["id"] for x in lines] == [r["id"] for r in records]
     assert all(0.0 <= x["epsilon"] < 1.0 for x in lines)
     meta = json.loads((tmp_path / "eps" / "epsilon.jsonl.meta.json").read_text())
-    assert meta["mapping"] == METHOD_MAPPINGS[method] and meta["eps_max"] == (eps_max or 0.2)
+    method = Variant.parse(variant).method
+    assert meta["mapping"] == get_method(method).mapping and meta["eps_max"] == (eps_max or 0.2)
+    assert meta["method"] == method
     assert set(meta["summary"]) == {"all", "alpaca_gpt4_demo", "gsm8k"}
     assert meta["summary"]["all"]["epsilon"]["n"] == len(records) and "git_sha" in meta["provenance"]
-    assert meta["seed"] == (3 if method == "ual_shuffled" else None)  # only the permutation uses a seed
-    if method == "ual" and eps_max is None:
+    seed = 3 if variant == "ual_shuffled" else None  # only the permutation uses a seed
+    assert read_identity(meta, out) == Identity(experiment="tiny", scenario="mixed", variant=variant, seed=seed)
+    if variant == "ual":
         assert lines[1]["epsilon"] == pytest.approx(0.2 * 1 / 9)
 
 
@@ -245,13 +258,13 @@ def test_shuffled_is_permuted_anew_for_every_training_seed(data_mirror, tmp_path
     records = build_scenario(loaded.data, "mixed")
     _write_scores(tmp_path / "scores.jsonl", loaded.elicit, records)
     base = ["--experiment", str(experiment), "--scores", str(tmp_path / "scores.jsonl"),
-            "--scenario", "mixed", "--method", "ual_shuffled"]
+            "--scenario", "mixed", "--variant", "ual_shuffled"]
     epsilon = {}
     for seed in (0, 1):
         out = tmp_path / f"seed{seed}.jsonl"
         main([*base, "--seed", str(seed), "--out", str(out)])
         epsilon[seed] = [json.loads(line)["epsilon"] for line in out.read_text().splitlines()]
-        assert json.loads(out.with_name(out.name + ".meta.json").read_text())["seed"] == seed
+        assert json.loads(sidecar_path(out).read_text())["identity"]["seed"] == seed
     linear = map_epsilon([(i % 10) / 9 for i in range(len(records))], "linear", 0.0, 0.2, seed=0)
     assert sorted(epsilon[0]) == sorted(epsilon[1]) == sorted(linear)  # the same values...
     assert epsilon[0] != epsilon[1]  # ...assigned differently for another training seed
@@ -274,7 +287,7 @@ def test_cli_rejects_scores_of_another_elicitor_and_names_the_line(data_mirror, 
         str(scores),
         "--scenario",
         "low",
-        "--method",
+        "--variant",
         "ual",
         "--out",
         str(tmp_path / "e.jsonl"),

@@ -27,12 +27,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from ual import report
 from ual.variants import Variant
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_calibration",
-          "table_uncertainty"]
-FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"]
+TABLES = [table.name for table in report.TABLES]
+FIGURES = [figure.name for figure in report.FIGURES]
 EXPENSIVE = ("elicit_scores", "map_epsilon", "train_model", "analyse_base_model", "analyse_models")
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]

@@ -1,3 +1,3 @@
-from ual.report import main
+from ual.report.build import main
 
 main()

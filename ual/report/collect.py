@@ -1,16 +1,16 @@
 """Read the workflow's result files into tidy tables (pandas), with nothing computed but unit changes.
 
+Every result file carries its ``identity`` (``ual.identity``: experiment, scenario, variant, seed, from the
+command line that made it); scenario, variant and seed are read from there only, never from a path.
 Inputs (paths are given explicitly by the workflow; nothing is globbed):
-- evaluate metrics ``results/<exp>/seed<s>/evaluate/<scenario>/<variant>/<task>.json`` (ual.evaluate): a
-  ``metric`` name whose value is under that key, ``task``, ``method`` (the variant), ``scenario``, ``seed``,
-  and either ``standard_error`` (AlpacaEval) or ``ci95_low``/``ci95_high`` (accuracies), plus ``provenance``
-  (AlpacaEval also ``position_bias`` and ``n_unparsed``, ``ual.tasks.alpacaeval``);
-  GSM8K files also hold ``crosscheck`` (the same generations under other scorers, ``read_crosscheck``);
-- elicited scores ``results/<exp>/elicit/scores.jsonl`` (ual.elicit);
-- clustering ``results/<exp>/seed<s>/analysis/<scenario>/clustering.json`` and calibration
-  ``.../calibration.json`` (``python -m ual.analysis``, ``ual.analysis.stage``);
-- training ``.../train/<scenario>/<variant>/train_metrics.json`` (ual.train; the variant folder is
-  checked with ``ual.variants.Variant.parse``).
+- evaluate metrics (``python -m ual.evaluate``): ``task``, a ``metric`` name whose value is under that key,
+  and either ``standard_error`` or an interval ``ci_low``/``ci_high`` of that value, plus ``provenance``
+  (a judged task also ``position_bias`` and ``n_unparsed``); a file with a ``crosscheck`` object (GSM8K:
+  the same generations under other scorers) is read by ``read_crosscheck`` too. The task's
+  ``percent_scale`` (``ual.tasks``) turns its values into percent;
+- elicited scores ``results/<exp>/elicit/scores[.<source>].jsonl`` (ual.elicit);
+- clustering and calibration JSON (``python -m ual.analysis``, ``ual.analysis.stage``);
+- training metrics (``python -m ual.train``).
 Outputs: pandas DataFrames; percentages are in 0..100.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from ual.identity import Identity, read_identity
 from ual.variants import Variant
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
     "read_train_logs",
     "provenance_summary",
 ]
-REPORTED_SCORER = "ual"  # read_crosscheck's name for the accuracy the GSM8K task reports
+REPORTED_SCORER = "ual"  # read_crosscheck's name for the accuracy the task itself reports
 
 
 def _load(path: str | Path) -> dict[str, Any]:
@@ -45,11 +46,41 @@ def _load(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: cannot read result JSON ({exc})") from None
 
 
-def _as_percent(value: float | None, metric: str) -> float | None:
-    """Accuracies are stored as fractions, alpaca_eval win rates already in percent."""
-    if value is None:
-        return None
-    return value if metric in {"win_rate", "length_controlled_winrate"} else 100.0 * value
+def _identity(path: str | Path, data: dict[str, Any], *fields: str) -> Identity:
+    """The result's identity; every one of ``fields`` must be set (a variant must parse)."""
+    identity = read_identity(data, path)
+    for field in fields:
+        if getattr(identity, field) is None:
+            raise ValueError(f"{path}: its identity has no {field} (rerun the stage that wrote it)")
+    if identity.variant is not None:
+        try:
+            Variant.parse(identity.variant)
+        except ValueError as exc:
+            raise ValueError(f"{path}: identity.variant: {exc}") from None
+    return identity
+
+
+def _percent_scale(path: str | Path, task: str) -> float:
+    """What the task's metric is multiplied by to be in percent (``Task.percent_scale``)."""
+    from ual.tasks import get_task
+
+    try:
+        return get_task(task).percent_scale
+    except KeyError as exc:
+        raise ValueError(f"{path}: {exc.args[0]}") from None
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else scale * value
+
+
+def _error(data: dict[str, Any], scale: float) -> tuple[float | None, str | None]:
+    """(error in percent, its kind): the standard error, else half the 95 % interval, else none."""
+    if data.get("standard_error") is not None:
+        return _scaled(data["standard_error"], scale), "se"
+    if data.get("ci_low") is not None:
+        return _scaled((data["ci_high"] - data["ci_low"]) / 2, scale), "ci95/2"
+    return None, None
 
 
 def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
@@ -57,33 +88,29 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
     rows = []
     for path in paths:
         data = _load(path)
-        for key in ("task", "metric", "method", "scenario", "seed"):
+        identity = _identity(path, data, "scenario", "variant", "seed")
+        for key in ("task", "metric"):
             if data.get(key) is None:
                 raise ValueError(f"{path}: metric file lacks '{key}'")
         metric = data["metric"]
         if metric not in data:
             raise ValueError(f"{path}: metric '{metric}' has no value in the file")
-        if data.get("standard_error") is not None:
-            error, error_kind = _as_percent(data["standard_error"], metric), "se"
-        elif data.get("ci95_low") is not None:
-            half = (data["ci95_high"] - data["ci95_low"]) / 2
-            error, error_kind = _as_percent(half, metric), "ci95/2"
-        else:
-            error, error_kind = None, None
+        scale = _percent_scale(path, data["task"])
+        error, error_kind = _error(data, scale)
         provenance = data.get("provenance", {})
         rows.append(
             {
-                "scenario": data["scenario"],
-                "variant": data["method"],
-                "seed": int(data["seed"]),
+                "scenario": identity.scenario,
+                "variant": identity.variant,
+                "seed": identity.seed,
                 "task": data["task"],
                 "metric": metric,
-                "value": _as_percent(data[metric], metric),
+                "value": _scaled(data[metric], scale),
                 "error": error,
                 "error_kind": error_kind,
                 "n": data.get("n"),
-                "position_bias": data.get("position_bias"),  # AlpacaEval: % of preference to the 2nd shown
-                "n_unparsed": data.get("n_unparsed"),  # AlpacaEval: pairs without a judge verdict
+                "position_bias": data.get("position_bias"),  # judged: % of preference to the 2nd shown
+                "n_unparsed": data.get("n_unparsed"),  # judged: pairs without a judge verdict
                 "judge": data.get("judge"),
                 "model": data.get("model"),
                 "git_sha": provenance.get("git_sha"),
@@ -95,29 +122,31 @@ def read_metrics(paths: list[str | Path]) -> pd.DataFrame:
 
 
 def read_crosscheck(paths: list[str | Path]) -> pd.DataFrame:
-    """GSM8K accuracy by scorer, one row per (scenario, variant, seed, scorer): the reported one
-    (``REPORTED_SCORER``) and each of the file's ``crosscheck`` (``ual.tasks.gsm8k``); the scorer is in the
-    ``task`` column, so the table builders treat scorers as they treat tasks. Other tasks' files are
-    skipped."""
+    """Accuracy by scorer, one row per (scenario, variant, seed, scorer), of every metrics file with a
+    ``crosscheck`` object (GSM8K, ``ual.tasks.gsm8k``): the task's own scorer (``REPORTED_SCORER``) and each
+    of the crosscheck's; the scorer is in the ``task`` column, so the table builders treat scorers as they
+    treat tasks. Files without a crosscheck are skipped."""
     rows = []
     for path in paths:
         data = _load(path)
-        if data.get("task") != "gsm8k":
+        if data.get("crosscheck") is None:
             continue
-        if not isinstance(data.get("crosscheck"), dict):
-            raise ValueError(
-                f"{path}: GSM8K metrics without 'crosscheck' (task_version {data.get('task_version')}); "
-                "rescore them with the current code (snakemake -R score_task)"
-            )
+        if not isinstance(data["crosscheck"], dict):
+            raise ValueError(f"{path}: field 'crosscheck' is not an object of scorers")
+        identity = _identity(path, data, "scenario", "variant", "seed")
+        scale, metric = _percent_scale(path, data.get("task")), data.get("metric")
         for scorer, result in {REPORTED_SCORER: data, **data["crosscheck"]}.items():
+            if result.get(metric) is None or result.get("ci_low") is None:
+                raise ValueError(
+                    f"{path}: crosscheck scorer '{scorer}' lacks '{metric}' or 'ci_low'/'ci_high'")
             rows.append(
                 {
-                    "scenario": data["scenario"],
-                    "variant": data["method"],
-                    "seed": int(data["seed"]),
+                    "scenario": identity.scenario,
+                    "variant": identity.variant,
+                    "seed": identity.seed,
                     "task": scorer,
-                    "value": 100.0 * result["accuracy"],
-                    "error": 50.0 * (result["ci95_high"] - result["ci95_low"]),
+                    "value": scale * result[metric],
+                    "error": scale / 2 * (result["ci_high"] - result["ci_low"]),
                     "error_kind": "ci95/2",
                     "n": result.get("n"),
                 }
@@ -128,7 +157,7 @@ def read_crosscheck(paths: list[str | Path]) -> pd.DataFrame:
 
 def read_scores(paths: str | Path | list[str | Path]) -> pd.DataFrame:
     """The elicited uncertainty of every training sample (one row per record, validated by
-    ``ual.elicit.read_scores``), from one scores file or several (one per elicitation ``method``)."""
+    ``ual.elicit.read_scores``), from one scores file or several (one per uncertainty ``source``)."""
     from ual.elicit import read_scores as read_score_records
 
     paths = [paths] if isinstance(paths, str | Path) else paths
@@ -140,32 +169,24 @@ def read_clustering(paths: list[str | Path]) -> pd.DataFrame:
     rows = []
     for path in paths:
         data = _load(path)
-        parts = Path(path).parts
-        scenario = data.get("scenario") or parts[-2]
-        seed = data.get("seed")
-        if seed is None:
-            seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
+        identity = _identity(path, data, "scenario", "seed")
         for model, result in data["models"].items():
             for layer, layer_result in result["layers"].items():
                 for metric, values in layer_result["metrics"].items():
                     rows.append(
                         {
-                            "scenario": scenario,
-                            "seed": int(seed),
+                            "scenario": identity.scenario,
+                            "seed": identity.seed,
                             "model": model,
                             "layer": layer,
                             "metric": metric,
                             "value": values["value"],
-                            "ci95_low": values.get("ci_low"),
-                            "ci95_high": values.get("ci_high"),
+                            "ci_low": values.get("ci_low"),
+                            "ci_high": values.get("ci_high"),
                             "n_states": result.get("n_states"),
                         }
                     )
     return pd.DataFrame(rows)
-
-
-def _seed_of(path: str | Path) -> int:
-    return int(next(p for p in Path(path).parts if p.startswith("seed")).removeprefix("seed"))
 
 
 def _interval(path: str | Path, where: str, values: Any) -> dict[str, float]:
@@ -179,12 +200,12 @@ def _interval(path: str | Path, where: str, values: Any) -> dict[str, float]:
     return {key: float(values[key]) for key in ("value", "ci_low", "ci_high")}
 
 
-def _calibration(path: str | Path) -> dict[str, Any]:
+def _calibration(path: str | Path) -> tuple[dict[str, Any], Identity]:
     data = _load(path)
-    for key in ("scenario", "references", "models", "differences"):
+    for key in ("references", "models", "differences"):
         if key not in data:
             raise ValueError(f"{path}: calibration file lacks '{key}'")
-    return data
+    return data, _identity(path, data, "scenario", "seed")
 
 
 def read_calibration(paths: list[str | Path]) -> pd.DataFrame:
@@ -195,8 +216,8 @@ def read_calibration(paths: list[str | Path]) -> pd.DataFrame:
     """
     rows = []
     for path in paths:
-        data = _calibration(path)
-        seed, scenario = _seed_of(path), data["scenario"]
+        data, identity = _calibration(path)
+        seed, scenario = identity.seed, identity.scenario
         labels = {task: ref.get("label", task) for task, ref in data["references"].items()}
 
         def add(model: str, task: str, quantity: str, metrics: Any, where: str) -> None:
@@ -223,8 +244,8 @@ def read_reliability(paths: list[str | Path]) -> pd.DataFrame:
     """Reliability curves: one row per (scenario, seed, model, task, bin): confidence, accuracy, interval."""
     rows = []
     for path in paths:
-        data = _calibration(path)
-        seed = _seed_of(path)
+        data, identity = _calibration(path)
+        seed, scenario = identity.seed, identity.scenario
         for model, entry in data["models"].items():
             for task, result in entry.get("tasks", {}).items():
                 curve = result.get("reliability") or {}
@@ -237,7 +258,7 @@ def read_reliability(paths: list[str | Path]) -> pd.DataFrame:
                         if not isinstance(row[field], int | float) or not math.isfinite(row[field]):
                             raise ValueError(f"{path}: field 'models.{model}.tasks.{task}.reliability.{field}[{k}]' "
                                              f"is {row[field]!r}, not a finite number")
-                    rows.append({"scenario": data["scenario"], "seed": seed, "model": model, "task": task,
+                    rows.append({"scenario": scenario, "seed": seed, "model": model, "task": task,
                                  "task_label": data["references"].get(task, {}).get("label", task), **row})
     return pd.DataFrame(rows, columns=["scenario", "seed", "model", "task", "task_label", "bin", "confidence",
                                        "accuracy", "count", "ci_low", "ci_high"])
@@ -248,17 +269,11 @@ def read_train_logs(paths: list[str | Path]) -> pd.DataFrame:
     rows = []
     for path in paths:
         data = _load(path)
-        parts = Path(path).parts
-        variant, scenario = parts[-2], parts[-3]
-        try:
-            Variant.parse(variant)
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a .../<scenario>/<variant>/train_metrics.json ({exc})") from None
-        seed = int(next(p for p in parts if p.startswith("seed")).removeprefix("seed"))
+        identity = _identity(path, data, "scenario", "variant", "seed")
         for entry in data.get("steps", []):
             if entry.get("loss") is not None:
-                rows.append({"scenario": scenario, "variant": variant, "seed": seed,
-                             "step": entry["step"], "loss": entry["loss"]})
+                rows.append({"scenario": identity.scenario, "variant": identity.variant,
+                             "seed": identity.seed, "step": entry["step"], "loss": entry["loss"]})
     return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "step", "loss"])
 
 

@@ -3,9 +3,9 @@
 - ``fig_uncertainty``: histogram of the elicited score (1..10) by dataset.
 - ``fig_clusters``: the t-SNE panels (SFT | LS | UAL) drawn by ``ual.analysis.clustering`` for the ablation
   scenario, with its silhouette per model; copied byte for byte from that stage's PNG and PDF.
-- ``fig_ablation``: AlpacaEval / GSM8K / MATH against eps_max for UAL (error bars), with SFT, LS, shuffled
-  and per-dataset eps as lines with bands; bars and bands are the tables' +- (``tables._cell``: AlpacaEval
-  1 SE, accuracies half the 95 % interval).
+- ``fig_ablation``: each task's result against eps_max for UAL (error bars), with every other method
+  (``ual.methods``: SFT, LS, shuffled and per-dataset eps) as a line in its row's linestyle with a band; bars
+  and bands are the tables' +- (``tables._cell``: AlpacaEval 1 SE, accuracies half the 95 % interval).
 - ``fig_loss``: per-step training loss, SFT vs UAL (and LS), one panel per scenario; with several seeds a
   band of +- 1 SE over seeds, with one seed a note that there is no interval.
 - ``fig_calibration``: reliability diagrams of the ablation scenario (first seed), one panel per task type,
@@ -26,8 +26,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ual.methods import MAIN_TABLE_METHODS  # noqa: E402
-from ual.report.tables import METHOD_LABELS, TASK_COLUMNS, _cell, variant_label  # noqa: E402
+from ual import methods  # noqa: E402
+from ual.methods import METHODS, swept_method  # noqa: E402
+from ual.report.artifacts import get_artifact  # noqa: E402
+from ual.report.tables import BASE, _cell, variant_label  # noqa: E402
+from ual.tasks import get_task  # noqa: E402
 from ual.variants import ual_at  # noqa: E402
 
 __all__ = [
@@ -36,7 +39,7 @@ __all__ = [
     "ablation_figure",
     "loss_figure",
     "calibration_figure",
-    "copy_cluster_figure",
+    "copy_figure",
 ]
 ERROR_NOTE = "bars / bands: AlpacaEval +- 1 SE, accuracies +- half the 95 % interval (as in the tables)"
 
@@ -52,32 +55,32 @@ def save_figure(fig, out_dir: Path, name: str, provenance: dict[str, Any]) -> li
 
 
 def uncertainty_figure(scores: pd.DataFrame):
-    """Histograms of the elicited uncertainty by dataset, one panel per source (``method``): the verbalized
+    """Histograms of the elicited uncertainty by dataset, one panel per ``source``: the verbalized
     score on its 1-10 scale, the entropy source as its normalised u in [0, 1]."""
-    methods = [m for m in ("verbalized", "entropy") if m in set(scores["method"])]
-    fig, axes = plt.subplots(1, len(methods), figsize=(6 * len(methods), 3.5), squeeze=False)
-    for ax, method in zip(axes[0], methods, strict=True):
-        part = scores[scores.method == method]
-        column, bins = ("score", [x + 0.5 for x in range(0, 11)]) if method == "verbalized" else (
+    sources = [m for m in ("verbalized", "entropy") if m in set(scores["source"])]
+    fig, axes = plt.subplots(1, len(sources), figsize=(6 * len(sources), 3.5), squeeze=False)
+    for ax, source in zip(axes[0], sources, strict=True):
+        part = scores[scores.source == source]
+        column, bins = ("score", [x + 0.5 for x in range(0, 11)]) if source == "verbalized" else (
             "uncertainty", [x / 10 for x in range(0, 11)])
         for dataset in sorted(part["dataset"].unique()):
             values = part.loc[part.dataset == dataset, column].dropna().astype(float)
             ax.hist(values, bins=bins, alpha=0.6, label=f"{dataset} (n={len(values)})")
-        if method == "verbalized":
+        if source == "verbalized":
             ax.set_xlabel("elicited uncertainty score (1 = one correct answer, 10 = many)")
             ax.set_xticks(range(1, 11))
         else:
             ax.set_xlabel("mean token entropy of the reference, min-max normalised (u)")
         ax.set_ylabel("training samples")
         ax.legend()
-        ax.set_title(f"Elicited uncertainty by dataset ({method})")
+        ax.set_title(f"Elicited uncertainty by dataset ({source})")
     return fig
 
 
 def ablation_figure(metrics: pd.DataFrame, scenario: str, tasks: list[str], eps_max: float, sweep: list[float]):
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
     points = sorted({eps_max, *sweep})
-    controls = (("sft", "--"), ("ls", ":"), ("ual_shuffled", "-."), ("ual_dataset", (0, (5, 1, 1, 1))))
+    lines = [(name, method) for name, method in METHODS.items() if method.reference_line]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, task in zip(axes[0], tasks, strict=True):
         xs, ys, errors = [], [], []
@@ -87,17 +90,17 @@ def ablation_figure(metrics: pd.DataFrame, scenario: str, tasks: list[str], eps_
                 xs.append(value)
                 ys.append(mean)
                 errors.append(0.0 if error is None else error)
-        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, color=colours[0], label="UAL")
-        for k, (variant, style) in enumerate(controls, start=1):
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, color=colours[0], label=swept_method().label)
+        for k, (variant, method) in enumerate(lines, start=1):
             mean, error = _cell(metrics, scenario, variant, task)
             if mean is None:
                 continue
             colour = colours[k % len(colours)]
-            ax.axhline(mean, linestyle=style, color=colour, label=METHOD_LABELS[variant])
+            ax.axhline(mean, linestyle=method.linestyle, color=colour, label=method.label)
             if error:
                 ax.axhspan(mean - error, mean + error, color=colour, alpha=0.12, linewidth=0)
         ax.set_xlabel("eps_max")
-        ax.set_title(TASK_COLUMNS[task])
+        ax.set_title(get_task(task).label)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"Ablation ({scenario} scenario); {ERROR_NOTE}", fontsize=9)
     fig.tight_layout()
@@ -108,13 +111,13 @@ def loss_figure(train: pd.DataFrame, scenarios: list[str]):
     fig, axes = plt.subplots(1, len(scenarios), figsize=(4 * len(scenarios), 3.4), squeeze=False)
     n_seeds = train.groupby(["scenario", "variant"])["seed"].nunique().min() if not train.empty else 0
     for ax, scenario in zip(axes[0], scenarios, strict=True):
-        for variant in MAIN_TABLE_METHODS:
+        for variant in methods.MAIN_TABLE_METHODS:
             rows = train[(train.scenario == scenario) & (train.variant == variant)]
             if rows.empty:
                 continue
             by_step = rows.groupby("step")["loss"]
             mean = by_step.mean()
-            (line,) = ax.plot(mean.index, mean.values, label=METHOD_LABELS[variant])
+            (line,) = ax.plot(mean.index, mean.values, label=METHODS[variant].label)
             counts = by_step.count()
             if counts.min() > 1:  # +- 1 SE over seeds at each step
                 se = by_step.std(ddof=1) / counts.pow(0.5)
@@ -130,9 +133,6 @@ def loss_figure(train: pd.DataFrame, scenarios: list[str]):
     return fig
 
 
-CALIBRATION_MODELS = ("base", *MAIN_TABLE_METHODS)
-
-
 def calibration_figure(reliability: pd.DataFrame, calibration: pd.DataFrame, scenario: str):
     """Reliability diagrams of ``scenario`` (first seed): one panel per task type, one curve per model."""
     part = reliability[reliability.scenario == scenario]
@@ -146,7 +146,7 @@ def calibration_figure(reliability: pd.DataFrame, calibration: pd.DataFrame, sce
     for ax, task in zip(axes[0], tasks, strict=True):
         ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="perfect calibration")
         of_task = part[part.task == task]
-        models = [m for m in CALIBRATION_MODELS if m in set(of_task["model"])]
+        models = [m for m in (BASE, *methods.MAIN_TABLE_METHODS) if m in set(of_task["model"])]
         for k, model in enumerate(models):
             curve = of_task[of_task.model == model].sort_values("bin")
             low = (curve["accuracy"] - curve["ci_low"].astype(float)).clip(lower=0).fillna(0)
@@ -169,15 +169,17 @@ def calibration_figure(reliability: pd.DataFrame, calibration: pd.DataFrame, sce
     return fig
 
 
-def copy_cluster_figure(analysis_dir: Path, out_dir: Path, name: str) -> list[Path]:
-    """fig_clusters is the clustering stage's own t-SNE figure; copy both formats."""
+def copy_figure(files: list[Path], out_dir: Path, name: str) -> list[Path]:
+    """A figure drawn by a stage (fig_clusters: ``ual.analysis.clustering``'s t-SNE), copied byte for byte:
+    one given file per format of the artifact (PNG, PDF)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     copied = []
-    for ext in ("png", "pdf"):
-        source = analysis_dir / f"tsne.{ext}"
-        if not source.is_file():
-            raise FileNotFoundError(f"{source}: the clustering stage wrote no t-SNE figure")
+    for ext in get_artifact(name).extensions:
+        sources = [Path(f) for f in files if Path(f).suffix == f".{ext}"]
+        if len(sources) != 1 or not sources[0].is_file():
+            given = [str(f) for f in files]
+            raise FileNotFoundError(f"{name}: expected one existing .{ext} file among {given}")
         target = out_dir / f"{name}.{ext}"
-        shutil.copyfile(source, target)
+        shutil.copyfile(sources[0], target)
         copied.append(target)
     return copied

@@ -19,6 +19,10 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
   model - SFT and model - base with paired bootstrap intervals (``ual.analysis.stage``).
 - ``table_uncertainty``: elicited uncertainty by dataset and source (verbalized, entropy: n, missing, mean,
   sd, quartiles) and, where both sources scored a dataset, their Spearman rank correlation.
+Columns and rows come from the registries: a task's column is its ``label`` (``ual.tasks``), its
+``low_entropy`` puts it into the low-entropy average and a ``judged`` task gets the judge column beside it; a
+method's row is its ``label`` (``ual.methods``; ``ablation_label`` in table_ablation, which lists every method
+with a reference line, then the swept one at each eps_max).
 Every cell is a string, formatted here once, so the Markdown, LaTeX and CSV files hold the same text; the
 CSV has, besides, the columns a table lists in ``attrs["csv_only"]`` (each run's value and interval).
 
@@ -37,11 +41,14 @@ from typing import Any
 
 import pandas as pd
 
-from ual.methods import MAIN_TABLE_METHODS
+from ual import methods
+from ual.methods import METHODS
+from ual.provenance import sidecar_path
 from ual.report.collect import REPORTED_SCORER
+from ual.tasks import get_task
 from ual.tasks.gsm8k import METAMATH_VERBATIM
 from ual.tasks.lmeval_gsm8k import FILTERS
-from ual.variants import Variant, ual_at
+from ual.variants import Variant, sweep_label, ual_at
 
 __all__ = [
     "NOT_REPORTED",
@@ -56,18 +63,29 @@ __all__ = [
 ]
 
 NOT_REPORTED = "not reported"
-TASK_COLUMNS = {"alpacaeval": "AlpacaEval win rate (%)", "gsm8k": "GSM8K acc. (%)", "math": "MATH acc. (%)"}
-# Beside every AlpacaEval win rate: the judge's share of preference to the second-shown output (50 = unbiased)
+# Beside the judged task's win rate (AlpacaEval): the judge's share of preference to the second-shown output
 JUDGE_COLUMN = "AlpacaEval judge: 2nd-shown share (%)"
 JUDGE_NOTE = (
     "AlpacaEval judge: 2nd-shown share = the share of the judge's preference that went to the output shown "
     "second (mean over seeds): 50 for a judge that reads only content, 100 for one that always picks the "
     "second; 'k unparsed' = pairs left without a verdict (not counted in the win rate)."
 )
-LOW_ENTROPY = ("gsm8k", "math")
 PER_RUN = "per run"
-METHOD_LABELS = {"sft": "SFT", "ls": "LS (constant eps)", "ual": "UAL", "ual_shuffled": "UAL, shuffled eps",
-                 "ual_dataset": "UAL, per-dataset mean eps", "base": "base model (untrained)"}
+LOW_ENTROPY_COLUMN = "low-entropy avg."
+BASE, BASE_LABEL = "base", "base model (untrained)"  # the untrained model of the calibration analysis
+
+
+def _label(task: str) -> str:
+    """A task's result column (``Task.label``)."""
+    return get_task(task).label
+
+
+def _judged_task(tasks: list[str]) -> str | None:
+    """The task scored by a pairwise judge, whose position bias gets a column of its own (at most one)."""
+    judged = [task for task in tasks if get_task(task).judged]
+    if len(judged) > 1:
+        raise ValueError(f"the tables show one judged task's position bias; got {', '.join(judged)}")
+    return judged[0] if judged else None
 
 
 def _fmt(value: float | None, error: float | None = None, digits: int = 2) -> str:
@@ -118,9 +136,9 @@ def _with_runs(table: pd.DataFrame, per_run: list[str]) -> pd.DataFrame:
     return table
 
 
-def _judge_cell(metrics: pd.DataFrame, scenario: str, variant: str) -> str:
-    """The judge's position bias (mean over seeds) and the pairs it left without a verdict, if any."""
-    rows = _runs(metrics, scenario, variant, "alpacaeval")
+def _judge_cell(metrics: pd.DataFrame, scenario: str, variant: str, task: str | None) -> str:
+    """The judge's position bias on ``task`` (mean over seeds) and the pairs it left without a verdict."""
+    rows = _runs(metrics, scenario, variant, task)
     if rows.empty or "position_bias" not in rows:
         return "n/a"
     bias = rows["position_bias"].dropna()
@@ -131,16 +149,17 @@ def _judge_cell(metrics: pd.DataFrame, scenario: str, variant: str) -> str:
 
 def _with_judge_note(table: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     """Say under the table what the judge column means, when there is one."""
-    if "alpacaeval" in tasks:
+    if _judged_task(tasks) is not None:
         table.attrs["note"] = f"{table.attrs.get('note', '')} {JUDGE_NOTE}".strip()
     return table
 
 
 def _task_columns(tasks: list[str]) -> list[str]:
-    """The result columns: one per task, and the judge's position bias right after the AlpacaEval win rate."""
+    """The result columns: one per task, and the judge's position bias right after the judged task's."""
+    judged = _judged_task(tasks)
     columns = []
     for task in tasks:
-        columns += [TASK_COLUMNS[task], JUDGE_COLUMN] if task == "alpacaeval" else [TASK_COLUMNS[task]]
+        columns += [_label(task), JUDGE_COLUMN] if task == judged else [_label(task)]
     return columns
 
 
@@ -150,44 +169,60 @@ def _relative(new: float | None, old: float | None) -> float | None:
     return 100.0 * (new - old) / old
 
 
+def _method_rows(metrics: pd.DataFrame, scenario: str, tasks: list[str], run_cols: list[str]) -> list[dict]:
+    """table_main's row of each main method in ``scenario``: a cell per task, its runs, the judge's bias."""
+    judged, rows = _judged_task(tasks), []
+    for method in methods.MAIN_TABLE_METHODS:
+        row = {"scenario": scenario, "row": METHODS[method].label}
+        for task, run_col in zip(tasks, run_cols, strict=True):
+            row[_label(task)] = _fmt(*_cell(metrics, scenario, method, task))
+            row[run_col] = _per_run(metrics, scenario, method, task)
+        if judged is not None:
+            row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, method, judged)
+        row[LOW_ENTROPY_COLUMN] = ""
+        rows.append(row)
+    return rows
+
+
+def _improvement_rows(metrics: pd.DataFrame, scenario: str, tasks: list[str]) -> list[dict]:
+    """UAL - SFT in points and in relative %, with the low-entropy tasks' mean relative gain."""
+    points = {"scenario": scenario, "row": "UAL - SFT (points)"}
+    relative = {"scenario": scenario, "row": "UAL - SFT (relative %)"}
+    rel_values = {}
+    for task in tasks:
+        ual, sft = _cell(metrics, scenario, "ual", task)[0], _cell(metrics, scenario, "sft", task)[0]
+        points[_label(task)] = _fmt(None if ual is None or sft is None else ual - sft)
+        rel_values[task] = _relative(ual, sft)
+        relative[_label(task)] = _fmt(rel_values[task])
+    low_rel = [rel_values[t] for t in tasks if get_task(t).low_entropy and rel_values[t] is not None]
+    points[LOW_ENTROPY_COLUMN] = points[JUDGE_COLUMN] = relative[JUDGE_COLUMN] = ""
+    relative[LOW_ENTROPY_COLUMN] = _fmt(sum(low_rel) / len(low_rel)) if low_rel else "n/a"
+    return [points, relative]
+
+
+def _paper_row(reported: pd.DataFrame, scenario: str, tasks: list[str]) -> dict:
+    """The paper's reported gains: high-entropy beside each open-ended task, low-entropy as the average."""
+    paper = {"scenario": scenario, "row": "paper, UAL vs SFT (%)", LOW_ENTROPY_COLUMN: NOT_REPORTED}
+    for col in [*map(_label, tasks), JUDGE_COLUMN]:
+        paper[col] = NOT_REPORTED
+    for _, entry in reported[reported.scenario == scenario].iterrows():
+        cell = f"{entry['value']:.2f}"
+        if entry["task_group"].startswith("high_entropy"):
+            paper |= {_label(task): cell for task in tasks if not get_task(task).low_entropy}
+        elif entry["task_group"].startswith("low_entropy"):
+            paper[LOW_ENTROPY_COLUMN] = cell
+    return paper
+
+
 def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[str], tasks: list[str]) -> pd.DataFrame:
     """Scenario x method results, UAL - SFT (points and relative), and the paper's headline numbers."""
-    task_cols = [TASK_COLUMNS[t] for t in tasks]
-    run_cols = [f"{col} {PER_RUN}" for col in task_cols]
-    low = [t for t in LOW_ENTROPY if t in tasks]
+    run_cols = [f"{_label(task)} {PER_RUN}" for task in tasks]
     rows: list[dict[str, str]] = []
     for scenario in scenarios:
-        for method in MAIN_TABLE_METHODS:
-            row = {"scenario": scenario, "row": METHOD_LABELS[method]}
-            for task, col, run_col in zip(tasks, task_cols, run_cols, strict=True):
-                row[col] = _fmt(*_cell(metrics, scenario, method, task))
-                row[run_col] = _per_run(metrics, scenario, method, task)
-            if "alpacaeval" in tasks:
-                row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, method)
-            row["low-entropy avg."] = ""
-            rows.append(row)
-        points = {"scenario": scenario, "row": "UAL - SFT (points)"}
-        relative = {"scenario": scenario, "row": "UAL - SFT (relative %)"}
-        rel_values = {}
-        for task, col in zip(tasks, task_cols, strict=True):
-            ual, sft = _cell(metrics, scenario, "ual", task)[0], _cell(metrics, scenario, "sft", task)[0]
-            points[col] = _fmt(None if ual is None or sft is None else ual - sft)
-            rel_values[task] = _relative(ual, sft)
-            relative[col] = _fmt(rel_values[task])
-        low_rel = [rel_values[t] for t in low if rel_values[t] is not None]
-        points["low-entropy avg."] = points[JUDGE_COLUMN] = relative[JUDGE_COLUMN] = ""
-        relative["low-entropy avg."] = _fmt(sum(low_rel) / len(low_rel)) if low_rel else "n/a"
-        paper = {"scenario": scenario, "row": "paper, UAL vs SFT (%)", "low-entropy avg.": NOT_REPORTED}
-        for col in [*task_cols, JUDGE_COLUMN]:
-            paper[col] = NOT_REPORTED
-        for _, entry in reported[reported.scenario == scenario].iterrows():
-            cell = f"{entry['value']:.2f}"
-            if entry["task_group"].startswith("high_entropy") and TASK_COLUMNS["alpacaeval"] in paper:
-                paper[TASK_COLUMNS["alpacaeval"]] = cell
-            elif entry["task_group"].startswith("low_entropy"):
-                paper["low-entropy avg."] = cell
-        rows += [points, relative, paper]
-    columns = ["scenario", "row", *_task_columns(tasks), "low-entropy avg.", *run_cols]
+        rows += _method_rows(metrics, scenario, tasks, run_cols)
+        rows += _improvement_rows(metrics, scenario, tasks)
+        rows.append(_paper_row(reported, scenario, tasks))
+    columns = ["scenario", "row", *_task_columns(tasks), LOW_ENTROPY_COLUMN, *run_cols]
     table = pd.DataFrame(rows, columns=columns)
     table = table.fillna("")
     return _with_judge_note(_with_runs(table, run_cols), tasks)
@@ -196,24 +231,24 @@ def main_table(metrics: pd.DataFrame, reported: pd.DataFrame, scenarios: list[st
 def ablation_table(
     metrics: pd.DataFrame, scenario: str, tasks: list[str], eps_max: float, sweep: list[float]
 ) -> pd.DataFrame:
-    """The controls that test whether the per-sample assignment of epsilon matters, and the eps_max sweep."""
-    variants = [("sft", "SFT (eps = 0)", "0"), ("ls", "LS (constant = mean UAL eps)", f"{eps_max:g}"),
-                ("ual_shuffled", "UAL, shuffled eps", f"{eps_max:g}"),
-                ("ual_dataset", "UAL, per-dataset eps (mean UAL eps of its dataset)", f"{eps_max:g}")]
+    """The controls that test whether the per-sample assignment of epsilon matters (every method with a
+    reference line, ``ual.methods``), and the swept method (UAL) at every eps_max of the sweep."""
+    variants = [(name, method.ablation_label, f"{eps_max:g}" if method.uses_eps_max else "0")
+                for name, method in METHODS.items() if method.reference_line]
     for value in sorted({eps_max, *sweep}):
-        variants.append((ual_at(value, eps_max).name, f"UAL (eps_max = {value:g})", f"{value:g}"))
-    rows = []
+        variants.append((ual_at(value, eps_max).name, sweep_label(value), f"{value:g}"))
+    judged, rows = _judged_task(tasks), []
     for variant, label, eps in variants:
         if metrics[(metrics.scenario == scenario) & (metrics.variant == variant)].empty:
             continue
         row = {"variant": label, "eps_max": eps}
         for task in tasks:
-            row[TASK_COLUMNS[task]] = _fmt(*_cell(metrics, scenario, variant, task))
-            row[f"{TASK_COLUMNS[task]} {PER_RUN}"] = _per_run(metrics, scenario, variant, task)
-        row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, variant)
+            row[_label(task)] = _fmt(*_cell(metrics, scenario, variant, task))
+            row[f"{_label(task)} {PER_RUN}"] = _per_run(metrics, scenario, variant, task)
+        row[JUDGE_COLUMN] = _judge_cell(metrics, scenario, variant, judged)
         row["paper"] = NOT_REPORTED
         rows.append(row)
-    run_cols = [f"{TASK_COLUMNS[t]} {PER_RUN}" for t in tasks]
+    run_cols = [f"{_label(t)} {PER_RUN}" for t in tasks]
     columns = ["variant", "eps_max", *_task_columns(tasks), "paper", *run_cols]
     table = pd.DataFrame(rows, columns=columns)
     return _with_judge_note(_with_runs(table, run_cols), tasks)
@@ -237,11 +272,11 @@ def crosscheck_table(crosscheck: pd.DataFrame, scenarios: list[str]) -> pd.DataF
     run_cols = [f"{label} {PER_RUN}" for label in CROSSCHECK_COLUMNS.values()]
     rows = []
     for scenario in scenarios:
-        for method in MAIN_TABLE_METHODS:
+        for method in methods.MAIN_TABLE_METHODS:
             runs = _runs(crosscheck, scenario, method, REPORTED_SCORER)
             if runs.empty:
                 continue
-            row = {"scenario": scenario, "row": METHOD_LABELS[method], "items": str(int(runs["n"].iloc[0]))}
+            row = {"scenario": scenario, "row": METHODS[method].label, "items": str(int(runs["n"].iloc[0]))}
             for (scorer, label), run_col in zip(CROSSCHECK_COLUMNS.items(), run_cols, strict=True):
                 row[label] = _fmt(*_cell(crosscheck, scenario, method, scorer))
                 row[run_col] = _per_run(crosscheck, scenario, method, scorer)
@@ -259,15 +294,15 @@ def clustering_table(clustering: pd.DataFrame) -> pd.DataFrame:
              "calinski_harabasz": "Calinski-Harabasz (higher better)"}
     rows = []
     for (scenario, model, layer), group in clustering.groupby(["scenario", "model", "layer"], sort=False):
-        row = {"scenario": scenario, "model": METHOD_LABELS.get(model, model), "layer": layer}
+        row = {"scenario": scenario, "model": _model_label(model), "layer": layer}
         for metric, label in names.items():
             part = group[group.metric == metric]
             if part.empty:
                 row[label] = "n/a"
                 continue
             first = part.iloc[0]
-            interval = (f" [{first['ci95_low']:.3f}, {first['ci95_high']:.3f}]"
-                        if first["ci95_low"] is not None and not pd.isna(first["ci95_low"]) else "")
+            interval = (f" [{first['ci_low']:.3f}, {first['ci_high']:.3f}]"
+                        if first["ci_low"] is not None and not pd.isna(first["ci_low"]) else "")
             row[label] = f"{part['value'].mean():.3f}{interval}"
         row["paper"] = "claim: UAL clusters better (metric not reported)"
         rows.append(row)
@@ -283,15 +318,17 @@ CALIBRATION_DIFFERENCES = {("sft", "nll"): "NLL - SFT", ("sft", "entropy"): "ent
 
 def variant_label(name: str) -> str:
     """A table / legend label for a model of the results: a method, a sweep point or the base model."""
-    if name in METHOD_LABELS:
-        return METHOD_LABELS[name]
-    variant = Variant.parse(name)
-    return f"UAL (eps_max = {variant.eps_max:g})"
+    return BASE_LABEL if name == BASE else Variant.parse(name).label
+
+
+def _model_label(name: str) -> str:
+    """A clustered model's label: the base model's or a method's, else its name."""
+    return BASE_LABEL if name == BASE else METHODS[name].label if name in METHODS else name
 
 
 def _model_order(names: set[str]) -> list[str]:
     def key(name: str) -> tuple[int, float, str]:
-        order = ["base", *METHOD_LABELS]
+        order = [BASE, *METHODS]
         if name in order:
             return (order.index(name), 0.0, name)
         return (len(order), Variant.parse(name).eps_max or 0.0, name)
@@ -353,7 +390,7 @@ def _rank_correlation(scores: pd.DataFrame, dataset: str) -> str:
     from scipy.stats import spearmanr
 
     part = scores[(scores.dataset == dataset) & scores["uncertainty"].notna()]
-    wide = part.pivot_table(index="id", columns="method", values="uncertainty", aggfunc="first")
+    wide = part.pivot_table(index="id", columns="source", values="uncertainty", aggfunc="first")
     if not set(SOURCES) <= set(wide.columns):
         return "n/a (one source)"
     pairs = wide[list(SOURCES)].dropna()
@@ -367,18 +404,18 @@ def uncertainty_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Elicited uncertainty by dataset and source; the sources' rank correlation where both exist."""
     if "id" not in scores.columns:
         scores = scores.assign(id=range(len(scores)))
-    methods = scores["method"] if "method" in scores.columns else pd.Series("verbalized", index=scores.index)
-    scores = scores.assign(method=methods.fillna("verbalized"))
-    unknown = sorted(set(scores["method"]) - set(SOURCES))
+    sources = scores["source"] if "source" in scores.columns else pd.Series("verbalized", index=scores.index)
+    scores = scores.assign(source=sources.fillna("verbalized"))
+    unknown = sorted(set(scores["source"]) - set(SOURCES))
     if unknown:
-        raise ValueError(f"score records of unknown method(s) {unknown}; known: {sorted(SOURCES)}")
+        raise ValueError(f"score records of unknown source(s) {unknown}; known: {sorted(SOURCES)}")
     rows = []
     for dataset, by_dataset in scores.groupby("dataset", sort=True):
         rho = _rank_correlation(scores, dataset)
-        for method in (m for m in SOURCES if m in set(by_dataset["method"])):
-            group = by_dataset[by_dataset.method == method]
+        for source in (m for m in SOURCES if m in set(by_dataset["source"])):
+            group = by_dataset[by_dataset.source == source]
             values = group["score"].dropna().astype(float)
-            row = {"dataset": dataset, "source": SOURCES[method], "n": str(len(group)),
+            row = {"dataset": dataset, "source": SOURCES[source], "n": str(len(group)),
                    "missing": str(int(group["score"].isna().sum()))}
             if len(values):
                 q1, q2, q3 = values.quantile([0.25, 0.5, 0.75])
@@ -421,6 +458,6 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str, prove
            *([rf"\par\footnotesize {_latex_escape(full.attrs['note'])}"] if note else []), r"\end{table}"]
     paths["tex"].write_text("\n".join(tex) + "\n")
     full.to_csv(paths["csv"], index=False)
-    sidecar = out_dir / f"{name}.provenance.json"
+    sidecar = sidecar_path(out_dir / name, "provenance")
     sidecar.write_text(json.dumps({"title": title, **provenance}, indent=2, sort_keys=True) + "\n")
     return [*paths.values(), sidecar]

@@ -15,17 +15,17 @@ rule analyse_base_model:
         # what the references' tokens depend on besides those sections
         max_length=EXP.train.max_length,
         math_split=EXP.evaluate.math_split,
+        out=output_dir,
     conda:
         "../../environment.yml"
     resources:
-        **job_resources("analyse_base_model"),
+        **job_resources("analysis"),
     log:
         "logs/analyse_base_model/{exp}.log",
     benchmark:
         "benchmarks/rules/analyse_base_model/{exp}.tsv"
     shell:
-        "python -m ual.analysis --experiment {input.exp} --base-model --out $(dirname {output.calibration})"
-        " > {log} 2>&1"
+        "python -m ual.analysis --experiment {input.exp} --base-model --out {params.out} > {log} 2>&1"
 
 
 rule analyse_models:
@@ -44,15 +44,17 @@ rule analyse_models:
         math_split=EXP.evaluate.math_split,
         models=analysed_models_arg,
         cluster=clustered_models_arg,
+        base=input_dir("base"),
+        out=output_dir,
     conda:
         "../../environment.yml"
     resources:
-        **job_resources("analyse_models"),
+        **job_resources("analysis"),
     log:
         "logs/analyse_models/{exp}/seed{seed}/{scenario}.log",
     benchmark:
         "benchmarks/rules/analyse_models/{exp}/seed{seed}/{scenario}.tsv"
     shell:
-        "python -m ual.analysis --experiment {input.exp} --scenario {wildcards.scenario} --seed {wildcards.seed}"
-        " --models {params.models} --cluster {params.cluster} --base $(dirname {input.base})"
-        " --out $(dirname {output.metrics}) > {log} 2>&1"
+        "python -m ual.analysis --experiment {input.exp} --scenario {wildcards.scenario}"
+        " --seed {wildcards.seed} --models {params.models} --cluster {params.cluster} --base {params.base}"
+        " --out {params.out} > {log} 2>&1"

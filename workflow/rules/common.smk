@@ -11,9 +11,12 @@ from snakemake.utils import validate
 from ual.cluster import snakemake_resources
 from ual.config import config_hash, resolved_config
 from ual.experiment import check_judge, load_experiment
-from ual.methods import MAIN_TABLE_METHODS
 from ual import variants
-from ual.variants import EPSILON_NAME_PATTERN, VARIANT_PATTERN, Variant, ablation_scenario
+from ual.methods import MAIN_TABLE_METHODS
+from ual.provenance import sidecar_path
+from ual.report import FIGURES, TABLES
+from ual.scenarios import ablation_scenario
+from ual.variants import Variant, epsilon_name_pattern, variant_pattern
 from ual.inputs import data_groups, data_sources, data_trigger
 
 # Rules run `python -m ual.<stage>`: make `python` the interpreter that runs Snakemake (the project's venv),
@@ -94,17 +97,17 @@ wildcard_constraints:
     exp=re.escape(NAME),
     seed=r"\d+",
     scenario="|".join(SCENARIOS),
-    variant=VARIANT_PATTERN,
-    epsilon_name=EPSILON_NAME_PATTERN,
+    variant=variant_pattern(),
+    epsilon_name=epsilon_name_pattern(),
     task="|".join(TASKS),
     group="|".join(DATA_GROUPS),
 
 
-def job_resources(rule):
-    """What a job of `rule` asks its executor for (GPUs, CPUs, memory, wall time): the experiment's
-    `resources` section (ual.cluster.snakemake_resources). Profiles add only cluster facts (account,
-    partitions)."""
-    return snakemake_resources(EXP, rule)
+def job_resources(stage):
+    """What a job of `stage` (an entry of the experiment's `resources` section: train, generate, ...,
+    default) asks its executor for (GPUs, CPUs, memory, wall time; ual.cluster.snakemake_resources); an
+    unknown stage is an error naming the known ones. Profiles add only cluster facts (account, partitions)."""
+    return snakemake_resources(EXP, stage)
 
 
 def train_launcher(wildcards, resources):
@@ -115,17 +118,11 @@ def train_launcher(wildcards, resources):
     return "python"
 
 
-def variant_method(wildcards):
-    """The training method of a variant: ual_epsmax0.3 is UAL with another eps_max."""
-    return Variant.parse(wildcards.variant).method
-
-
 def smoothing_args(wildcards):
-    """ual.smoothing arguments for an epsilon file: the method, eps_max for the ablation sweep, and the
-    training seed for a variant whose epsilon depends on it (ual_shuffled)."""
+    """ual.smoothing's identity arguments for an epsilon file: the variant, and the training seed for a
+    variant whose epsilon depends on it (ual_shuffled)."""
     variant, seed = Variant.parse_epsilon_name(wildcards.epsilon_name)
-    eps_max = "" if variant.eps_max is None else f" --eps-max {variant.eps_max:g}"
-    return f"--method {variant.method}{eps_max}" + ("" if seed is None else f" --seed {seed}")
+    return f"--variant {variant.name}" + ("" if seed is None else f" --seed {seed}")
 
 
 def epsilon_file(wildcards):
@@ -198,9 +195,14 @@ def clustered_models_arg(wildcards):
 
 
 def score_files():
-    """The elicited scores the report reads: elicit.method's (epsilon's), then each compared source's."""
-    compared = [f"results/{NAME}/elicit/scores.{m}.jsonl" for m in EXP.analysis.compare_uncertainty]
+    """The elicited scores the report reads: the elicitor's (epsilon's), then each compared source's."""
+    compared = [f"results/{NAME}/elicit/scores.{source}.jsonl" for source in EXP.analysis.compare_uncertainty]
     return [f"results/{NAME}/elicit/scores.jsonl", *compared]
+
+
+def sidecar(path):
+    """The sidecar of a result file, declared as an output beside it (ual.provenance.sidecar_path)."""
+    return str(sidecar_path(path))
 
 
 def output_dir(wildcards, output):
@@ -208,19 +210,28 @@ def output_dir(wildcards, output):
     return str(Path(output[0]).parent)
 
 
-TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering", "table_calibration",
-          "table_uncertainty"]
-FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"]
+def input_dir(name):
+    """A params function: the folder of input `name` (a CLI that reads a model or result folder)."""
+    return lambda wildcards, input: str(Path(input[name]).parent)
 
 
 def all_tables():
-    return [f"paper_tables/{NAME}/{t}.{ext}" for t in TABLES for ext in ("md", "csv", "tex", "provenance.json")]
+    """Every file of every table of ual.report.ARTIFACTS (md, csv, tex, provenance sidecar)."""
+    return [path for table in TABLES for path in table.files(NAME)]
 
 
 def all_figures():
-    return [f"figures/{NAME}/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    """Every file of every figure of ual.report.ARTIFACTS (png, pdf)."""
+    return [path for figure in FIGURES for path in figure.files(NAME)]
 
 
-def caption(path):
-    """The caption of a table or figure in `snakemake --report`: workflow/report/captions/<name>.rst."""
-    return f"../report/captions/{Path(path).name.split('.')[0]}.rst"
+def reported_files(artifacts, category, extension):
+    """Outputs of the rule that writes `artifacts`; each one's `extension` file is shown in the HTML report
+    (`snakemake --report`) with its caption (workflow/report/captions/<name>.rst; a rule's caption path is
+    relative to the file the rule is in, workflow/rules/)."""
+    outputs = []
+    for artifact in artifacts:
+        caption = os.path.relpath(artifact.caption, "workflow/rules")
+        outputs += [report(f, caption=caption, category=category) if f.endswith(f".{extension}") else f
+                    for f in artifact.files(NAME)]
+    return outputs

@@ -18,7 +18,7 @@ rule elicit_scores:
     benchmark:
         "benchmarks/rules/elicit_scores/{exp}.tsv"
     resources:
-        **job_resources("elicit_scores"),
+        **job_resources("elicit"),
     shell:
         "python -m ual.elicit --experiment {input.exp} --out {output.scores} > {log} 2>&1"
 
@@ -40,7 +40,7 @@ rule elicit_compare_scores:
     benchmark:
         "benchmarks/rules/elicit_compare_scores/{exp}/{method}.tsv"
     resources:
-        **job_resources("elicit_compare_scores"),
+        **job_resources("elicit"),
     shell:
         "python -m ual.elicit --experiment {input.exp} --method {wildcards.method} --out {output.scores}"
         " > {log} 2>&1"
@@ -53,7 +53,7 @@ rule map_epsilon:
         scores="results/{exp}/elicit/scores.jsonl",
     output:
         epsilon="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl",
-        meta="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl.meta.json",  # removed with it on a rerun
+        meta=sidecar("results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl"),  # removed with it on a rerun
     params:
         config=config_params("data", "elicit", "epsilon"),
         args=smoothing_args,
@@ -64,7 +64,7 @@ rule map_epsilon:
     benchmark:
         "benchmarks/rules/map_epsilon/{exp}/{scenario}/{epsilon_name}.tsv"
     resources:
-        **job_resources("map_epsilon"),
+        **job_resources("default"),
     shell:
-        "python -m ual.smoothing --experiment {input.exp} --scores {input.scores} --scenario {wildcards.scenario}"
-        " {params.args} --out {output.epsilon} > {log} 2>&1"
+        "python -m ual.smoothing --experiment {input.exp} --scores {input.scores}"
+        " --scenario {wildcards.scenario} {params.args} --out {output.epsilon} > {log} 2>&1"

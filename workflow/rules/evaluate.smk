@@ -10,9 +10,10 @@ rule generate_outputs:
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
         # declared, so Snakemake removes it with the outputs when the job reruns or fails (never stale);
         # the resume file <outputs>.partial.jsonl is deliberately not (see ual.generate)
-        meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",
+        meta=sidecar("results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json"),
     params:
         config=config_params("model", "data", "evaluate"),
+        model=input_dir("model"),
     conda:
         "../../environment.yml"
     log:
@@ -20,9 +21,10 @@ rule generate_outputs:
     benchmark:
         "benchmarks/rules/generate_outputs/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
-        **job_resources("generate_outputs"),
+        **job_resources("generate"),
     shell:
-        "python -m ual.generate --experiment {input.exp} --model $(dirname {input.model}) --task {wildcards.task}"
+        "python -m ual.generate --experiment {input.exp} --model {params.model} --task {wildcards.task}"
+        " --scenario {wildcards.scenario} --variant {wildcards.variant} --seed {wildcards.seed}"
         " --out {output.outputs} > {log} 2>&1"
 
 
@@ -32,7 +34,7 @@ rule score_task:
         data=scored_data,
         outputs="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json",
         # read for the model's provenance
-        meta="results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json.meta.json",
+        meta=sidecar("results/{exp}/seed{seed}/generate/{scenario}/{variant}/{task}.json"),
     output:
         metrics="results/{exp}/seed{seed}/evaluate/{scenario}/{variant}/{task}.json",
     params:
@@ -44,8 +46,8 @@ rule score_task:
     benchmark:
         "benchmarks/rules/score_task/{exp}/seed{seed}/{scenario}/{variant}/{task}.tsv"
     resources:
-        **job_resources("score_task"),
+        **job_resources("evaluate"),
     shell:
         "python -m ual.evaluate --experiment {input.exp} --task {wildcards.task} --outputs {input.outputs}"
-        " --method {wildcards.variant} --scenario {wildcards.scenario} --seed {wildcards.seed}"
+        " --scenario {wildcards.scenario} --variant {wildcards.variant} --seed {wildcards.seed}"
         " --out {output.metrics} > {log} 2>&1"

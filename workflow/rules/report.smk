@@ -10,7 +10,7 @@ rule make_tables:
         calibration=calibration_files(),
         scores=score_files(),
     output:
-        [report(f, caption=caption(f), category="Tables") if f.endswith(".csv") else f for f in all_tables()],
+        reported_files(TABLES, "Tables", "csv"),
     params:
         config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
@@ -21,7 +21,7 @@ rule make_tables:
     benchmark:
         f"benchmarks/rules/make_tables/{NAME}.tsv"
     resources:
-        **job_resources("make_tables"),
+        **job_resources("default"),
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --calibration {input.calibration} --scores {input.scores}"
@@ -40,7 +40,7 @@ rule make_figures:
         tsne=tsne_files(),
         scores=score_files(),
     output:
-        [report(f, caption=caption(f), category="Figures") if f.endswith(".png") else f for f in all_figures()],
+        reported_files(FIGURES, "Figures", "png"),
     params:
         config=config_params("model", "data", "elicit", "epsilon", "train", "evaluate", "analysis"),
         out=output_dir,
@@ -51,27 +51,18 @@ rule make_figures:
     benchmark:
         f"benchmarks/rules/make_figures/{NAME}.tsv"
     resources:
-        **job_resources("make_figures"),
+        **job_resources("default"),
     shell:
         "python -m ual.report figures --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --calibration {input.calibration} --train {input.train}"
-        " --scores {input.scores} --data-sources {input.sources} --out {params.out}"
+        " --tsne {input.tsne} --scores {input.scores} --data-sources {input.sources} --out {params.out}"
         " > {log} 2>&1"
 
 
-for _target in TABLES:
+for _artifact in (*TABLES, *FIGURES):  # a target rule per table and figure (ual.report.ARTIFACTS)
 
     rule:
         name:
-            _target
+            _artifact.name
         input:
-            [f"paper_tables/{NAME}/{_target}.{ext}" for ext in ("md", "csv", "tex")],
-
-
-for _target in FIGURES:
-
-    rule:
-        name:
-            _target
-        input:
-            [f"figures/{NAME}/{_target}.{ext}" for ext in ("png", "pdf")],
+            _artifact.files(NAME),

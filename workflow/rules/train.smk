@@ -12,7 +12,7 @@ rule train_model:
         metrics="results/{exp}/seed{seed}/train/{scenario}/{variant}/train_metrics.json",
     params:
         config=config_params("model", "data", "train"),
-        method=variant_method,
+        out=output_dir,
         launcher=train_launcher,
     conda:
         "../../environment.yml"
@@ -21,7 +21,8 @@ rule train_model:
     benchmark:
         "benchmarks/rules/train_model/{exp}/seed{seed}/{scenario}/{variant}.tsv"
     resources:
-        **job_resources("train_model"),
+        **job_resources("train"),
     shell:
-        "{params.launcher} -m ual.train --experiment {input.exp} --scenario {wildcards.scenario} --method {params.method}"
-        " --seed {wildcards.seed} --epsilon {input.epsilon} --out $(dirname {output.metrics}) > {log} 2>&1"
+        "{params.launcher} -m ual.train --experiment {input.exp} --scenario {wildcards.scenario}"
+        " --variant {wildcards.variant} --seed {wildcards.seed} --epsilon {input.epsilon} --out {params.out}"
+        " > {log} 2>&1"
