@@ -110,7 +110,6 @@ def test_the_toy_task_is_scored_by_the_evaluate_stage(toy_file, tmp_path):
     assert 0.0 <= metrics["ci_low"] <= 0.75 <= metrics["ci_high"] <= 1.0
 
 
-@pytest.mark.xfail(reason="needs the report branch (tables read Task.label / low_entropy)", strict=False)
 def test_the_toy_task_has_its_column_in_the_main_table(toy_file, tmp_path):
     from ual.report.tables import main_table
 
