@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--estimate", action="store_true", help="print the bill; no request")
     parser.add_argument("--method", choices=("verbalized", "entropy"), default=None,
                         help="score with this method instead of elicit.method: a source of "
-                        "analysis.compare_uncertainty (the report compares it; epsilon never uses it)")
+                        "analysis.compare_uncertainty or epsilon.source")
     args = parser.parse_args(argv)
     if args.estimate:
         return _print_estimate(args.experiment)
@@ -120,11 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     meta_path.unlink(missing_ok=True)  # a sidecar only ever describes a successful run
     try:
         experiment = load_experiment(args.experiment)
-        if args.method not in (None, experiment.elicit.method, *experiment.analysis.compare_uncertainty):
-            raise ValueError(f"--method {args.method} is neither elicit.method nor in analysis.compare_uncertainty")
-        if args.method is not None:
-            elicit = experiment.elicit.model_copy(update={"method": args.method})
-            experiment = experiment.model_copy(update={"elicit": elicit})
+        if args.method is not None:  # a source the experiment scores (Experiment.scored_sources), else an error
+            experiment = experiment.model_copy(update={"elicit": experiment.elicit_for(args.method)})
         cfg = experiment.elicit
         records = training_union(experiment.data)
         cache = ScoreCache(args.cache or cache_path(cfg))

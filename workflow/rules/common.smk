@@ -194,10 +194,17 @@ def clustered_models_arg(wildcards):
     return " ".join(MAIN_METHODS)
 
 
+def scores_file(source):
+    """The scores file of an uncertainty source: elicit.method's scores.jsonl (rule elicit_scores), another
+    source's scores.<source>.jsonl (rule elicit_compare_scores)."""
+    if source == EXP.elicit.method:
+        return f"results/{NAME}/elicit/scores.jsonl"
+    return f"results/{NAME}/elicit/scores.{source}.jsonl"
+
+
 def score_files():
-    """The elicited scores the report reads: the elicitor's (epsilon's), then each compared source's."""
-    compared = [f"results/{NAME}/elicit/scores.{source}.jsonl" for source in EXP.analysis.compare_uncertainty]
-    return [f"results/{NAME}/elicit/scores.jsonl", *compared]
+    """The elicited scores the report reads: elicit.method's, each compared source's, epsilon.source's."""
+    return [scores_file(source) for source in EXP.scored_sources]
 
 
 def sidecar(path):
