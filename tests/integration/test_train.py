@@ -293,9 +293,13 @@ def test_gradient_accumulation_does_not_change_the_first_step(workdir, fresh_mod
         grads.append(capture.grads)
         first_loss.append(losses(trainer.state.log_history)[0])
     assert first_loss[1:] == pytest.approx([first_loss[0]] * (len(splits) - 1), rel=1e-5)
+    # float32 sums in another order: absolute differences scale with the tensor's largest entry (the tied
+    # embedding's gradient, max ~5, differs by up to ~5e-6 in a few of its 28M near-zero entries); a
+    # normalisation bug would differ by a factor of the accumulation steps
     for other in grads[1:]:
         for name, grad in grads[0].items():
-            torch.testing.assert_close(other[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+            atol = 1e-5 * float(grad.abs().max())
+            torch.testing.assert_close(other[name], grad, rtol=1e-4, atol=atol, msg=name)
 
 
 def test_global_normaliser_equals_transformers_count_for_shifted_labels(workdir, fresh_model):
