@@ -43,7 +43,7 @@ def _direction(experiment, work: Path, model: dict, reference: dict, name: str, 
     outputs = work / f"outputs_{name}.json"
     outputs.write_text(json.dumps(rows))
     start = time.perf_counter()
-    metrics = evaluate_task(run, "alpacaeval", outputs, work / orders / f"{name}.json", {})
+    metrics = evaluate_task(run, "alpacaeval", outputs, work / orders / f"{name}.json")
     keep = ("win_rate", "standard_error", "position_bias", "n_total", "n_unparsed", "judge_prompts_this_run")
     return {**{k: metrics[k] for k in keep}, "seconds": round(time.perf_counter() - start, 1)}
 

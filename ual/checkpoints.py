@@ -10,10 +10,9 @@ Outputs: the checkpoint to resume from (or None), after tidying the folder:
   removed with the others when the run ends), with a warning; the newest complete one is resumed.
 Nothing here is fatal: at worst the run starts from step 0.
 
-Used by ``python -m ual.train`` (see there); no command of its own.
-
-Changelog: v1 - initial (was ``get_last_checkpoint`` of transformers, which takes the newest folder whether
-complete or not).
+Used by ``python -m ual.train`` (see there); no command of its own. Unlike transformers'
+``get_last_checkpoint`` (the newest folder, complete or not) it resumes only complete checkpoints. The folder
+layout it reads is transformers 5.24.0's and DeepSpeed 0.19.8's (``ual.compat`` lists it).
 """
 
 from __future__ import annotations

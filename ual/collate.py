@@ -23,9 +23,6 @@ Choices (the MetaMath recipe, docs/method.md "Training recipe", unless stated):
   ``use_cache=False`` (tests/integration/test_train.py checks packed == unpacked loss). ``epsilon``
   becomes per token, each segment carrying its own value. Trailing padding is one more segment with
   label -100.
-
-Changelog: v1 - initial. v2 - rendering and prompt tokenisation moved to ``ual.prompts`` (chat: no double
-BOS).
 """
 
 from __future__ import annotations

@@ -4,11 +4,15 @@ Inputs: an experiment (which items: ``evaluate.sizes`` drawn by ``data.seed``; `
 ``evaluate.batch_size``; ``model.dtype`` and ``model.prompt_template``), a model (a checkpoint folder of
 ``ual.train`` or any ``ual.models`` source) and a task of ``ual.tasks.TASKS``.
 Outputs: ``--out outputs.json`` in alpaca_eval's model_outputs format, a JSON list of
-{instruction, output, generator, dataset, id} in item order, and ``outputs.json.meta.json`` (model, backend,
-decoding settings, generated tokens and tokens/s, provenance).
+{instruction, output, generator, dataset, id} in item order, and its sidecar ``outputs.json.meta.json``
+(``identity`` = {experiment, scenario, variant, seed} of the command line, model, backend, decoding settings,
+generated tokens and tokens/s, provenance).
 
-    python -m ual.generate --experiment experiments/tiny.yaml --model results/tiny/.../checkpoint \\
-        --task gsm8k --out results/tiny/.../gsm8k/outputs.json [--generator NAME] [--backend auto|hf|vllm]
+    python -m ual.generate --experiment experiments/tiny.yaml --model results/tiny/seed0/train/mixed/ual \\
+        --task gsm8k --scenario mixed --variant ual --seed 0 \\
+        --out results/tiny/seed0/generate/mixed/ual/gsm8k.json [--generator NAME] [--backend auto|hf|vllm]
+
+``--scenario``, ``--variant`` and ``--seed`` are recorded only (null when not given, e.g. for a base model).
 
 Prompts and stop strings come from the task (``ual.tasks``): gsm8k and math follow the MetaMath protocol for
 every model (``ual.tasks.metamath``); alpacaeval uses the model's template (``ual.prompts``: ``alpaca`` or
@@ -29,10 +33,8 @@ which is when the partial file is needed; the identity check above is what keeps
 Backends: ``hf`` (transformers ``generate``; batches are sorted by prompt length to cut padding) and ``vllm``
 (used by ``auto`` when vLLM is importable and a GPU is present; kept to ``generate_vllm`` below).
 
-Changelog: v1 - initial. v2 - prompts, stop strings and special tokens from ``ual.tasks`` / ``ual.prompts``
-(outputs unchanged); vLLM gets token ids, so its prompts carry the same special tokens as training.
-v3 - resume keyed by the model's content, the settings (dtype, batch size, task version) and each prompt;
-a mismatched partial file is discarded, not refused; the experiment's model revision is used.
+The steps of ``generate_outputs``: ``plan_generation`` (items, prompts, the resume identity),
+``_resume_partial`` (the partial file), ``_run_backend`` (transformers or vLLM) and ``_write_outputs``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +56,16 @@ import torch
 from ual.config import Experiment
 from ual.experiment import load_experiment
 from ual.prompts import encode_prompts
-from ual.provenance import changed_keys, write_json
+from ual.identity import IDENTITY_KEY, Identity, add_identity_arguments
+from ual.provenance import changed_keys, sidecar_path, write_json
 from ual.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["generate_hf", "generate_outputs", "generate_vllm", "main", "truncate_at_stop"]
+__all__ = [
+    "GenerationPlan", "generate_hf", "generate_outputs", "generate_vllm", "main", "plan_generation",
+    "truncate_at_stop",
+]
 
 
 def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
@@ -175,6 +182,78 @@ def _prompt_sha256(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
+# ---- planning: the items, their prompts and the run's resume identity ---------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What one run generates: the task's items and prompts, and the settings that identify the run."""
+
+    task: Any  # the ual.tasks Task
+    records: list[dict]  # the items, in output order
+    prompts: dict[str, str]  # id -> prompt text
+    prompt_hashes: dict[str, str]  # id -> _prompt_sha256 (resume: an item of a changed prompt is redone)
+    settings: dict[str, Any]  # the resume identity: model content, decoding settings (module docstring)
+    template: str  # the ual.prompts template the prompts are tokenised under
+    tokenizer: Any
+    model_source: str
+    revision: str | None
+    num_hidden_layers: int | None
+
+
+def plan_generation(
+    experiment: Experiment,
+    task: str,
+    model_source: str,
+    generator: str | None = None,
+    backend: str = "auto",
+    num_hidden_layers: int | None = None,
+) -> GenerationPlan:
+    """The plan of generating ``task``'s outputs of ``model_source`` (loads the tokenizer, not the model)."""
+    from ual.models import load_tokenizer, model_fingerprint
+
+    spec, template = get_task(task), experiment.model.prompt_template
+    revision = None
+    if model_source == experiment.model.source:
+        revision = experiment.model.revision
+        if num_hidden_layers is None:
+            num_hidden_layers = experiment.model.num_hidden_layers
+    # The resume identity: what the model is (its weights, not its path), the decoding settings, the prompts.
+    settings = {
+        "task": task,
+        "task_version": spec.version,
+        "model": model_source,
+        "model_fingerprint": model_fingerprint(model_source, revision),
+        "revision": revision,
+        "dtype": experiment.model.dtype,
+        "generator": generator or Path(model_source.rstrip("/")).name.removeprefix("package:"),
+        "backend": _choose_backend(backend),
+        "prompt_template": template,
+        "prompt": spec.describe_prompt(template),
+        "max_new_tokens": experiment.evaluate.max_new_tokens[task],
+        "stop_strings": list(spec.stop_strings),
+        "num_hidden_layers": num_hidden_layers,
+        "batch_size": experiment.evaluate.batch_size,
+    }
+    tokenizer = load_tokenizer(model_source, revision)
+    records = spec.records(experiment)
+    prompts = {r["id"]: spec.render_prompt(r, template, tokenizer) for r in records}
+    return GenerationPlan(
+        task=spec, records=records, prompts=prompts,
+        prompt_hashes={key: _prompt_sha256(prompt) for key, prompt in prompts.items()}, settings=settings,
+        template=spec.prompt_template(template), tokenizer=tokenizer, model_source=model_source,
+        revision=revision, num_hidden_layers=num_hidden_layers,
+    )  # fmt: skip
+
+
+# ---- resume: the partial file ----------------------------------------------------------------------------
+
+
+def _partial_path(out: Path) -> Path:
+    """The resume file of ``out``: ``<out>.partial.jsonl`` (module docstring)."""
+    return out.with_name(out.name + ".partial.jsonl")
+
+
 def _resume_partial(path: Path, settings: dict[str, Any], prompt_hashes: dict[str, str]) -> dict[str, Any]:
     """Finished items of an interrupted run of this very model, settings and prompts (id -> item).
 
@@ -209,6 +288,101 @@ def _resume_partial(path: Path, settings: dict[str, Any], prompt_hashes: dict[st
     return done
 
 
+def _append_partial(path: Path, items: list[dict[str, Any]]) -> None:
+    """Append finished items to the partial file, on disk before the next batch starts."""
+    with path.open("a", encoding="utf-8") as stream:
+        for item in items:
+            stream.write(json.dumps(item, ensure_ascii=False) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+# ---- backends -------------------------------------------------------------------------------------------
+
+
+def _run_backend(
+    experiment: Experiment,
+    plan: GenerationPlan,
+    todo: list[dict],
+    on_batch: Callable[[list[int], list[str], list[int]], None],
+) -> None:
+    """Generate the ``todo`` items with the plan's backend; ``on_batch(indices into todo, texts, counts)``
+    receives every finished batch (vLLM: all at once)."""
+    from ual.models import load_model, resolve_model
+
+    prompts = [plan.prompts[r["id"]] for r in todo]
+    settings, dtype = plan.settings, experiment.model.dtype
+    if settings["backend"] == "vllm":
+        if plan.num_hidden_layers is not None:
+            raise ValueError("num_hidden_layers is not supported with the vllm backend")
+        texts, counts = generate_vllm(
+            resolve_model(plan.model_source, plan.revision).path,
+            encode_prompts(prompts, plan.tokenizer, plan.template)["input_ids"],
+            max_new_tokens=settings["max_new_tokens"],
+            stop_strings=plan.task.stop_strings,
+            dtype=dtype,
+        )
+        on_batch(list(range(len(todo))), texts, counts)
+        return
+    model, tokenizer = load_model(
+        plan.model_source, plan.revision, dtype=dtype, num_hidden_layers=plan.num_hidden_layers
+    )
+    model.eval()
+    if torch.cuda.is_available():
+        model.to("cuda")
+    generate_hf(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=settings["max_new_tokens"],
+        stop_strings=plan.task.stop_strings,
+        batch_size=settings["batch_size"],
+        prompt_template=plan.template,
+        on_batch=on_batch,
+    )
+
+
+# ---- writing ---------------------------------------------------------------------------------------------
+
+
+def _write_outputs(
+    experiment: Experiment,
+    plan: GenerationPlan,
+    out: Path,
+    done: dict[str, Any],
+    todo: list[dict],
+    seconds: float,
+    identity: Identity,
+) -> list[dict]:
+    """Write the outputs file and its sidecar (atomically); return the outputs."""
+    from ual.models import resolve_model
+    from ual.provenance import run_metadata
+
+    generator = plan.settings["generator"]
+    outputs = [
+        {"instruction": r["instruction"], "output": done[r["id"]]["output"], "generator": generator,
+         "dataset": r["dataset"], "id": r["id"]}
+        for r in plan.records
+    ]  # fmt: skip
+    new_tokens = sum(done[r["id"]]["new_tokens"] for r in todo)
+    write_json(out, outputs)
+    write_json(
+        sidecar_path(out),
+        {
+            IDENTITY_KEY: identity.as_record(),
+            **plan.settings,
+            "model_description": resolve_model(plan.model_source, plan.revision).description,
+            "n_items": len(plan.records),
+            "n_generated_this_run": len(todo),
+            "seconds": round(seconds, 3),
+            "new_tokens_this_run": new_tokens,
+            "tokens_per_second": round(new_tokens / seconds, 2) if todo else None,
+            "provenance": run_metadata(stage="generate", experiment=experiment.name),
+        },
+    )
+    return outputs
+
+
 def generate_outputs(
     experiment: Experiment,
     task: str,
@@ -217,120 +391,36 @@ def generate_outputs(
     generator: str | None = None,
     backend: str = "auto",
     num_hidden_layers: int | None = None,
+    identity: Identity | None = None,
 ) -> list[dict]:
-    """Generate ``task``'s outputs for the experiment's items and write ``out`` (+ ``out.meta.json``)."""
-    from ual.models import load_model, load_tokenizer, model_fingerprint, resolve_model
-    from ual.provenance import run_metadata
-
-    cfg, out, spec = experiment.evaluate, Path(out), get_task(task)
-    template = spec.prompt_template(experiment.model.prompt_template)
-    records = spec.records(experiment)
-    generator = generator or Path(model_source.rstrip("/")).name.removeprefix("package:")
-    backend = _choose_backend(backend)
-    revision = None
-    if model_source == experiment.model.source:
-        revision = experiment.model.revision
-        if num_hidden_layers is None:
-            num_hidden_layers = experiment.model.num_hidden_layers
-    # The resume identity: what the model is (its weights, not its path), the decoding settings, the prompts.
-    settings = {
-        "task": task,
-        "task_version": spec.version,
-        "model": model_source,
-        "model_fingerprint": model_fingerprint(model_source, revision),
-        "revision": revision,
-        "dtype": experiment.model.dtype,
-        "generator": generator,
-        "backend": backend,
-        "prompt_template": experiment.model.prompt_template,
-        "prompt": spec.describe_prompt(experiment.model.prompt_template),
-        "max_new_tokens": cfg.max_new_tokens[task],
-        "stop_strings": list(spec.stop_strings),
-        "num_hidden_layers": num_hidden_layers,
-        "batch_size": cfg.batch_size,
-    }
-    tokenizer = load_tokenizer(model_source, revision)
-    prompts = {r["id"]: spec.render_prompt(r, experiment.model.prompt_template, tokenizer) for r in records}
-    prompt_hashes = {key: _prompt_sha256(prompt) for key, prompt in prompts.items()}
-    partial = Path(str(out) + ".partial.jsonl")
-    done = _resume_partial(partial, settings, prompt_hashes)
-    todo = [r for r in records if r["id"] not in done]
-    logger.info(
-        "%s: %d items, %d already done (%s), %d to generate",
-        task,
-        len(records),
-        len(done),
-        partial,
-        len(todo),
-    )
+    """Generate ``task``'s outputs for the experiment's items and write ``out`` and its sidecar, resuming
+    from ``out``'s partial file. ``identity`` is recorded in the sidecar (default: the experiment only)."""
+    out = Path(out)
+    plan = plan_generation(experiment, task, model_source, generator, backend, num_hidden_layers)
+    partial = _partial_path(out)
+    done = _resume_partial(partial, plan.settings, plan.prompt_hashes)
+    todo = [r for r in plan.records if r["id"] not in done]
+    logger.info("%s: %d items, %d already done (%s), %d to generate", task, len(plan.records), len(done),
+                partial, len(todo))
     out.parent.mkdir(parents=True, exist_ok=True)
     if not partial.is_file():
-        partial.write_text(json.dumps({"settings": settings}) + "\n", encoding="utf-8")
+        partial.write_text(json.dumps({"settings": plan.settings}) + "\n", encoding="utf-8")
 
     def checkpoint(indices: list[int], texts: list[str], counts: list[int]) -> None:
-        with partial.open("a", encoding="utf-8") as stream:
-            for index, text, count in zip(indices, texts, counts):
-                key = todo[index]["id"]
-                item = {"id": key, "output": text, "new_tokens": count, "prompt_sha256": prompt_hashes[key]}
-                done[item["id"]] = item
-                stream.write(json.dumps(item, ensure_ascii=False) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
+        items = [
+            {"id": todo[i]["id"], "output": text, "new_tokens": count,
+             "prompt_sha256": plan.prompt_hashes[todo[i]["id"]]}
+            for i, text, count in zip(indices, texts, counts)
+        ]  # fmt: skip
+        _append_partial(partial, items)
+        done.update((item["id"], item) for item in items)
 
     start = time.perf_counter()
-    if todo and backend == "vllm":
-        if num_hidden_layers is not None:
-            raise ValueError("num_hidden_layers is not supported with the vllm backend")
-        texts, counts = generate_vllm(
-            resolve_model(model_source, revision).path,
-            encode_prompts([prompts[r["id"]] for r in todo], tokenizer, template)["input_ids"],
-            max_new_tokens=cfg.max_new_tokens[task],
-            stop_strings=spec.stop_strings,
-            dtype=experiment.model.dtype,
-        )
-        checkpoint(list(range(len(todo))), texts, counts)
-    elif todo:
-        model, tokenizer = load_model(
-            model_source, revision, dtype=experiment.model.dtype, num_hidden_layers=num_hidden_layers
-        )
-        model.eval()
-        if torch.cuda.is_available():
-            model.to("cuda")
-        generate_hf(
-            model,
-            tokenizer,
-            [prompts[r["id"]] for r in todo],
-            max_new_tokens=cfg.max_new_tokens[task],
-            stop_strings=spec.stop_strings,
-            batch_size=cfg.batch_size,
-            prompt_template=template,
-            on_batch=checkpoint,
-        )
+    if todo:
+        _run_backend(experiment, plan, todo, checkpoint)
     seconds = time.perf_counter() - start
-    outputs = [
-        {
-            "instruction": r["instruction"],
-            "output": done[r["id"]]["output"],
-            "generator": generator,
-            "dataset": r["dataset"],
-            "id": r["id"],
-        }
-        for r in records
-    ]
-    new_tokens = sum(done[r["id"]]["new_tokens"] for r in todo)
-    write_json(out, outputs)
-    write_json(
-        Path(str(out) + ".meta.json"),
-        {
-            **settings,
-            "model_description": resolve_model(model_source, revision).description,
-            "n_items": len(records),
-            "n_generated_this_run": len(todo),
-            "seconds": round(seconds, 3),
-            "new_tokens_this_run": new_tokens,
-            "tokens_per_second": round(new_tokens / seconds, 2) if todo else None,
-            "provenance": run_metadata(stage="generate", experiment=experiment.name),
-        },
+    outputs = _write_outputs(
+        experiment, plan, out, done, todo, seconds, identity or Identity(experiment=experiment.name)
     )
     partial.unlink()
     logger.info("wrote %s (%d outputs, %.1f s)", out, len(outputs), seconds)
@@ -342,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", type=Path, required=True)
     parser.add_argument("--model", required=True, help="checkpoint folder or ual.models source")
     parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    add_identity_arguments(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--generator", help="name written in the outputs (default: the model folder name)")
     parser.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto")
@@ -349,10 +440,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     experiment = load_experiment(args.experiment)
+    identity = Identity(
+        experiment=experiment.name, scenario=args.scenario, variant=args.variant, seed=args.seed
+    )
     try:
         generate_outputs(
-            experiment, args.task, args.model, args.out, args.generator, args.backend, args.num_hidden_layers
-        )
+            experiment, args.task, args.model, args.out, args.generator, args.backend, args.num_hidden_layers,
+            identity,
+        )  # fmt: skip
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
 

@@ -21,9 +21,8 @@ None, with logits = h @ W.T + b. Between a model and that stand:
   CPU ranks (tests/integration/test_multirank.py).
 
 Used by ``ual.trainer.UALTrainer`` (lean path) and benchmarks/loss.py (``--zero3``). Inputs: a transformers
-model or its head module. Outputs: errors, or the head's (weight, bias) inside a context.
-
-Changelog: v1 - ``check_lean_supported`` moved here from ual.trainer; ``run_with_head`` (ZeRO-3).
+model or its head module. Outputs: errors, or the head's (weight, bias) inside a context. Which parameters
+ZeRO-3 partitions is told by ``ual.compat.is_zero3_parameter``.
 """
 
 from __future__ import annotations
@@ -31,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from ual.compat import is_zero3_parameter
 
 __all__ = ["LOGIT_TRANSFORMS", "check_lean_supported", "run_with_head"]
 
@@ -97,7 +98,7 @@ def run_with_head(
     those hooks only see positional inputs. Otherwise ``loss_fn`` is called directly.
     """
     head = model.get_output_embeddings()
-    if not hasattr(head.weight, "ds_id"):  # not a DeepSpeed ZeRO-3 parameter: nothing to gather
+    if not is_zero3_parameter(head.weight):  # nothing to gather
         return loss_fn(*_whole(head, model), *tensors)
 
     def forward(*inputs: torch.Tensor) -> torch.Tensor:

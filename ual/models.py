@@ -29,6 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ual.provenance import file_sha256
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -75,14 +77,6 @@ def model_cache_dir() -> Path:
     return Path(os.environ.get("UAL_MODEL_CACHE", "resources/models"))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _packaged_gguf(spec: PackagedModel, wheel: str) -> Path:
     found = importlib.util.find_spec(spec.module)
     if found is None or not found.submodule_search_locations:
@@ -109,13 +103,12 @@ def _convert_gguf(gguf: Path, target: Path, description: str) -> None:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ual.compat import drop_quantizer
+
     logger.info("converting %s -> %s (one-off, about 30 s)", gguf, target)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    # The weights are already dequantised to float32; the GGUF quantizer only blocks serialisation.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    drop_quantizer(model)  # the weights are already dequantised to float32
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -123,7 +116,7 @@ def _convert_gguf(gguf: Path, target: Path, description: str) -> None:
         tokenizer.save_pretrained(staging)
         provenance = {
             "source_file": gguf.name,
-            "source_sha256": _sha256(gguf),
+            "source_sha256": file_sha256(gguf),
             "description": description,
             "converted_with": f"transformers {transformers.__version__}",
         }
@@ -199,13 +192,13 @@ def model_fingerprint(source: str, revision: str | None = None) -> str:
     if not folder.is_dir():
         return f"hub:{resolved.path}@{resolved.revision or 'latest'}"
     if (folder / "ual_provenance.json").is_file():
-        return f"sha256:{_sha256(folder / 'ual_provenance.json')}"
+        return f"sha256:{file_sha256(folder / 'ual_provenance.json')}"
     files = sorted({path for pattern in _FINGERPRINTED for path in folder.glob(pattern) if path.is_file()})
     if not any(path.suffix in (".safetensors", ".bin") for path in files):
         raise FileNotFoundError(f"{folder}: no weight files (*.safetensors, pytorch_model*.bin)")
     digest = hashlib.sha256()
     for path in files:
-        digest.update(path.name.encode() + b"\0" + _sha256(path).encode() + b"\n")
+        digest.update(path.name.encode() + b"\0" + file_sha256(path).encode() + b"\n")
     return f"sha256:{digest.hexdigest()}"
 
 

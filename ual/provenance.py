@@ -3,7 +3,9 @@
 Every stage calls ``run_metadata(...)`` and stores it (``run_config.json`` or a ``provenance`` field of a
 metric file), so each number can be traced to the code, versions and config that made it. Result files are
 written atomically through ``replace_atomically`` (``write_text_atomic``, ``write_json``). ``changed_keys``
-names what differs between a recorded run identity and the current one (resume checks).
+names what differs between a recorded run identity and the current one (resume checks). ``sidecar_path`` names
+a result's sidecar, ``file_sha256`` hashes a file, ``read_json_list`` reads a JSON list file (model outputs,
+reference outputs) with the caller's error type.
 """
 
 from __future__ import annotations
@@ -125,3 +127,15 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json_list(path: str | Path, what: str, error: type[Exception] = ValueError) -> list:
+    """The JSON list in ``path`` (``what`` it holds, e.g. "model outputs"); an unreadable file or another
+    JSON value raises ``error`` naming the file."""
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(rows, list):
+        raise error(f"{path}: expected a JSON list of {what}, got {type(rows).__name__}")
+    return rows

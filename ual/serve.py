@@ -19,8 +19,6 @@ In Python (the test fixture ``llama_server`` in tests/conftest.py does this once
 
     with LocalServer(n_parallel=2) as server:
         server.base_url, server.alias
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations

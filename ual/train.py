@@ -2,18 +2,20 @@
 
 The methods differ only in the per-sample epsilon read from the epsilon file of ``ual.smoothing``
 (``sft``: all 0, ``ls``: one constant, ``ual``/``ual_shuffled``: per sample); model, data, recipe and code
-path are the same (docs/method.md).
+path are the same (docs/method.md). A run trains one variant (``ual.variants``): a method, at the
+experiment's eps_max or at a point of the ablation sweep (``ual_epsmax0.3`` trains method ``ual``).
 
 Inputs: the experiment YAML (``model``, ``data``, ``train``), a scenario (training set =
-``ual.data.build_scenario(experiment.data, scenario)``), a method, a seed and the epsilon JSONL
+``ual.data.build_scenario(experiment.data, scenario)``), a variant, a seed and the epsilon JSONL
 (``{"id", "dataset", "uncertainty", "epsilon"}`` per training sample, sidecar ``<file>.meta.json``).
 Outputs, in ``--out DIR``: the model (safetensors, loadable by ``ual.models.load_model(DIR)``), its tokenizer
-and ``train_metrics.json`` (written last, atomically: per-step loss, tokens/s, peak memory, method,
-scenario, seed, epsilon sha256, resolved config, provenance); ``DIR/checkpoint-N`` while training (removed
-once the final model is verified). Command::
+and ``train_metrics.json`` (written last, atomically, by ``training_metrics``: ``identity`` = {experiment,
+scenario, variant, seed} of the command line, the training ``method``, per-step loss, tokens/s, peak memory,
+epsilon file and sha256, resolved config, provenance); ``DIR/checkpoint-N`` while training (removed once the
+final model is verified). Command::
 
-    python -m ual.train --experiment experiments/tiny.yaml --scenario mixed --method ual --seed 0 \\
-        --epsilon results/tiny/mixed/ual/epsilon.jsonl --out results/tiny/mixed/ual/seed0/model
+    python -m ual.train --experiment experiments/tiny.yaml --scenario mixed --variant ual --seed 0 \\
+        --epsilon results/tiny/epsilon/mixed/ual.jsonl --out results/tiny/seed0/train/mixed/ual
 
 Several GPUs: ``deepspeed --num_gpus 8 -m ual.train ...`` or ``torchrun --nproc_per_node 8 -m ual.train ...``.
 
@@ -37,18 +39,13 @@ Resume: a rerun with the same ``--out`` continues from the newest complete ``che
 (``ual.checkpoints``; ``--resume PATH`` picks one, ``--fresh`` ignores them); the data order is fixed by
 ``--seed`` (Trainer seed and data_seed), so the loss trace continues as if never interrupted. An incomplete
 checkpoint (a save cut off) is set aside as ``incomplete-checkpoint-N``; checkpoints of another run (other
-model, data or train section, base model content, method, seed or epsilon file) are discarded, with a
+model, data or train section, base model content, identity, method or epsilon file) are discarded, with a
 warning each.
-
-Changelog: v1 - initial. v2 - the lean loss path also under ZeRO-3 (no fallback to reference). v3 - resume
-from the newest complete checkpoint; another run's are discarded, not refused; the epsilon file is read by
-ual.smoothing.read_epsilon_file.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -62,11 +59,12 @@ import torch
 
 from ual.config import Experiment, TrainConfig, config_hash, resolved_config
 from ual.experiment import load_experiment
-from ual.methods import METHODS
-from ual.scenarios import SCENARIOS
+from ual.identity import Identity, add_identity_arguments
 from ual.methods import get_method
-from ual.provenance import sidecar_path, write_text_atomic
+from ual.provenance import file_sha256, sidecar_path, write_json
+from ual.scenarios import SCENARIOS
 from ual.smoothing import EpsilonFileError, read_epsilon_file
+from ual.variants import Variant
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +75,7 @@ __all__ = [
     "main",
     "run_training",
     "to_training_arguments",
+    "training_metrics",
 ]
 
 METRICS_FILE = "train_metrics.json"
@@ -84,10 +83,6 @@ RUN_FILE = "train_run.json"  # identity of the run owning DIR's checkpoints (res
 
 
 # ---- epsilon file (its one reader is ual.smoothing.read_epsilon_file) -----------------------------------
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list[float]:
@@ -111,19 +106,19 @@ def load_epsilon(path: str | Path, records: Sequence[dict], method: str) -> list
             "another scenario or data slice?"
         )
     epsilon = [values[i] for i in ids]
+    expected = get_method(method).mapping
     mapping = (meta or {}).get("mapping")
-    if mapping is not None and mapping != get_method(method).mapping:
+    if mapping is not None and mapping != expected:
         raise EpsilonFileError(
-            f"{sidecar_path(path)}: mapping '{mapping}' but method '{method}' trains with "
-            f"'{get_method(method).mapping}'"
+            f"{sidecar_path(path)}: mapping '{mapping}' but method '{method}' trains with '{expected}'"
         )
-    if method == "sft" and any(epsilon):
+    if expected == "zero" and any(epsilon):
         raise EpsilonFileError(
-            f"{path}: method 'sft' needs epsilon 0 for every sample; max is {max(epsilon)}"
+            f"{path}: method '{method}' needs epsilon 0 for every sample; max is {max(epsilon)}"
         )
-    if method == "ls" and len(set(epsilon)) > 1:
+    if expected == "constant" and len(set(epsilon)) > 1:
         raise EpsilonFileError(
-            f"{path}: method 'ls' needs one constant epsilon; found {len(set(epsilon))} values"
+            f"{path}: method '{method}' needs one constant epsilon; found {len(set(epsilon))} values"
         )
     return epsilon
 
@@ -166,24 +161,16 @@ def to_training_arguments(cfg: TrainConfig, seed: int, out: Path, deepspeed: str
     )
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
-
-
-def _run_identity(
-    experiment: Experiment, scenario: str, method: str, seed: int, eps_sha: str
-) -> dict[str, Any]:
-    """What a run's checkpoints belong to: the sections training reads (as the workflow tracks them), the
-    base model's content, the scenario, method, seed and epsilon file."""
+def _run_identity(experiment: Experiment, identity: Identity, method: str, eps_sha: str) -> dict[str, Any]:
+    """What a run's checkpoints belong to: its identity and method, the sections training reads (as the
+    workflow tracks them), the base model's content and the epsilon file."""
     from ual.models import model_fingerprint
 
     return {
-        "experiment": experiment.name,
+        **identity.as_record(),
+        "method": method,
         "config_hash": {name: config_hash(getattr(experiment, name)) for name in ("model", "data", "train")},
         "base_model": model_fingerprint(experiment.model.source, experiment.model.revision),
-        "scenario": scenario,
-        "method": method,
-        "seed": seed,
         "epsilon_sha256": eps_sha,
     }
 
@@ -252,7 +239,7 @@ def build_trainer(
 def run_training(
     experiment: Experiment,
     records: Sequence[dict],
-    method: str,
+    variant: str,
     seed: int,
     epsilon_path: str | Path,
     out: str | Path,
@@ -262,40 +249,31 @@ def run_training(
     callbacks: Sequence[Any] = (),
     model_and_tokenizer: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train, save, verify and write ``train_metrics.json``; return the metrics ({} on ranks other than 0).
+    """Train ``variant`` (a ``ual.variants`` name), save, verify and write ``train_metrics.json``; return the
+    metrics ({} on ranks other than 0).
 
     ``model_and_tokenizer`` lets tests reuse one loaded model; by default it is loaded from
     ``experiment.model``. Extra ``callbacks`` are Trainer callbacks (tests use them to stop a run).
     """
-    from ual.provenance import run_metadata
-    from ual.trainer import SkipFinalCheckpoint, StepRecorder, peak_memory, verify_checkpoint
+    from ual.compat import full_numel
+    from ual.trainer import SkipFinalCheckpoint, StepRecorder, verify_checkpoint
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method '{method}'; expected one of {', '.join(METHODS)}")
-    cfg, out, epsilon_path = experiment.train, Path(out), Path(epsilon_path)
+    method = Variant.parse(variant).method  # a ValueError naming a bad variant
+    identity = Identity(experiment=experiment.name, scenario=scenario, variant=variant, seed=seed)
+    out, epsilon_path = Path(out), Path(epsilon_path)
     epsilon = load_epsilon(epsilon_path, records, method)  # every input check before the model loads
-    eps_sha = _sha256(epsilon_path)
-    identity = _run_identity(experiment, scenario, method, seed, eps_sha)
-    checkpoint = _resume_point(out, identity, resume, fresh)
+    run = _run_identity(experiment, identity, method, file_sha256(epsilon_path))
+    checkpoint = _resume_point(out, run, resume, fresh)
     trainer, num_rows = build_trainer(experiment, records, epsilon, seed, out, model_and_tokenizer, callbacks)
-    expected_parameters = sum(
-        p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in trainer.model.parameters()
-    )
-    logger.info(
-        "%s / %s / seed %d: %d samples in %d rows, epsilon mean %.4f",
-        scenario,
-        method,
-        seed,
-        len(records),
-        num_rows,
-        sum(epsilon) / len(epsilon),
-    )
+    expected_parameters = sum(full_numel(p) for p in trainer.model.parameters())
+    logger.info("%s / %s / seed %d: %d samples in %d rows, epsilon mean %.4f", scenario, variant, seed,
+                len(records), num_rows, sum(epsilon) / len(epsilon))
     recorder = StepRecorder(trainer)
     trainer.add_callback(recorder)
     trainer.add_callback(SkipFinalCheckpoint())
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / RUN_FILE, identity)
+        write_json(out / RUN_FILE, run)
 
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -305,70 +283,87 @@ def run_training(
     if not trainer.is_world_process_zero():
         return {}
 
-    check = verify_checkpoint(out, expected_parameters)
+    metrics = training_metrics(
+        experiment, identity, method, trainer, recorder.records,
+        epsilon_path=epsilon_path, epsilon=epsilon, num_samples=len(records), num_rows=num_rows,
+        resumed_from=checkpoint, runtime=runtime, final_train_loss=result.training_loss,
+        checkpoint=verify_checkpoint(out, expected_parameters),
+    )  # fmt: skip
+    for stale in out.glob("checkpoint-*"):  # only needed to resume an unfinished run
+        shutil.rmtree(stale)
+    write_json(out / METRICS_FILE, metrics)
+    steps = metrics["steps"]
+    logger.info("saved %s (%d steps, final loss %.4f, %.0f tokens/s)", out, trainer.state.global_step,
+                steps[-1]["loss"] if steps else float("nan"), metrics["tokens_per_second"] or 0.0)
+    return metrics
+
+
+def training_metrics(
+    experiment: Experiment,
+    identity: Identity,
+    method: str,
+    trainer: Any,
+    step_timing: list[dict[str, float]],
+    *,
+    epsilon_path: Path,
+    epsilon: Sequence[float],
+    num_samples: int,
+    num_rows: int,
+    resumed_from: str | None,
+    runtime: float,
+    final_train_loss: float,
+    checkpoint: dict[str, int],
+) -> dict[str, Any]:
+    """The record ``train_metrics.json`` holds for a finished run (``trainer`` after ``train()``)."""
+    from ual.provenance import run_metadata
+    from ual.trainer import peak_memory
+
+    cfg = experiment.train
     steps = [
         {k: entry[k] for k in ("step", "loss", "grad_norm", "learning_rate") if k in entry}
         for entry in trainer.state.log_history
         if "loss" in entry
     ]
-    timed = recorder.records
-    seconds = sum(r["seconds"] for r in timed)
+    seconds = sum(r["seconds"] for r in step_timing)
     world = trainer.args.world_size
-    metrics = {
+
+    def per_second(key: str) -> float | None:  # rank 0's tokens times the number of ranks (equal on average)
+        return world * sum(r[key] for r in step_timing) / seconds if seconds else None
+
+    return {
+        "identity": identity.as_record(),
         "method": method,
-        "scenario": scenario,
-        "seed": seed,
-        "experiment": experiment.name,
         "epsilon_file": str(epsilon_path),
-        "epsilon_sha256": eps_sha,
+        "epsilon_sha256": file_sha256(epsilon_path),
         "epsilon_summary": {
-            "n": len(epsilon),
-            "mean": sum(epsilon) / len(epsilon),
-            "min": min(epsilon),
-            "max": max(epsilon),
+            "n": len(epsilon), "mean": sum(epsilon) / len(epsilon), "min": min(epsilon), "max": max(epsilon),
         },
-        "num_samples": len(records),
+        "num_samples": num_samples,
         "num_rows": num_rows,
         "packing": cfg.packing,
         "loss_path": trainer.loss_path,
         "deepspeed": cfg.deepspeed,
         "deepspeed_config": json.loads(Path(cfg.deepspeed).read_text()) if cfg.deepspeed else None,
         "world_size": world,
-        "resumed_from": checkpoint,
+        "resumed_from": resumed_from,
         "global_steps": trainer.state.global_step,
         "train_runtime_s": runtime,
-        "final_train_loss": result.training_loss,
+        "final_train_loss": final_train_loss,
         "steps": steps,
-        "step_timing": timed,
-        # rank 0's tokens times the number of ranks (ranks see equal batch shapes on average)
-        "tokens_per_second": world * sum(r["tokens"] for r in timed) / seconds if seconds else None,
-        "response_tokens_per_second": world * sum(r["response_tokens"] for r in timed) / seconds
-        if seconds
-        else None,
+        "step_timing": step_timing,
+        "tokens_per_second": per_second("tokens"),
+        "response_tokens_per_second": per_second("response_tokens"),
         "peak_memory": peak_memory(),
-        "checkpoint": check,
+        "checkpoint": checkpoint,
         "config": resolved_config(experiment),
         "provenance": run_metadata(stage="train", model=experiment.model.source),
-    }
-    for stale in out.glob("checkpoint-*"):  # only needed to resume an unfinished run
-        shutil.rmtree(stale)
-    _write_json(out / METRICS_FILE, metrics)
-    logger.info(
-        "saved %s (%d steps, final loss %.4f, %.0f tokens/s)",
-        out,
-        trainer.state.global_step,
-        steps[-1]["loss"] if steps else float("nan"),
-        metrics["tokens_per_second"] or 0.0,
-    )
-    return metrics
+    }  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train SFT / LS / UAL from an experiment file.")
     parser.add_argument("--experiment", required=True, type=Path)
-    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
-    parser.add_argument("--method", required=True, choices=METHODS)
-    parser.add_argument("--seed", required=True, type=int)
+    add_identity_arguments(parser)
     parser.add_argument(
         "--epsilon", required=True, type=Path, help="epsilon JSONL of python -m ual.smoothing"
     )
@@ -376,6 +371,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", default=None, help="checkpoint folder (default: the last one in --out)")
     parser.add_argument("--fresh", action="store_true", help="ignore checkpoints already in --out")
     args = parser.parse_args(argv)
+    missing = [f"--{name}" for name in ("scenario", "variant", "seed") if getattr(args, name) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    if args.scenario not in SCENARIOS:
+        parser.error(f"--scenario: unknown scenario '{args.scenario}'; known: {', '.join(SCENARIOS)}")
+    try:
+        Variant.parse(args.variant)
+    except ValueError as exc:
+        parser.error(f"--variant: {exc}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from ual.data import build_scenario
@@ -384,16 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     records = build_scenario(experiment.data, args.scenario)
     try:
         run_training(
-            experiment,
-            records,
-            args.method,
-            args.seed,
-            args.epsilon,
-            args.out,
-            args.scenario,
-            resume=args.resume,
-            fresh=args.fresh,
-        )
+            experiment, records, args.variant, args.seed, args.epsilon, args.out, args.scenario,
+            resume=args.resume, fresh=args.fresh,
+        )  # fmt: skip
     except EpsilonFileError as exc:
         raise SystemExit(f"error: {exc}") from None
 

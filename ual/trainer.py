@@ -7,10 +7,10 @@ Inputs: batches of ``ual.collate.EpsilonCollator`` (``input_ids``, ``labels``, `
 Normalisation (docs/method.md, "Loss"): the loss of a micro-batch is the sum of its response-token
 losses divided by the number of response tokens (after the causal shift) of the whole optimiser step: all
 gradient-accumulation micro-batches and, when distributed, all ranks (summed with an all-reduce).
-``get_batch_samples`` counts it with ``ual.losses.count_response_tokens``, independent of the model's
-``loss_type`` (transformers 5.24.0 counts the same ``labels[..., 1:]`` only for models whose loss is
-``ForCausalLMLoss``; tests/integration/test_train.py checks both agree for Llama). Because the loss is
-already normalised over the step, ``loss_is_scaled_for_ga = True`` stops Trainer from dividing by
+It is counted with ``ual.losses.count_response_tokens``, independent of the model's ``loss_type``
+(transformers 5.24.0 counts the same ``labels[..., 1:]`` only for models whose loss is ``ForCausalLMLoss``;
+tests/integration/test_train.py checks both agree for Llama), through the Trainer hooks of
+``ual.compat.StepNormalisedTrainer``, which also keep Trainer from dividing the already normalised loss by
 ``gradient_accumulation_steps`` again (under DeepSpeed Trainer passes ``scale_wrt_gas=False`` as well).
 Data-parallel backends (DDP, DeepSpeed) average gradients over ranks, so the loss is multiplied by the
 number of processes, as Trainer does for ``num_items_in_batch`` losses. The logged loss of a step is the
@@ -29,9 +29,6 @@ Loss paths (``train.loss_path``):
 
 Also the runtime helpers of ``ual.train``: ``prepare_deepspeed_env`` (one-process DeepSpeed defaults),
 ``verify_checkpoint`` (reload, parameter count, no empty tensor) and ``peak_memory``.
-
-Changelog: v2 - lean path under ZeRO-3 through ual.lm_head (was: a fallback to the reference path);
-``check_lean_supported`` moved to ual.lm_head; refusal under DataParallel.
 """
 
 from __future__ import annotations
@@ -44,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 
+from ual.compat import StepNormalisedTrainer, plain_model_loading
 from ual.lm_head import check_lean_supported, run_with_head
 from ual.losses import count_response_tokens, label_smoothed_nll_lean, label_smoothed_nll_reference
 
@@ -71,10 +69,8 @@ DATA_PARALLEL_ERROR = (
 )
 
 
-class UALTrainer(Trainer):
+class UALTrainer(StepNormalisedTrainer):
     """Trainer whose loss is the UAL loss with a global (per optimiser step) token normaliser."""
-
-    loss_is_scaled_for_ga = True
 
     def __init__(self, *args: Any, loss_path: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -88,19 +84,9 @@ class UALTrainer(Trainer):
         self.step_tokens = 0  # real (non-pad) input tokens of the current optimiser step, this rank
         self.step_response_tokens = 0
 
-    def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
-        """The micro-batches of one optimiser step and their global count of response tokens."""
-        batch_samples = []
-        for _ in range(num_batches):
-            try:
-                batch_samples.append(next(epoch_iterator))
-            except StopIteration:
-                break
-        local = sum(count_response_tokens(batch["labels"]) for batch in batch_samples)
-        count = torch.tensor(local, dtype=torch.long, device=device)
-        if self.args.world_size > 1:
-            count = self.accelerator.reduce(count, reduction="sum")
-        return batch_samples, count
+    def count_step_items(self, batch: dict[str, torch.Tensor]) -> int:
+        """The loss normaliser's share of one micro-batch: its response tokens after the causal shift."""
+        return count_response_tokens(batch["labels"])
 
     def _hidden_states(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if isinstance(model, torch.nn.DataParallel):
@@ -212,18 +198,11 @@ def peak_memory() -> dict[str, Any]:
 
 def verify_checkpoint(folder: Path, expected_parameters: int) -> dict[str, int]:
     """Reload ``folder``; check its parameter count and that no tensor is all zeros (ZeRO-3 empty save)."""
-    from transformers.integrations import deepspeed as hf_deepspeed
-
     from ual.models import load_model
 
-    # Under ZeRO-3 from_pretrained would partition the reloaded copy too (0 local elements per tensor):
-    # load it as a plain model, then restore the run's DeepSpeed config.
-    active = hf_deepspeed._hf_deepspeed_config_weak_ref
-    hf_deepspeed.unset_hf_deepspeed_config()
-    try:
+    # Under ZeRO-3 from_pretrained would partition the reloaded copy too (0 local elements per tensor)
+    with plain_model_loading():
         model, _ = load_model(str(folder))
-    finally:
-        hf_deepspeed._hf_deepspeed_config_weak_ref = active
     count = sum(p.numel() for p in model.parameters())
     if count != expected_parameters:
         raise RuntimeError(

@@ -52,7 +52,7 @@ def test_weighted_annotator_over_http_gives_continuous_preferences_in_both_order
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # keyless: no key anywhere
     experiment, outputs = _setup(tmp_path, data_mirror, llama_server, "weighted_alpaca_eval_gpt4_turbo", 3)
     out = tmp_path / "eval/alpacaeval.json"
-    metrics = evaluate_task(experiment, "alpacaeval", outputs, out, {})
+    metrics = evaluate_task(experiment, "alpacaeval", outputs, out)
     pairs = json.loads(out.with_suffix(".annotations.json").read_text())
     assert metrics["judge"]["keyless"] and metrics["judge_orders"] == "both"
     assert metrics["judge_prompts_this_run"] == 6 and metrics["n_unparsed"] == 0 and metrics["n_total"] == 3
@@ -60,7 +60,7 @@ def test_weighted_annotator_over_http_gives_continuous_preferences_in_both_order
         for key in ("preference_reference_first", "preference_model_first", "preference"):
             assert 1.0 <= pair[key] <= 2.0, (key, pair[key])
     assert 0.0 <= metrics["position_bias"] <= 100.0
-    again = evaluate_task(experiment, "alpacaeval", outputs, out, {})  # alpaca_eval's cache, keyed by order
+    again = evaluate_task(experiment, "alpacaeval", outputs, out)  # alpaca_eval's cache, keyed by order
     assert again["judge_prompts_this_run"] == 0 and again["win_rate"] == pytest.approx(metrics["win_rate"])
 
 
@@ -70,7 +70,7 @@ def test_ranking_annotator_replies_that_do_not_parse_are_counted_per_model(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     experiment, outputs = _setup(tmp_path, data_mirror, llama_server, "alpaca_eval_gpt4", 1, "random")
     out = tmp_path / "eval/alpacaeval.json"
-    metrics = evaluate_task(experiment, "alpacaeval", outputs, out, {})
+    metrics = evaluate_task(experiment, "alpacaeval", outputs, out)
     pairs = json.loads(out.with_suffix(".annotations.json").read_text())
     assert metrics["judge_prompts_this_run"] == 1 and metrics["judge_on_unparsed"] == "report"
     # SmolLM2 does not write alpaca_eval's ranking format (it starts a Python snippet at temperature 0): the

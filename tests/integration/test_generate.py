@@ -98,6 +98,12 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_discards_other_s
         "2",
         "--backend",
         "hf",
+        "--scenario",
+        "mixed",
+        "--variant",
+        "ual",
+        "--seed",
+        "1",
     ]
     with pytest.raises(RuntimeError, match="killed"):
         generate.main(argv)
@@ -118,6 +124,7 @@ def test_generate_writes_model_outputs_resumes_after_a_kill_and_discards_other_s
     assert all(o["instruction"] == r["instruction"] for o, r in zip(outputs, records))
     assert {o["id"]: o["output"] for o in outputs if o["id"] in first_batch} == first_batch
     meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["identity"] == {"experiment": "exp", "scenario": "mixed", "variant": "ual", "seed": 1}
     assert meta["n_items"] == 4 and meta["n_generated_this_run"] == 2 and meta["backend"] == "hf"
     assert meta["provenance"]["git_sha"] is not None and meta["num_hidden_layers"] == 2
 

