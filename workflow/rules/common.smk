@@ -147,6 +147,16 @@ def metric_files(wildcards=None):
     ]
 
 
+def epsilon_files(wildcards=None):
+    """The epsilon file of every trained variant and seed (one file serves all seeds of an unseeded one)."""
+    names = {
+        (scenario, Variant.parse(variant).epsilon_name(seed))
+        for seed in SEEDS
+        for scenario, variant in trained_variants()
+    }
+    return [f"results/{NAME}/epsilon/{scenario}/{name}.jsonl" for scenario, name in sorted(names)]
+
+
 def clustering_files(wildcards=None):
     return [f"results/{NAME}/seed{seed}/analysis/{scenario}/clustering.json" for seed in SEEDS for scenario in SCENARIOS]
 
