@@ -131,7 +131,7 @@ def _win_rate_rows(preferences: pd.DataFrame, scenario: str, resamples: int, see
             result = win_rate_difference(preferences, scenario, task, method, control, resamples, seed)
             if result is None:
                 continue
-            rows.append({"scenario": scenario, "task": f"{get_task(task).label} (judged, both orders)",
+            rows.append({"scenario": scenario, "task": f"{get_task(task).label}, judged in both orders",
                          "comparison": _pair_label(method, control), "n": str(result["n"]),
                          **{label: NOT_JUDGED for label in CONTRAST_METRICS.values()},
                          WIN_RATE: _interval(result["value"], result["ci_low"], result["ci_high"], digits=1)})
