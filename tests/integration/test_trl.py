@@ -3,7 +3,8 @@
 Its loss equals TRL's own paths (a constant epsilon: ``label_smoothing_factor``; epsilon 0: plain NLL); the
 epsilon column survives TRL's tokenisation and collators (a batch where one sample alone has epsilon > 0,
 padded and padding-free, against per-sample forwards); one optimiser step's update does not depend on how
-the batch is split for gradient accumulation; bad epsilon columns fail before training, naming column and row.
+the batch is split for gradient accumulation; LoRA (peft, where installed) trains its adapters with the head
+frozen; bad epsilon columns fail before training, naming column and row.
 """
 
 from __future__ import annotations
@@ -135,3 +136,17 @@ def test_update_does_not_depend_on_gradient_accumulation(cut, tmp_path):
 def test_bad_epsilon_column_fails_before_training(cut, tmp_path, columns, message):
     with pytest.raises(EpsilonColumnError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         trainer(UALSFTTrainer, cut, tmp_path, rows(**columns))
+
+
+def test_lora_trains_the_adapters_with_the_head_frozen(cut, tmp_path):
+    peft = pytest.importorskip("peft")
+    lora_config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    data = Dataset.from_list(rows(epsilon=[0.0, 0.1, 0.5, 0.2]))
+    lora = UALSFTTrainer(model=copy.deepcopy(cut[0]), args=config(tmp_path, learning_rate=1e-2), train_dataset=data,
+                         processing_class=cut[1], peft_config=lora_config)
+    adapters = {n: p.detach().clone() for n, p in lora.model.named_parameters() if "lora_B" in n}
+    head = lora.model.get_output_embeddings().weight.detach().clone()
+    lora.train()
+    after = dict(lora.model.named_parameters())
+    assert adapters and all(not torch.equal(after[n].detach(), before) for n, before in adapters.items())
+    assert torch.equal(lora.model.get_output_embeddings().weight, head)
