@@ -1,17 +1,17 @@
-"""Benchmark: TRL 1.16.0's SFTTrainer (plain NLL, ``label_smoothing_factor``) beside ``UALSFTTrainer``, in one run.
+"""Benchmark: TRL 1.16.0's SFTTrainer (plain NLL, label smoothing) beside ``UALSFTTrainer``, in one run.
 
-Cases, each trained in a fresh subprocess (so that peak memory is its own) on the same model, data and batches:
+Cases, each trained in a fresh subprocess (peak memory is its own) on the same model, data and batches:
 
 - ``trl_nll``: ``trl.SFTTrainer``, plain NLL through TRL's fused LM head: the baseline;
-- ``trl_label_smoothing``: ``trl.SFTTrainer`` with ``label_smoothing_factor=0.1`` (transformers' ``LabelSmoother``
-  on full logits, plus TRL's second, no-grad forward for its metrics);
+- ``trl_label_smoothing``: ``trl.SFTTrainer`` with ``label_smoothing_factor=0.1`` (transformers'
+  ``LabelSmoother`` on full logits, plus TRL's second, no-grad forward for its metrics);
 - ``ual``: ``ual.UALSFTTrainer`` with a per-sample ``epsilon`` column (the lean loss, one forward).
 
 Models: ``smollm2`` (the packaged SmolLM2-135M-Instruct, V = 49,152; ``--layers`` cuts it, default all 30) and
 ``random-v128k`` (random Llama with SmolLM2-135M's shape and V = 128,256, Llama-3's vocabulary; untied head).
 Step time: the median wall time of the steps after ``--warmup-steps``; peak memory: on CPU the peak resident
-set size (``ru_maxrss``) and its rise above the set-up, on CUDA ``torch.cuda.max_memory_allocated``. Ratios are
-against ``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and
+set size (``ru_maxrss``) and its rise above the set-up, on CUDA ``torch.cuda.max_memory_allocated``. Ratios
+are against ``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and
 memory; at V = 128,256 at most 0.7x the time and 0.5x the peak memory of ``trl_label_smoothing``.
 
 Run (the full SmolLM2 takes minutes per step on 2 CPU cores: use a GPU, or cut it)::
@@ -66,7 +66,9 @@ def _rows(count: int, length: int) -> list[dict]:
     rows = []
     for i in range(count):
         text = " ".join(words[(i + j) % len(words)] for j in range(max(4, length // 2)))
-        rows.append({"prompt": f"Sample {i}: repeat after me.", "completion": " " + text, "epsilon": 0.05 * (i % 4)})
+        rows.append(
+            {"prompt": f"Sample {i}: repeat after me.", "completion": " " + text, "epsilon": 0.05 * (i % 4)}
+        )
     return rows
 
 
@@ -83,9 +85,18 @@ def run_case(case: str, model_name: str, args) -> dict:
     if case != "ual":
         rows = [{k: v for k, v in r.items() if k != "epsilon"} for r in rows]
     config = SFTConfig(
-        output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch,
-        max_length=args.length, learning_rate=1e-5, report_to="none", save_strategy="no", logging_steps=10**6,
-        bf16=args.bf16, use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False, shuffle_dataset=False,
+        output_dir=tempfile.mkdtemp(),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch,
+        max_length=args.length,
+        learning_rate=1e-5,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10**6,
+        bf16=args.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=False,
+        shuffle_dataset=False,
         label_smoothing_factor=0.1 if case == "trl_label_smoothing" else 0.0,
     )
     cls = UALSFTTrainer if case == "ual" else SFTTrainer
@@ -106,8 +117,14 @@ def run_case(case: str, model_name: str, args) -> dict:
     trainer.train()
     timed = seconds[args.warmup_steps :] or seconds
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    result = {"case": case, "model": model_name, "device": device, "vocab_size": model.config.vocab_size,
-              "step_seconds": statistics.median(timed), "all_step_seconds": seconds}
+    result = {
+        "case": case,
+        "model": model_name,
+        "device": device,
+        "vocab_size": model.config.vocab_size,
+        "step_seconds": statistics.median(timed),
+        "all_step_seconds": seconds,
+    }
     if torch.cuda.is_available():
         result["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
     else:
@@ -128,7 +145,8 @@ def _ratios(results: list[dict]) -> dict:
                 "time": ual["step_seconds"] / other["step_seconds"],
                 "memory": ual["peak_memory_bytes"] / other["peak_memory_bytes"],
             }
-            for name, other in (("trl_nll", base), ("trl_label_smoothing", smooth)) if other is not None
+            for name, other in (("trl_nll", base), ("trl_label_smoothing", smooth))
+            if other is not None
         }
     return out
 
@@ -152,22 +170,36 @@ def main() -> None:
         print("RESULT " + json.dumps(run_case(*args.worker, args)), flush=True)
         return
     passthrough = [a for a in argv if a != "--smoke"] + (SMOKE if args.smoke else [])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     results = []
     for model in args.models:
         for case in args.cases:
-            done = subprocess.run([sys.executable, __file__, *passthrough, "--worker", case, model],
-                                  capture_output=True, text=True, env=env, check=False)
+            done = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--worker", case, model],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if done.returncode != 0 or not lines:
                 raise SystemExit(f"{case} on {model} failed:\n{done.stderr[-3000:]}")
             row = json.loads(lines[-1].removeprefix("RESULT "))
             results.append(row)
-            print(f"{model:13s} {case:20s} {row['step_seconds']:8.3f} s/step   peak "
-                  f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB", flush=True)
-    report = {"settings": {k: v for k, v in vars(args).items() if k not in ("worker", "out")},
-              "device": results[0]["device"] if results else None,
-              "results": results, "ratios": _ratios(results)}
+            print(
+                f"{model:13s} {case:20s} {row['step_seconds']:8.3f} s/step   peak "
+                f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB",
+                flush=True,
+            )
+    report = {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "out")},
+        "device": results[0]["device"] if results else None,
+        "results": results,
+        "ratios": _ratios(results),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["ratios"], indent=2))

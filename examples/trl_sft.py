@@ -31,17 +31,32 @@ args = parser.parse_args()
 
 # 1. elicit: every row gets "uncertainty" in [0, 1] and "epsilon" = eps_max * uncertainty (cached, resumable)
 rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
-scored = elicit_dataset(rows, "openai", args.served_model, base_url=args.base_url, eps_max=args.eps_max,
-                        cache=args.out / "elicit-cache.jsonl")
+scored = elicit_dataset(
+    rows,
+    "openai",
+    args.served_model,
+    base_url=args.base_url,
+    eps_max=args.eps_max,
+    cache=args.out / "elicit-cache.jsonl",
+)
 args.out.mkdir(parents=True, exist_ok=True)
 (args.out / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))
 
 # 2. train: the epsilon column is the per-sample label smoothing
 model, tokenizer = load_model(args.model, num_hidden_layers=args.num_hidden_layers)
-config = SFTConfig(output_dir=str(args.out), max_steps=args.max_steps, per_device_train_batch_size=4,
-                   learning_rate=1e-5, report_to="none", bf16=torch.cuda.is_available(),
-                   use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False, save_strategy="no")
-trainer = UALSFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(scored),
-                        processing_class=tokenizer)
+config = SFTConfig(
+    output_dir=str(args.out),
+    max_steps=args.max_steps,
+    per_device_train_batch_size=4,
+    learning_rate=1e-5,
+    report_to="none",
+    bf16=torch.cuda.is_available(),
+    use_cpu=not torch.cuda.is_available(),
+    gradient_checkpointing=False,
+    save_strategy="no",
+)
+trainer = UALSFTTrainer(
+    model=model, args=config, train_dataset=Dataset.from_list(scored), processing_class=tokenizer
+)
 trainer.train()
 trainer.save_model(str(args.out / "model"))

@@ -39,7 +39,8 @@ _SURFACE = {
 __all__ = sorted(_SURFACE)
 
 TRL_EXTRA_ERROR = (
-    "ual.UALSFTTrainer needs TRL: install the trl extra, pip install -e \".[trl]\" (or pip install trl==1.16.0)"
+    "ual.UALSFTTrainer needs TRL: install the trl extra, pip install -e \".[trl]\" "
+    "(or pip install trl==1.16.0)"
 )
 
 

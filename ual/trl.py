@@ -103,7 +103,9 @@ def epsilon_column(dataset: Dataset, eps_min: float, eps_max: float, dataset_nam
         )
     uncertainty = dataset[UNCERTAINTY_COLUMN]
     if any(isinstance(u, list) for u in uncertainty):
-        raise EpsilonColumnError(f"{dataset_name} dataset: column '{UNCERTAINTY_COLUMN}' must hold one number per row")
+        raise EpsilonColumnError(
+            f"{dataset_name} dataset: column '{UNCERTAINTY_COLUMN}' must hold one number per row"
+        )
     _check_values(uncertainty, UNCERTAINTY_COLUMN, dataset_name, top=1.0)
     epsilon = [score_to_epsilon(float(u), eps_min, eps_max) for u in uncertainty]
     return dataset.add_column(EPSILON_COLUMN, epsilon)
@@ -133,13 +135,15 @@ def _token_epsilon(dataset: Dataset, dataset_name: str, map_kwargs: dict) -> Dat
 
 
 class TokenEpsilonCollator:
-    """Wraps TRL's collator: pads ``token_epsilon`` like ``labels`` (padding or padding-free) as ``epsilon``."""
+    """TRL's collator, plus ``token_epsilon`` padded like ``labels`` (also padding-free) as ``epsilon``."""
 
     def __init__(self, collator: Any):
         self.collator = collator
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        values = [torch.tensor(example.pop(TOKEN_EPSILON_COLUMN), dtype=torch.float32) for example in examples]
+        values = [
+            torch.tensor(example.pop(TOKEN_EPSILON_COLUMN), dtype=torch.float32) for example in examples
+        ]
         batch = self.collator(examples)
         labels = batch["labels"]
         epsilon = torch.zeros(labels.shape, dtype=torch.float32)
@@ -182,19 +186,28 @@ class UALSFTTrainer(SFTTrainer):
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
         """TRL's tokenisation, then ``token_epsilon``, then TRL's truncation, packing and shuffling."""
         if not isinstance(dataset, Dataset):
-            raise TypeError(f"UALSFTTrainer needs a datasets.Dataset for {dataset_name}, got {type(dataset).__name__}")
+            raise TypeError(
+                f"UALSFTTrainer needs a datasets.Dataset for {dataset_name}, got {type(dataset).__name__}"
+            )
         dataset = epsilon_column(dataset, self.eps_min, self.eps_max, dataset_name)
         tokenise_only = copy.copy(args)
         tokenise_only.max_length, tokenise_only.shuffle_dataset = None, False
-        dataset = super()._prepare_dataset(dataset, processing_class, tokenise_only, False, formatting_func,
-                                           dataset_name)
+        dataset = super()._prepare_dataset(
+            dataset, processing_class, tokenise_only, False, formatting_func, dataset_name
+        )
         map_kwargs = {"num_proc": args.dataset_num_proc}
         dataset = _token_epsilon(dataset, dataset_name, map_kwargs)
         if args.max_length is not None and not packing:  # as TRL's _prepare_dataset, with token_epsilon
-            keep = slice(None, args.max_length) if args.truncation_mode == "keep_start" else slice(-args.max_length, None)
+            keep = (
+                slice(None, args.max_length)
+                if args.truncation_mode == "keep_start"
+                else slice(-args.max_length, None)
+            )
             columns = ("input_ids", "labels", TOKEN_EPSILON_COLUMN)
             dataset = dataset.map(lambda example: {c: example[c][keep] for c in columns}, **map_kwargs)
-            dataset = dataset.filter(lambda example: any(x != IGNORE_INDEX for x in example["labels"]), **map_kwargs)
+            dataset = dataset.filter(
+                lambda example: any(x != IGNORE_INDEX for x in example["labels"]), **map_kwargs
+            )
         if packing:
             if args.max_length is None:
                 raise ValueError("When packing is enabled, `max_length` can't be `None`.")
@@ -219,7 +232,9 @@ class UALSFTTrainer(SFTTrainer):
         hidden = UALTrainer._hidden_states(self, model, inputs)  # one forward, no logits
 
         def lean(weight, bias, hidden, labels, epsilon):
-            return label_smoothed_nll_lean(hidden, weight, labels, epsilon, bias=bias, num_items=num_items_in_batch)
+            return label_smoothed_nll_lean(
+                hidden, weight, labels, epsilon, bias=bias, num_items=num_items_in_batch
+            )
 
         loss = run_with_head(self.accelerator.unwrap_model(model), lean, hidden, labels, epsilon)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:

@@ -26,15 +26,26 @@ pytestmark = pytest.mark.slow
 
 def rows(n: int = 4, **columns) -> list[dict]:
     samples = [
-        {"prompt": f"Question {i}: what is {i} + {i}?", "completion": f" The answer is {2 * i}." * (1 + i % 3)}
+        {
+            "prompt": f"Question {i}: what is {i} + {i}?",
+            "completion": f" The answer is {2 * i}." * (1 + i % 3),
+        }
         for i in range(n)
     ]
     return [{**s, **{k: v[i] for k, v in columns.items()}} for i, s in enumerate(samples)]
 
 
 def config(tmp_path, **kwargs) -> SFTConfig:
-    settings = dict(output_dir=str(tmp_path), report_to="none", per_device_train_batch_size=4, max_steps=1,
-                    bf16=False, gradient_checkpointing=False, use_cpu=True, shuffle_dataset=False)
+    settings = dict(
+        output_dir=str(tmp_path),
+        report_to="none",
+        per_device_train_batch_size=4,
+        max_steps=1,
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        shuffle_dataset=False,
+    )
     return SFTConfig(**{**settings, **kwargs})
 
 
@@ -46,8 +57,13 @@ def cut(tiny_smollm2):
 def trainer(cls, cut, tmp_path, data: list[dict], **kwargs):
     model, tokenizer = cut
     trainer_kwargs = {k: kwargs.pop(k) for k in ("eps_min", "eps_max") if k in kwargs}
-    return cls(model=copy.deepcopy(model), args=config(tmp_path, **kwargs), train_dataset=Dataset.from_list(data),
-               processing_class=tokenizer, **trainer_kwargs)
+    return cls(
+        model=copy.deepcopy(model),
+        args=config(tmp_path, **kwargs),
+        train_dataset=Dataset.from_list(data),
+        processing_class=tokenizer,
+        **trainer_kwargs,
+    )
 
 
 def first_batch(trainer) -> dict:
@@ -79,7 +95,8 @@ def per_sample_loss(model, tokenised: list[dict], epsilon: list) -> torch.Tensor
 
 
 @pytest.mark.parametrize(
-    "layout", [{}, {"padding_free": True, "max_length": None}, {"packing": True, "max_length": 512}],
+    "layout",
+    [{}, {"padding_free": True, "max_length": None}, {"packing": True, "max_length": 512}],
     ids=["padded", "padding_free", "packed"],
 )
 def test_epsilon_of_one_sample_survives_the_collator(cut, tmp_path, layout):
@@ -101,15 +118,27 @@ def test_per_token_epsilon_and_uncertainty_columns(cut, tmp_path):
     lengths = [sum(label != -100 for label in base.train_dataset[i]["labels"]) for i in range(4)]
     per_token = [[0.3] * n if i == 2 else [0.0] * n for i, n in enumerate(lengths)]
     token = trainer(UALSFTTrainer, cut, tmp_path / "token", rows(epsilon=per_token))
-    mapped = trainer(UALSFTTrainer, cut, tmp_path / "mapped", rows(uncertainty=[0.0, 0.0, 0.5, 0.0]), eps_max=0.6)
+    mapped = trainer(
+        UALSFTTrainer, cut, tmp_path / "mapped", rows(uncertainty=[0.0, 0.0, 0.5, 0.0]), eps_max=0.6
+    )
     losses = [t.compute_loss(t.model, first_batch(t)).item() for t in (base, token, mapped)]
     assert losses[0] == pytest.approx(losses[1], abs=1e-6) and losses[0] == pytest.approx(losses[2], abs=1e-6)
 
 
 def one_step_update(cut, tmp_path, batch: int, accumulation: int) -> torch.Tensor:
-    ual = trainer(UALSFTTrainer, cut, tmp_path, rows(epsilon=[0.0, 0.1, 0.5, 0.2]), per_device_train_batch_size=batch,
-                  gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1.0, max_grad_norm=0.0,
-                  lr_scheduler_type="constant", weight_decay=0.0)
+    ual = trainer(
+        UALSFTTrainer,
+        cut,
+        tmp_path,
+        rows(epsilon=[0.0, 0.1, 0.5, 0.2]),
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
+        optim="sgd",
+        learning_rate=1.0,
+        max_grad_norm=0.0,
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+    )
     before = ual.model.lm_head.weight.detach().clone()
     ual.train()
     return ual.model.lm_head.weight.detach() - before
@@ -130,20 +159,32 @@ def test_update_does_not_depend_on_gradient_accumulation(cut, tmp_path):
         ({"epsilon": [0.1, 0.1, -0.2, 0.1]}, "column 'epsilon', row 2: -0.2 is outside [0, 1)"),
         ({"epsilon": [0.1, 0.1, 0.1, 1.0]}, "column 'epsilon', row 3: 1.0 is outside [0, 1)"),
         ({"uncertainty": [0.1, 1.5, 0.1, 0.1]}, "column 'uncertainty', row 1: 1.5 is outside [0, 1]"),
-        ({"epsilon": [[0.1], [0.1], [0.1], [0.1]]}, "column 'epsilon', row 0: 1 per-token values but the sample has"),
+        (
+            {"epsilon": [[0.1], [0.1], [0.1], [0.1]]},
+            "column 'epsilon', row 0: 1 per-token values but the sample has",
+        ),
     ],
 )
 def test_bad_epsilon_column_fails_before_training(cut, tmp_path, columns, message):
-    with pytest.raises(EpsilonColumnError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        EpsilonColumnError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
         trainer(UALSFTTrainer, cut, tmp_path, rows(**columns))
 
 
 def test_lora_trains_the_adapters_with_the_head_frozen(cut, tmp_path):
     peft = pytest.importorskip("peft")
-    lora_config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    lora_config = peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+    )
     data = Dataset.from_list(rows(epsilon=[0.0, 0.1, 0.5, 0.2]))
-    lora = UALSFTTrainer(model=copy.deepcopy(cut[0]), args=config(tmp_path, learning_rate=1e-2), train_dataset=data,
-                         processing_class=cut[1], peft_config=lora_config)
+    lora = UALSFTTrainer(
+        model=copy.deepcopy(cut[0]),
+        args=config(tmp_path, learning_rate=1e-2),
+        train_dataset=data,
+        processing_class=cut[1],
+        peft_config=lora_config,
+    )
     adapters = {n: p.detach().clone() for n, p in lora.model.named_parameters() if "lora_B" in n}
     head = lora.model.get_output_embeddings().weight.detach().clone()
     lora.train()

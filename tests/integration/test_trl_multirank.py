@@ -1,4 +1,5 @@
-"""``UALSFTTrainer`` on two CPU ranks (gloo) under DDP, DeepSpeed ZeRO-2 and ZeRO-3 against one process with the
+"""``UALSFTTrainer`` on two CPU ranks (gloo) under DDP, DeepSpeed ZeRO-2 and ZeRO-3 against one process with
+the
 same global batch (tests/integration/trl_multirank_worker.py): the same loss and gradient norm, step for step,
 while the two ranks carry different numbers of response tokens (so the global token normaliser decides)."""
 
@@ -30,15 +31,32 @@ def _free_port() -> int:
 def multirank(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trl_multirank")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO)}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                "127.0.0.1", "--master_port", str(_free_port())]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+    ]
     commands = {
         "two_ranks": [*launcher, str(WORKER), "--backends", *BACKENDS, "--per-device-batch", "2"],
         "one_process": [sys.executable, str(WORKER), "--backends", "none", "--per-device-batch", "4"],
     }
     for name, command in commands.items():
-        done = subprocess.run([*command, "--out", str(tmp / f"{name}.json")], cwd=tmp, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, check=False)
+        done = subprocess.run(
+            [*command, "--out", str(tmp / f"{name}.json")],
+            cwd=tmp,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+            check=False,
+        )
         assert done.returncode == 0, f"{name} failed:\n{done.stdout[-5000:]}"
     return {
         "ranks": [json.loads((tmp / f"two_ranks.rank{r}.json").read_text()) for r in (0, 1)],

@@ -1,4 +1,4 @@
-"""Worker of tests/integration/test_trl_multirank.py: ``UALSFTTrainer`` for 3 optimiser steps under each backend.
+"""Worker of tests/integration/test_trl_multirank.py: ``UALSFTTrainer`` for 3 optimiser steps per backend.
 
 Launched once with ``torchrun --nproc_per_node 2`` (DDP, ZeRO-2, ZeRO-3; per-device batch 2) and once as one
 plain process (per-device batch 4); both use gradient accumulation 2, so a step sees the same 8 samples. The
@@ -6,7 +6,8 @@ model is multirank_worker's tiny random Llama (untied head with a bias), the dat
 per-sample epsilon as a prompt/completion dataset. Writes ``<out stem>.rank<r>.json``: per backend the logged
 loss and gradient norm of each step, and this rank's response tokens per step.
 
-    DS_ACCELERATOR=cpu OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 tests/integration/trl_multirank_worker.py \\
+    DS_ACCELERATOR=cpu OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 \\
+        tests/integration/trl_multirank_worker.py
         --backends ddp zero2 zero3 --per-device-batch 2 --out /tmp/trl.json
 """
 
@@ -24,8 +25,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from multirank_worker import epsilon, records, tiny_llama  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-BACKENDS = {"none": None, "ddp": None, "zero2": "experiments/deepspeed/zero2_cpu.json",
-            "zero3": "experiments/deepspeed/zero3_cpu.json"}
+BACKENDS = {
+    "none": None,
+    "ddp": None,
+    "zero2": "experiments/deepspeed/zero2_cpu.json",
+    "zero3": "experiments/deepspeed/zero3_cpu.json",
+}
 
 
 def run(backend: str, per_device_batch: int, pristine, tokenizer) -> list[dict]:
@@ -36,8 +41,10 @@ def run(backend: str, per_device_batch: int, pristine, tokenizer) -> list[dict]:
     from ual.losses import count_response_tokens
     from ual.trl import UALSFTTrainer
 
-    rows = [{"prompt": r["instruction"], "completion": " " + r["output"], "epsilon": e}
-            for r, e in zip(records(), epsilon(), strict=True)]
+    rows = [
+        {"prompt": r["instruction"], "completion": " " + r["output"], "epsilon": e}
+        for r, e in zip(records(), epsilon(), strict=True)
+    ]
     tokens: list[int] = []
 
     class Count(TrainerCallback):
@@ -46,13 +53,27 @@ def run(backend: str, per_device_batch: int, pristine, tokenizer) -> list[dict]:
 
     with tempfile.TemporaryDirectory(prefix="trl_multirank_") as out:
         config = SFTConfig(
-            output_dir=out, per_device_train_batch_size=per_device_batch, gradient_accumulation_steps=2,
-            max_steps=3, logging_steps=1, learning_rate=1e-2, report_to="none", save_strategy="no", use_cpu=True,
-            bf16=False, gradient_checkpointing=False, seed=0, dataset_num_proc=None,
+            output_dir=out,
+            per_device_train_batch_size=per_device_batch,
+            gradient_accumulation_steps=2,
+            max_steps=3,
+            logging_steps=1,
+            learning_rate=1e-2,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
+            seed=0,
+            dataset_num_proc=None,
             deepspeed=str(REPO / BACKENDS[backend]) if BACKENDS[backend] else None,
         )
-        trainer = UALSFTTrainer(model=copy.deepcopy(pristine), args=config, train_dataset=Dataset.from_list(rows),
-                                processing_class=tokenizer)
+        trainer = UALSFTTrainer(
+            model=copy.deepcopy(pristine),
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
         loss = trainer.compute_loss
 
         def counting(model, inputs, *args, **kwargs):
@@ -64,8 +85,10 @@ def run(backend: str, per_device_batch: int, pristine, tokenizer) -> list[dict]:
         trainer.train()
         trainer.accelerator.wait_for_everyone()
     logged = [e for e in trainer.state.log_history if "loss" in e]
-    return [{"step": e["step"], "loss": e["loss"], "grad_norm": float(e["grad_norm"]), "rank_response_tokens": t}
-            for e, t in zip(logged, tokens, strict=True)]
+    return [
+        {"step": e["step"], "loss": e["loss"], "grad_norm": float(e["grad_norm"]), "rank_response_tokens": t}
+        for e, t in zip(logged, tokens, strict=True)
+    ]
 
 
 def main() -> None:

@@ -8,18 +8,19 @@ Commands::
     python -m ual.elicit --experiment experiments/paper_llama2-7b.yaml --estimate     # the bill, no call
 
     # any dataset (JSONL / JSON / Parquet file, or a hub id): its rows plus uncertainty (and epsilon)
-    python -m ual.elicit --input data.jsonl --out scored.jsonl --backend openai --base-url http://127.0.0.1:8080/v1 \\
-        --model served-model [--eps-max 0.2] [--estimate]
-    python -m ual.elicit --input data.parquet --out scored.jsonl --backend hf --model HuggingFaceTB/SmolLM2-135M-Instruct
+    python -m ual.elicit --input data.jsonl --out scored.jsonl --backend openai \\
+        --base-url http://127.0.0.1:8080/v1 --model served-model [--eps-max 0.2] [--estimate]
+    python -m ual.elicit --input data.parquet --out scored.jsonl --backend hf \\
+        --model HuggingFaceTB/SmolLM2-135M-Instruct
 
 Both modes build an ``ElicitConfig`` (from the experiment, or from the flags) and a list of records, then run
-``ual.elicit.dataset.score_records`` (cache, resume, concurrency: ``ual.elicit.run``). The pipeline writes ``scores.jsonl``
-(``ual.elicit.records.write_scores``); ``--input`` writes the input rows in order plus ``uncertainty``
-(and, with ``--eps-max``, ``epsilon = eps_min + (eps_max - eps_min) * uncertainty``; ``ual.smoothing``). Only
-a successful run writes the sidecar ``<out>.meta.json`` (counts, paid requests, cost); a stale one is removed
-first. Any missing sample fails the run with the counts by reason (after writing the output, so the scored
-part is kept) unless ``on_missing`` is ``median`` (``--on-missing median``): then a missing sample gets the
-median uncertainty (in the pipeline, ``ual.smoothing`` imputes it).
+``ual.elicit.dataset.score_records`` (cache, resume, concurrency: ``ual.elicit.run``). The pipeline writes
+``scores.jsonl`` (``ual.elicit.records.write_scores``); ``--input`` writes the input rows in order plus
+``uncertainty`` (and, with ``--eps-max``, ``epsilon = eps_min + (eps_max - eps_min) * uncertainty``;
+``ual.smoothing``). Only a successful run writes the sidecar ``<out>.meta.json`` (counts, paid requests,
+cost); a stale one is removed first. Any missing sample fails the run with the counts by reason (after
+writing the output, so the scored part is kept) unless ``on_missing`` is ``median`` (``--on-missing
+median``): then a missing sample gets the median uncertainty (in the pipeline, ``ual.smoothing`` imputes it).
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def _counts(cfg: Any, cache: ScoreCache, rows: list[dict], stats: RunStats) -> d
         "n_zero_answer_mass": stats.zero_mass,
         "n_unparsed": stats.unparsed,
         "n_no_logprobs": stats.no_logprobs,
-        "read_from": {s: sum(r["read_from"] == s for r in rows) for s in sorted({str(r["read_from"]) for r in rows})},
+        "read_from": {
+            s: sum(r["read_from"] == s for r in rows) for s in sorted({str(r["read_from"]) for r in rows})
+        },
         "cost_usd": stats.cost_usd,
         "seconds": round(stats.seconds, 3),
         "on_missing": cfg.on_missing,
@@ -88,7 +91,13 @@ def _missing_message(stats: RunStats, n: int, out: Path, flag: str) -> str:
 def _log_run(rows: list[dict], out: Path, stats: RunStats) -> None:
     logger.info(
         "wrote %d scores to %s (%d cached, %d scored, %d HTTP requests, %d missing, $%.4f)",
-        len(rows), out, stats.cached, stats.requested, stats.http_requests, stats.missing, stats.cost_usd,
+        len(rows),
+        out,
+        stats.cached,
+        stats.requested,
+        stats.http_requests,
+        stats.missing,
+        stats.cost_usd,
     )
     if stats.no_logprobs:
         logger.warning("%d samples scored from the reply text (no logprobs came back)", stats.no_logprobs)
@@ -100,7 +109,9 @@ def _experiment_config(args: argparse.Namespace) -> tuple[Any, Any, list[dict]]:
 
     experiment = load_experiment(args.experiment)
     if args.source not in (None, experiment.elicit.method, *experiment.analysis.compare_uncertainty):
-        raise ValueError(f"--source {args.source} is neither elicit.method nor in analysis.compare_uncertainty")
+        raise ValueError(
+            f"--source {args.source} is neither elicit.method nor in analysis.compare_uncertainty"
+        )
     if args.source is not None:
         elicit = experiment.elicit.model_copy(update={"method": args.source})
         experiment = experiment.model_copy(update={"elicit": elicit})
@@ -112,10 +123,19 @@ def _flag_config(args: argparse.Namespace) -> Any:
     if args.backend is None or args.model is None:
         raise ValueError("--input needs --backend and --model (and --base-url for a local openai server)")
     return elicit_config(
-        args.backend, args.model, source=args.source or "verbalized", on_missing=args.on_missing,
-        revision=args.revision, base_url=args.base_url, api_key_env=args.api_key_env,
-        prompt_version=args.prompt_version, concurrency=args.concurrency, batch_size=args.batch_size,
-        tokenizer=args.tokenizer, cache_dir=str(args.cache_dir), usd_per_1m_input_tokens=args.usd_per_1m_input_tokens,
+        args.backend,
+        args.model,
+        source=args.source or "verbalized",
+        on_missing=args.on_missing,
+        revision=args.revision,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        prompt_version=args.prompt_version,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        tokenizer=args.tokenizer,
+        cache_dir=str(args.cache_dir),
+        usd_per_1m_input_tokens=args.usd_per_1m_input_tokens,
         usd_per_1m_output_tokens=args.usd_per_1m_output_tokens,
     )
 
@@ -141,19 +161,27 @@ def _parser() -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--experiment", type=Path, help="score an experiment's training samples (the pipeline)")
     what.add_argument("--input", help="score any dataset: a .jsonl/.json/.parquet file or a hub dataset id")
-    parser.add_argument("--out", type=Path, default=None, help="file to write (the scores, or the scored rows)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="file to write (the scores, or the scored rows)"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="cache JSONL (default: in the cache dir)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--estimate", action="store_true", help="print the bill; no request")
-    parser.add_argument("--source", choices=SOURCES, default=None,
-                        help="the uncertainty source; with --experiment one of elicit.method or "
-                        "analysis.compare_uncertainty (the report compares it; epsilon never uses it)")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default=None,
+        help="the uncertainty source; with --experiment one of elicit.method or "
+        "analysis.compare_uncertainty (the report compares it; epsilon never uses it)",
+    )
     flags = parser.add_argument_group("--input mode: the elicitor, the mapping and the column names")
     flags.add_argument("--backend", choices=("hf", "openai"))
     flags.add_argument("--model", help="hf: hub id / path / package:...; openai: the served model name")
     flags.add_argument("--revision", default=None)
     flags.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (a local server)")
-    flags.add_argument("--api-key-env", default=None, help="name of the environment variable with the API key")
+    flags.add_argument(
+        "--api-key-env", default=None, help="name of the environment variable with the API key"
+    )
     flags.add_argument("--prompt-version", default="v1")
     flags.add_argument("--on-missing", choices=("fail", "median"), default="fail")
     flags.add_argument("--concurrency", type=int, default=8)
@@ -175,8 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out is None and not args.estimate:
         parser.error("--out is required (or --estimate)")
-    logging.basicConfig(level=logging.INFO if not args.estimate else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if not args.estimate else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     from ual.config import ConfigError
     from ual.data import DataError

@@ -12,7 +12,8 @@ rows have:
 
 Then ``score_records`` (the one scoring path of the pipeline and of ``--input``) and ``scored_rows`` (the
 rows plus ``uncertainty`` and ``epsilon``); ``elicit_dataset`` does all of it in memory (``from ual import
-elicit_dataset``). Column names are flags of ``python -m ual.elicit`` (``ColumnNames``). Rows matching none raise
+elicit_dataset``). Column names are flags of ``python -m ual.elicit`` (``ColumnNames``). Rows matching none
+raise
 ``DatasetFormatError`` listing the columns found and those flags. The record id is
 ``ual.data.normalise.record_id`` of its content, with ``name`` as the dataset, so the cache serves a rerun.
 """
@@ -20,9 +21,9 @@ elicit_dataset``). Column names are flags of ``python -m ual.elicit`` (``ColumnN
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
-import statistics
 from typing import Any
 
 from ual.data.normalise import record_id
@@ -172,23 +173,31 @@ def to_records(rows: list[dict], names: ColumnNames, name: str, source: str) -> 
                 instruction, context = _content(row[names.prompt]), ""
                 output = _content(row[names.completion])
             else:
-                instruction, context, output = row[names.instruction], row.get(names.input) or "", row[names.output]
+                instruction, context, output = (
+                    row[names.instruction],
+                    row.get(names.input) or "",
+                    row[names.output],
+                )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DatasetFormatError(f"{source}: row {number} ({kind} format): {type(exc).__name__}: {exc}") from None
-        records.append({
-            "id": record_id(name, instruction, context, output),
-            "dataset": name,
-            "instruction": instruction,
-            "input": context,
-            "output": output,
-        })
+            raise DatasetFormatError(
+                f"{source}: row {number} ({kind} format): {type(exc).__name__}: {exc}"
+            ) from None
+        records.append(
+            {
+                "id": record_id(name, instruction, context, output),
+                "dataset": name,
+                "instruction": instruction,
+                "input": context,
+                "output": output,
+            }
+        )
     return records
 
 
 def score_records(
     records: list[dict], cfg: Any, cache_file: Path | None = None, progress: bool = True
 ) -> tuple[list[dict], RunStats, dict, ScoreCache]:
-    """Score records with the elicitor of ``cfg`` through its cache: (score records, stats, normaliser, cache).
+    """Score records with the elicitor of ``cfg`` through its cache: (scores, stats, normaliser, cache).
 
     The one code path of both modes; an entropy source is min-max normalised over ``records``.
     """
@@ -202,8 +211,10 @@ def score_records(
     return rows, stats, normaliser, cache
 
 
-def scored_rows(rows: list[dict], scores: list[dict], on_missing: str, eps: tuple[float, float] | None) -> list[dict]:
-    """The input rows plus ``uncertainty`` (a missing one: the median, or null) and ``epsilon`` with ``eps``."""
+def scored_rows(
+    rows: list[dict], scores: list[dict], on_missing: str, eps: tuple[float, float] | None
+) -> list[dict]:
+    """The input rows plus ``uncertainty`` (a missing one: the median, or null), and ``epsilon`` (``eps``)."""
     from ual.smoothing import score_to_epsilon
 
     present = [s["uncertainty"] for s in scores if s["uncertainty"] is not None]
@@ -218,8 +229,10 @@ def scored_rows(rows: list[dict], scores: list[dict], on_missing: str, eps: tupl
     return out
 
 
-def elicit_config(backend: str, model: str, source: str = "verbalized", on_missing: str = "fail", **settings: Any):
-    """An ``ElicitConfig`` outside any experiment (``prompt_version`` v1 unless given; other fields: defaults)."""
+def elicit_config(
+    backend: str, model: str, source: str = "verbalized", on_missing: str = "fail", **settings: Any
+):
+    """An ``ElicitConfig`` outside any experiment (``prompt_version`` v1 unless given; others: defaults)."""
     from ual.config import ElicitConfig
 
     settings = {"prompt_version": "v1", **{k: v for k, v in settings.items() if v is not None}}
@@ -261,6 +274,8 @@ def elicit_dataset(
     records = to_records(rows, columns, name, name)
     scores, stats, _, _ = score_records(records, cfg, Path(cache) if cache else None, progress)
     if stats.missing and on_missing == "fail":
-        raise ValueError(f"{stats.missing} of {len(rows)} samples could not be scored (first errors: "
-                         f"{stats.failures}); pass on_missing='median' to give them the median uncertainty")
+        raise ValueError(
+            f"{stats.missing} of {len(rows)} samples could not be scored (first errors: "
+            f"{stats.failures}); pass on_missing='median' to give them the median uncertainty"
+        )
     return scored_rows(rows, scores, on_missing, (eps_min, eps_max) if eps_max is not None else None)

@@ -37,7 +37,14 @@ from ual.elicit.core import (
     ten_continuation,
 )
 
-__all__ = ["CHARS_PER_TOKEN", "PUBLISHED_SIZES", "STAND_INS", "estimate_bill", "estimate_records_bill", "format_bill"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "PUBLISHED_SIZES",
+    "STAND_INS",
+    "estimate_bill",
+    "estimate_records_bill",
+    "format_bill",
+]
 
 logger = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4.0  # English text under GPT-style BPE vocabularies (OpenAI's rule of thumb)

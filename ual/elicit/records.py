@@ -92,8 +92,8 @@ class ScoreRecord(BaseModel):
 
 
 def upgrade_record(data: dict) -> dict:
-    """A record of the earlier schema (``method`` = the uncertainty source, ``source`` = what it was read from)
-    in the current one; a current record unchanged."""
+    """A record of the earlier schema (``method`` the uncertainty source, ``source`` what it was read from) in
+    the current one; a current record unchanged."""
     if "method" not in data or "read_from" in data:
         return data
     upgraded = {k: v for k, v in data.items() if k not in ("method", "source")}
