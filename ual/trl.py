@@ -12,7 +12,7 @@ The training dataset carries, beside TRL's columns (``prompt``/``completion``, `
 - ``uncertainty``: one float in [0, 1) per sample, mapped to ``eps_min + (eps_max - eps_min) * u``
   (``ual.smoothing.score_to_epsilon``) with the trainer's ``eps_min`` / ``eps_max``.
 Every value is checked before training starts; a bad one raises ``EpsilonColumnError`` naming the column
-and the first bad row.
+and the first bad row. An evaluation dataset without either column is evaluated with epsilon 0 (plain NLL).
 
 How epsilon reaches the loss: after TRL's own tokenisation (run with truncation and packing held back), a
 ``token_epsilon`` column holds one value per input token (0 off the completion); truncation, the
@@ -189,6 +189,8 @@ class UALSFTTrainer(SFTTrainer):
             raise TypeError(
                 f"UALSFTTrainer needs a datasets.Dataset for {dataset_name}, got {type(dataset).__name__}"
             )
+        if dataset_name != "train" and not {EPSILON_COLUMN, UNCERTAINTY_COLUMN} & set(dataset.column_names):
+            dataset = dataset.add_column(EPSILON_COLUMN, [0.0] * len(dataset))  # evaluation: plain NLL
         dataset = epsilon_column(dataset, self.eps_min, self.eps_max, dataset_name)
         tokenise_only = copy.copy(args)
         tokenise_only.max_length, tokenise_only.shuffle_dataset = None, False
@@ -239,4 +241,7 @@ class UALSFTTrainer(SFTTrainer):
         loss = run_with_head(self.accelerator.unwrap_model(model), lean, hidden, labels, epsilon)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # undo the gradient average over ranks, as TRL
-        return (loss, None) if return_outputs else loss
+        if not return_outputs:
+            return loss
+        with torch.no_grad():  # the logits, for compute_metrics only: an extra forward, as in TRL
+            return loss, model(**inputs)

@@ -125,6 +125,22 @@ def test_per_token_epsilon_and_uncertainty_columns(cut, tmp_path):
     assert losses[0] == pytest.approx(losses[1], abs=1e-6) and losses[0] == pytest.approx(losses[2], abs=1e-6)
 
 
+def test_evaluation_without_epsilon_is_trls_plain_nll(cut, tmp_path):
+    model, tokenizer = cut
+    evaluation = Dataset.from_list(rows(3))
+    losses = []
+    for cls, data in ((UALSFTTrainer, rows(epsilon=[0.1] * 4)), (SFTTrainer, rows())):
+        run = cls(
+            model=copy.deepcopy(model),
+            args=config(tmp_path / cls.__name__, per_device_eval_batch_size=2),
+            train_dataset=Dataset.from_list(data),
+            eval_dataset=evaluation,
+            processing_class=tokenizer,
+        )
+        losses.append(run.evaluate()["eval_loss"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
 def one_step_update(cut, tmp_path, batch: int, accumulation: int) -> torch.Tensor:
     ual = trainer(
         UALSFTTrainer,
