@@ -175,7 +175,10 @@ class UALSFTTrainer(SFTTrainer):
                 "UALSFTTrainer smooths with the dataset's epsilon: set label_smoothing_factor=0 and "
                 f"loss_type='nll' (got {self.args.label_smoothing_factor}, {self.args.loss_type!r})"
             )
-        check_lean_supported(self.model)
+        try:
+            check_lean_supported(self.model)
+        except ValueError as exc:
+            raise ValueError(f"UALSFTTrainer computes the lean UAL loss only: {exc}") from None
         self.data_collator = TokenEpsilonCollator(self.data_collator)
 
     def _set_signature_columns_if_needed(self) -> None:

@@ -207,3 +207,17 @@ def test_lora_trains_the_adapters_with_the_head_frozen(cut, tmp_path):
     after = dict(lora.model.named_parameters())
     assert adapters and all(not torch.equal(after[n].detach(), before) for n, before in adapters.items())
     assert torch.equal(lora.model.get_output_embeddings().weight, head)
+
+
+def test_a_model_that_scales_its_logits_is_refused(cut, tmp_path):
+    model = copy.deepcopy(cut[0])
+    model.config.final_logit_softcapping = 30.0
+    with pytest.raises(
+        ValueError, match="UALSFTTrainer computes the lean UAL loss only: .*final_logit_softcapping"
+    ):
+        UALSFTTrainer(
+            model=model,
+            args=config(tmp_path),
+            train_dataset=Dataset.from_list(rows(epsilon=[0.1] * 4)),
+            processing_class=cut[1],
+        )
