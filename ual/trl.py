@@ -169,6 +169,12 @@ class UALSFTTrainer(SFTTrainer):
         if not 0.0 <= eps_min <= eps_max < 1.0:
             raise ValueError(f"need 0 <= eps_min <= eps_max < 1, got eps_min={eps_min}, eps_max={eps_max}")
         self.eps_min, self.eps_max = eps_min, eps_max
+        config = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if getattr(config, "dataset_kwargs", None) and config.dataset_kwargs.get("skip_prepare_dataset"):
+            raise ValueError(
+                "UALSFTTrainer prepares the dataset itself (epsilon per token): "
+                "dataset_kwargs={'skip_prepare_dataset': True} is not supported"
+            )
         super().__init__(*args, **kwargs)
         if self.args.label_smoothing_factor or self.args.loss_type != "nll":
             raise ValueError(
