@@ -9,6 +9,7 @@ names what differs between a recorded run identity and the current one (resume c
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -108,3 +109,19 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, payload: Any) -> None:
     """Write a JSON result file (indented, UTF-8, trailing newline) atomically (see ``replace_atomically``)."""
     write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def sidecar_path(path: str | Path, kind: str = "meta") -> Path:
+    """The sidecar of a result file: ``<file>.<kind>.json`` (``meta``: what made it; ``provenance``: a
+    table's sources). The one place sidecar names are built."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{kind}.json")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks (the one file hasher)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
