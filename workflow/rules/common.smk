@@ -210,12 +210,17 @@ TABLES = ["table_main", "table_ablation", "table_crosscheck", "table_clustering"
 FIGURES = ["fig_uncertainty", "fig_clusters", "fig_ablation", "fig_loss", "fig_calibration"]
 
 
+# The report rules write under results/<exp>/report/ (absent from a fresh clone, so `snakemake` plans the whole
+# DAG there); the rule `publish` (workflow/rules/publish.smk) copies them into paper_tables/<exp>/, figures/<exp>/.
+REPORT_DIR = f"results/{NAME}/report"
+
+
 def all_tables():
-    return [f"paper_tables/{NAME}/{t}.{ext}" for t in TABLES for ext in ("md", "csv", "tex", "provenance.json")]
+    return [f"{REPORT_DIR}/tables/{t}.{ext}" for t in TABLES for ext in ("md", "csv", "tex", "provenance.json")]
 
 
 def all_figures():
-    return [f"figures/{NAME}/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    return [f"{REPORT_DIR}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
 
 
 def caption(path):

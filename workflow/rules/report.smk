@@ -65,7 +65,7 @@ for _target in TABLES:
         name:
             _target
         input:
-            [f"paper_tables/{NAME}/{_target}.{ext}" for ext in ("md", "csv", "tex")],
+            [f"{REPORT_DIR}/tables/{_target}.{ext}" for ext in ("md", "csv", "tex")],
 
 
 for _target in FIGURES:
@@ -74,4 +74,4 @@ for _target in FIGURES:
         name:
             _target
         input:
-            [f"figures/{NAME}/{_target}.{ext}" for ext in ("png", "pdf")],
+            [f"{REPORT_DIR}/figures/{_target}.{ext}" for ext in ("png", "pdf")],
