@@ -48,7 +48,7 @@ def test_paper_profile_asks_for_one_node_of_eight_gpus_for_training():
 
 
 def test_cpu_experiments_ask_for_no_gpu_and_local_models_take_no_api_slot():
-    for name in ("experiments/tiny.yaml", "tests/workflow/smoke.yaml"):
+    for name in ("experiments/tiny.yaml", "tests/fixtures/smoke.yaml"):
         exp = load_experiment(REPO / name)
         for rule in ("elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task",
                      "analyse_models", "analyse_base_model", "make_tables", "a_rule_added_later"):
