@@ -45,11 +45,11 @@ def data_mirror() -> Path:
     mirror = os.environ.get("UAL_DATA_MIRROR")
     if mirror:
         if not Path(mirror).is_dir():
-            pytest.skip(f"UAL_DATA_MIRROR={mirror} is not a directory (see README: the data mirror)")
+            pytest.skip(f"UAL_DATA_MIRROR={mirror} is not a directory (see docs/install.md: the data)")
         return Path(mirror)
     if all((default_cache_dir() / name).is_file() for name in MANIFEST):
         return default_cache_dir()
-    pytest.skip("no data mirror: set UAL_DATA_MIRROR or run `python -m ual.data fetch` (README: the data)")
+    pytest.skip("no data mirror: set UAL_DATA_MIRROR or run `python -m ual.data fetch` (docs/install.md: the data)")
 
 
 class _RawFileHandler(http.server.BaseHTTPRequestHandler):
