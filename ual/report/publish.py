@@ -32,7 +32,9 @@ from typing import Any
 from ual.provenance import sidecar_path, write_json
 
 # Sidecar fields that differ between two runs of the same code on the same data.
-VOLATILE_KEYS = frozenset({"git_sha", "git_dirty", "versions", "created_utc", "generated_utc", "date", "host"})
+VOLATILE_KEYS = frozenset(
+    {"git_sha", "git_dirty", "versions", "created_utc", "generated_utc", "date", "host"}
+)
 PROVENANCE_LINE = re.compile(r"^\s*(%\s*)?Provenance:")
 IDENTICAL = "tables identical to the committed ones"
 NOT_COMPARED = "figure data not compared"
@@ -111,7 +113,9 @@ def summary(record: dict[str, Any]) -> str:
     """The lines publish prints: the tables' verdict with each difference, then each figure's."""
     lines = [IDENTICAL] if not record["table_differences"] else ["tables differ from the committed ones:"]
     for d in record["table_differences"]:
-        lines.append(f"  {d['file']}:{d['line']}: committed {d['committed']!r}, regenerated {d['regenerated']!r}")
+        lines.append(
+            f"  {d['file']}:{d['line']}: committed {d['committed']!r}, regenerated {d['regenerated']!r}"
+        )
     for name, verdict in record["figures"].items():
         text = verdict if isinstance(verdict, str) else f"data differ at {verdict['file']}:{verdict['line']}"
         lines.append(f"figure {name}: {text}")
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figures", nargs="*", type=Path, default=[], help="regenerated figure files")
     parser.add_argument("--tables-dest", type=Path, required=True, help="e.g. paper_tables/tiny")
     parser.add_argument("--figures-dest", type=Path, required=True, help="e.g. figures/tiny")
-    parser.add_argument("--out", type=Path, required=True, help="the record, e.g. results/tiny/published.json")
+    parser.add_argument("--out", type=Path, required=True, help="e.g. results/tiny/published.json")
     args = parser.parse_args(argv)
     record = publish(args.tables, args.figures, args.tables_dest, args.figures_dest)
     print(summary(record))
