@@ -24,7 +24,7 @@ from ual.inputs import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml")) + [REPO / "tests" / "workflow" / "smoke.yaml"]
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml")) + [REPO / "tests" / "fixtures" / "smoke.yaml"]
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 

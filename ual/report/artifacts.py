@@ -1,6 +1,7 @@
 """The paper's tables and figures: the one list of them.
 
-Each ``Artifact`` has its name (the file stem under ``paper_tables/<exp>/`` or ``figures/<exp>/`` and the
+Each ``Artifact`` has its name (the file stem under ``results/<exp>/report/{tables,figures}/``, published to
+``paper_tables/<exp>/`` or ``figures/<exp>/``, and the
 workflow's target rule), its kind, its title and its caption in the workflow's HTML report
 (``workflow/report/captions/<name>.rst``). Read by ``ual.report`` (what ``make_tables`` / ``make_figures``
 build, in this order), ``workflow/rules/common.smk`` (targets and outputs), the tests and the HTML report.
@@ -16,7 +17,8 @@ __all__ = ["ARTIFACTS", "CAPTIONS_DIR", "FIGURES", "TABLES", "Artifact", "get_ar
 
 CAPTIONS_DIR = "workflow/report/captions"  # relative to the repository root
 EXTENSIONS = {"table": ("md", "csv", "tex", "provenance.json"), "figure": ("png", "pdf")}
-OUT_DIRS = {"table": "paper_tables", "figure": "figures"}
+REPORT_DIRS = {"table": "tables", "figure": "figures"}  # under results/<exp>/report/, where the workflow writes
+PUBLISHED_DIRS = {"table": "paper_tables", "figure": "figures"}  # the deliverables (ual.report.publish)
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,12 @@ class Artifact:
         return EXTENSIONS[self.kind]
 
     def files(self, experiment: str) -> list[str]:
-        """Its files for experiment ``experiment``: ``paper_tables/<exp>/<name>.md``, ..."""
-        return [f"{OUT_DIRS[self.kind]}/{experiment}/{self.name}.{ext}" for ext in self.extensions]
+        """Its files as the workflow writes them: ``results/<exp>/report/tables/<name>.md``, ..."""
+        return [f"results/{experiment}/report/{REPORT_DIRS[self.kind]}/{self.name}.{ext}" for ext in self.extensions]
+
+    def published_dir(self, experiment: str) -> str:
+        """Where ``python -m ual.report.publish`` puts it: ``paper_tables/<exp>`` or ``figures/<exp>``."""
+        return f"{PUBLISHED_DIRS[self.kind]}/{experiment}"
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
