@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ual.config import Experiment, experiment_json_schema
+from ual.config import Experiment
+from ual.experiment import experiment_json_schema
 from ual.config_reference import MARKER, render, sections, type_name, with_reference
 
 REPO = Path(__file__).resolve().parents[2]
