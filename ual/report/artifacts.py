@@ -28,6 +28,7 @@ class Artifact:
     name: str
     kind: str  # "table" or "figure"
     title: str  # a table's heading and LaTeX caption ({scenario}: the ablation one); a figure's subject
+    drawn: bool = True  # a figure drawn by ual.report (with its data sidecar), not copied from a stage
 
     def __post_init__(self) -> None:
         if self.kind not in EXTENSIONS:
@@ -42,7 +43,8 @@ class Artifact:
     @property
     def extensions(self) -> tuple[str, ...]:
         """The files it is written as (a table: Markdown, CSV, LaTeX and its provenance sidecar)."""
-        return EXTENSIONS[self.kind]
+        data = ("png.data.json",) if self.kind == "figure" and self.drawn else ()
+        return EXTENSIONS[self.kind] + data
 
     def files(self, experiment: str) -> list[str]:
         """Its files as the workflow writes them: ``results/<exp>/report/tables/<name>.md``, ..."""
@@ -62,7 +64,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
              "(mean over seeds; 95 % sample-bootstrap intervals of the first seed; differences paired)"),
     Artifact("table_uncertainty", "table", "Elicited uncertainty by dataset and source"),
     Artifact("fig_uncertainty", "figure", "Elicited uncertainty by dataset and source"),
-    Artifact("fig_clusters", "figure", "t-SNE of hidden states by target token ({scenario} scenario)"),
+    Artifact("fig_clusters", "figure", "t-SNE of hidden states by target token ({scenario} scenario)",
+             drawn=False),
     Artifact("fig_ablation", "figure", "Results against eps_max ({scenario} scenario)"),
     Artifact("fig_loss", "figure", "Training loss per step"),
     Artifact("fig_calibration", "figure", "Reliability of held-out references ({scenario} scenario)"),
