@@ -8,8 +8,9 @@ which compares each regenerated file with the file of the same name in ``paper_t
 - tables (``.md``, ``.tex``, ``.csv``): byte for byte apart from the provenance line (``Provenance: ...``, which
   carries the git SHA); their ``.provenance.json`` sidecars as JSON apart from ``VOLATILE_KEYS`` (git SHA,
   package versions, dates);
-- figures: by their data, the JSON sidecar ``<figure>.data.json`` when the report writes one (compared as a
-  sidecar); a PNG or PDF may differ by renderer, so without a data sidecar a figure is reported as
+- figures: by their data, the JSON sidecar ``<figure>.png.data.json`` that ``ual.report.figures.save_figure``
+  writes beside every figure it draws (compared as a sidecar); a PNG or PDF may differ by renderer, so a
+  figure without one (``fig_clusters``, copied from the clustering stage) is reported as
   "figure data not compared".
 
 It prints "tables identical to the committed ones" or the list of what differs (file, first differing line,
