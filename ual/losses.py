@@ -36,9 +36,6 @@ attached to the graph, so a data-parallel step does not hang), never NaN.
 
 Benchmark: ``python benchmarks/loss.py``.
 
-Changelog: v2 - ``label_smoothed_nll_linear_ce``; the lean path builds no gradient under ``torch.no_grad()``,
-forms only exp(z - max) per chunk (normaliser and smoothing terms applied on the (C, H) side), and sizes its
-chunks by the weight gradient (``default_chunk_tokens``).
 """
 
 from __future__ import annotations
