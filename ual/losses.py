@@ -35,7 +35,6 @@ must be -100 or in [0, V); a batch with no response token at all gives an exact 
 attached to the graph, so a data-parallel step does not hang), never NaN.
 
 Benchmark: ``python benchmarks/loss.py``.
-
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ not start with the prompt's), the response is tokenised on its own and appended.
 
 Extension point: a new template = one ``PromptTemplate`` in ``PROMPT_TEMPLATES`` (and its name in
 ``ModelConfig.prompt_template``).
-
 """
 
 from __future__ import annotations
