@@ -11,8 +11,8 @@ kept. Files that cannot be reached (no network, HTTP
 errors) are listed in one message with their URLs and destinations: the air-gapped route.
 
 Inputs: manifest entries (``ual.data.manifest.MANIFEST``), a destination folder. Outputs: the files under it.
-Command (the workflow's rule ``fetch_data`` runs it): ``python -m ual.data fetch [--experiment FILE]
-[--dest DIR] [--base-url URL] [--record FILE]`` (see ``ual.data.__main__``).
+Commands: ``python -m ual.fetch --experiment FILE [--group G] [--record FILE]`` (the files one experiment
+reads; the workflow's rule ``fetch_data``) and ``python -m ual.data fetch [--dest DIR]`` (every manifest file).
 """
 
 from __future__ import annotations
