@@ -41,7 +41,7 @@ from ual.data import (
     resolve_mirror,
     split_record,
 )
-from ual.data.manifest import file_sha256
+from ual.provenance import file_sha256
 from ual.provenance import write_text_atomic
 from ual.tasks import TASKS, TaskInput
 

@@ -11,7 +11,7 @@ import pytest
 
 from ual.experiment import load_experiment
 from ual.data import DATASETS, MANIFEST, REFERENCE_FILES
-from ual.data.manifest import file_sha256
+from ual.provenance import file_sha256
 from ual.inputs import (
     TRAIN_ROLES,
     data_groups,

@@ -31,7 +31,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from tqdm.auto import tqdm
 
 from ual.data.load import DataError
-from ual.data.manifest import MIRROR_ENV, ManifestFile, file_sha256
+from ual.data.manifest import MIRROR_ENV, ManifestFile
+from ual.provenance import file_sha256
 
 __all__ = ["FetchError", "FetchResult", "fetch_files", "is_verified"]
 
