@@ -1,8 +1,8 @@
 # UAL reproduction workflow. Thin by design: targets and includes only; logic lives in ual/ and every rule
 # runs `python -m ual.<stage>`.
-#   snakemake --cores all                                         # tiny profile (default), every table and figure
-#   snakemake --cores all table_main                              # one table
-#   snakemake --cores all --configfile experiments/paper_llama2-7b.yaml   # another experiment file
+#   snakemake --cores all                                         # tiny profile (default): every stage, then publish
+#   snakemake --cores all table_main                              # one table (under results/<exp>/report/)
+#   snakemake --cores all --config experiment=experiments/paper_llama2-7b.yaml   # another experiment file
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -23,13 +23,13 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/publish.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_tables(),
-        all_figures(),
+        f"results/{NAME}/published.json",
 
 
 rule tables:

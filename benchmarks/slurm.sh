@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Overhead of the SLURM executor: one target of tests/workflow/smoke.yaml run locally (--cores 2) and then
+# Overhead of the SLURM executor: one target of tests/fixtures/smoke.yaml run locally (--cores 2) and then
 # through the single-node test cluster (.ci/slurm-up.sh, profiles/slurm, account and partition on the command
 # line), each from a fresh working directory, side by side in one run. Also the jobs' own run time (sacct).
 #   sudo UAL_DATA_MIRROR=../shared/data bash benchmarks/slurm.sh                 (the 5-job chain, ~5 min)
@@ -21,7 +21,7 @@ trap '.ci/slurm-down.sh "$run"' EXIT
 now() { date +%s.%N; }
 smoke() {  # smoke DIR ARGS...: the target in a fresh working directory DIR
     local dir=$1; shift
-    mkdir -p "$dir/experiments" && cp tests/workflow/smoke.yaml "$dir/experiments/"
+    mkdir -p "$dir/experiments" && cp tests/fixtures/smoke.yaml "$dir/experiments/"
     (cd "$dir" && "$python" -m snakemake --snakefile "$repo/Snakefile" --directory "$dir" \
         --configfile "$dir/experiments/smoke.yaml" "$@" -- "$target" > "$dir/run.log" 2>&1)
 }

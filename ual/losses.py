@@ -35,10 +35,6 @@ must be -100 or in [0, V); a batch with no response token at all gives an exact 
 attached to the graph, so a data-parallel step does not hang), never NaN.
 
 Benchmark: ``python benchmarks/loss.py``.
-
-Changelog: v2 - ``label_smoothed_nll_linear_ce``; the lean path builds no gradient under ``torch.no_grad()``,
-forms only exp(z - max) per chunk (normaliser and smoothing terms applied on the (C, H) side), and sizes its
-chunks by the weight gradient (``default_chunk_tokens``).
 """
 
 from __future__ import annotations

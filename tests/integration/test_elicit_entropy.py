@@ -55,7 +55,7 @@ def test_uncertainty_in_unit_interval_and_reruns_identical(tiny_smollm2, samples
     rows, stats = elicit_scores(samples, first, ScoreCache(tmp_path / "a.jsonl"), "v1", progress=False)
     rows, span = normalise_entropy(rows)
     assert stats.missing == 0 and first.scored == 4
-    assert all(r["method"] == "entropy" and r["source"] == "entropy" and r["score"] > 0 for r in rows)
+    assert all(r["source"] == "entropy" and r["read_from"] == "entropy" and r["score"] > 0 for r in rows)
     assert all(0.0 <= r["uncertainty"] <= 1.0 for r in rows)
     assert min(r["uncertainty"] for r in rows) == 0.0 and max(r["uncertainty"] for r in rows) == 1.0
     assert span["entropy_min"] < span["entropy_max"]
@@ -78,7 +78,7 @@ def test_cli_writes_an_entropy_scores_file(tiny_smollm2, tmp_path, data_mirror, 
     out = tmp_path / "scores.jsonl"
     main(["--experiment", str(path), "--out", str(out), "--no-progress"])
     rows = read_scores(out, scores_identity(load_experiment(path).elicit))  # method and scorer "entropy"
-    assert len(rows) == 4 and {r["method"] for r in rows} == {"entropy"}
+    assert len(rows) == 4 and {r["source"] for r in rows} == {"entropy"}
     assert sorted(r["uncertainty"] for r in rows)[0] == 0.0 and max(r["uncertainty"] for r in rows) == 1.0
     meta = json.loads((tmp_path / "scores.jsonl.meta.json").read_text())
-    assert meta["method"] == "entropy" and meta["entropy_min"] == min(r["score"] for r in rows)
+    assert meta["source"] == "entropy" and meta["entropy_min"] == min(r["score"] for r in rows)

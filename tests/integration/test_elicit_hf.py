@@ -52,7 +52,7 @@ def test_scores_in_range_identical_on_rerun_and_cached_rerun_sends_nothing(tiny_
     rows, stats = elicit_scores(samples, first, ScoreCache(tmp_path / "a.jsonl"), "v1", progress=False)
     assert stats.missing == 0 and first.scored == len(samples)
     assert all(1.0 <= r["score"] <= 10.0 and 0.0 <= r["uncertainty"] <= 1.0 for r in rows)
-    assert all(r["answer_mass"] > 0 and r["source"] == "logits" and r["requests"] == 0 for r in rows)
+    assert all(r["answer_mass"] > 0 and r["read_from"] == "logits" and r["requests"] == 0 for r in rows)
 
     fresh = CountingElicitor(model, tokenizer, batch_size=3, name="hf:smollm2-2layers")
     again, _ = elicit_scores(samples, fresh, ScoreCache(tmp_path / "b.jsonl"), "v1", progress=False)

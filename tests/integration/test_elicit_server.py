@@ -51,7 +51,7 @@ def served(tmp_path_factory, llama_server, data_mirror, tiny_variant):
 def test_every_tiny_sample_is_scored_from_logprobs(served):
     _, _, rows, meta = served
     assert len(rows) == 32 and meta["n_missing"] == 0 and meta["n_no_logprobs"] == 0
-    assert all(1.0 <= r["score"] <= 10.0 and r["source"] == "logprobs" and r["answer_mass"] > 0 for r in rows)
+    assert all(1.0 <= r["score"] <= 10.0 and r["read_from"] == "logprobs" and r["answer_mass"] > 0 for r in rows)
     assert meta["n_http_requests"] == sum(r["requests"] for r in rows) >= 32
     # SmolLM2 splits "10": every sample with P("1") > 0 has P("0" | "1") folded into "10"
     assert all("10" in r["probs"] for r in rows if "1" in r["probs"])

@@ -52,7 +52,7 @@ def test_paper_profile_asks_for_one_node_of_eight_gpus_for_training():
 
 
 def test_cpu_experiments_ask_for_no_gpu_and_local_models_take_no_api_slot():
-    for name in ("experiments/tiny.yaml", "tests/workflow/smoke.yaml"):
+    for name in ("experiments/tiny.yaml", "tests/fixtures/smoke.yaml"):
         exp = load_experiment(REPO / name)
         for stage in STAGES:
             res = snakemake_resources(exp, stage)

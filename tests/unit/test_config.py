@@ -6,6 +6,7 @@ Run: python -m pytest tests/unit/test_config.py
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pydantic
@@ -41,11 +42,11 @@ def test_loaded_experiment_is_frozen():
         experiment.train.learning_rate = 1.0
 
 
-def test_scientific_notation_without_dot_is_a_float():
+def test_scientific_notation_without_dot_is_a_float(tmp_path, make_experiment):
     # YAML 1.1 reads "2e-5" as a string; our loader must read it as the number everyone means.
-    experiment = load_experiment(REPO / "experiments" / "tiny.yaml")
-    assert "learning_rate: 2e-4" in (REPO / "experiments" / "tiny.yaml").read_text()
-    assert experiment.train.learning_rate == pytest.approx(2e-4)
+    path = make_experiment(tmp_path)
+    path.write_text(re.sub(r"(?m)^  learning_rate: .*$", "  learning_rate: 2e-5", path.read_text()))
+    assert load_experiment(path).train.learning_rate == pytest.approx(2e-5)
 
 
 def test_unknown_key_is_rejected_with_file_and_dotted_key(tmp_path):
@@ -284,10 +285,9 @@ def test_judge_is_checked_against_the_annotator_configs(tmp_path):
             update={"judge": judge})}), path)
 
 
-def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
-    path = tmp_path / "broken.yaml"
-    text = (REPO / "experiments" / "tiny.yaml").read_text()
-    lines = text.splitlines()
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path, make_experiment):
+    path = make_experiment(tmp_path, name="broken")
+    lines = path.read_text().splitlines()
     number = next(i for i, line in enumerate(lines) if line.startswith("  seed:"))
     lines[number] = "  seed: [0"
     path.write_text("\n".join(lines) + "\n")

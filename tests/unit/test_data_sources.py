@@ -11,7 +11,7 @@ import pytest
 
 from ual.experiment import load_experiment
 from ual.data import DATASETS, MANIFEST, REFERENCE_FILES
-from ual.data.manifest import file_sha256
+from ual.provenance import file_sha256
 from ual.inputs import (
     TRAIN_ROLES,
     data_groups,
@@ -24,7 +24,7 @@ from ual.inputs import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml")) + [REPO / "tests" / "workflow" / "smoke.yaml"]
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml")) + [REPO / "tests" / "fixtures" / "smoke.yaml"]
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 

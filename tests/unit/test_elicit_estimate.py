@@ -41,7 +41,7 @@ def test_loaded_records_minus_the_cache(tmp_path, data_mirror, monkeypatch, tiny
     records = training_union(experiment.data)
     cfg = experiment.elicit
     cache = ScoreCache(cache_path(cfg))
-    elicitor = SimpleNamespace(name=elicitor_name(cfg), method="verbalized", scorer=scorer_name(cfg))
+    elicitor = SimpleNamespace(name=elicitor_name(cfg), source="verbalized", scorer=scorer_name(cfg))
     for r in records[:5]:  # already paid for
         key = cache_key(r["id"], "v1", elicitor.name, elicitor.scorer)
         cache.append(score_record(key, r, "v1", elicitor, Reply("3", 3.0, "logprobs", requests=1), 0.1))

@@ -74,7 +74,7 @@ def test_digit_split_ten_read_from_the_greedy_reply():
     (reply,) = elicitor.score(["p"])
     assert reply.score == pytest.approx(0.09 * 1 + 0.55 * 9 + 0.36 * 10)
     assert reply.probs == pytest.approx({"1": 0.09, "9": 0.55, "10": 0.36})
-    assert reply.source == "logprobs" and reply.requests == 1 and len(elicitor.sent) == 1
+    assert reply.read_from == "logprobs" and reply.requests == 1 and len(elicitor.sent) == 1
 
 
 def test_digit_split_ten_asks_a_continuation_when_the_reply_did_not_start_with_one():
@@ -108,7 +108,7 @@ def test_no_answer_token_is_missing_not_parsed(tmp_path):
     first = chat_completion("The answer is 7", [("The", {"The": 0.9, "You": 0.1})])
     elicitor = Scripted(first)
     rows, stats = elicit_scores(RECORDS[:1], elicitor, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
-    assert rows[0]["missing"] and rows[0]["source"] == "logprobs" and rows[0]["answer_mass"] == 0.0
+    assert rows[0]["missing"] and rows[0]["read_from"] == "logprobs" and rows[0]["answer_mass"] == 0.0
     assert stats.zero_mass == 1 and stats.missing == 1 and rows[0]["raw"] == "The answer is 7"
 
 
@@ -116,7 +116,7 @@ def test_no_logprobs_at_all_is_parsed_warned_once_and_counted(tmp_path, caplog):
     elicitor = Scripted(chat_completion("Score: 4", None))
     with caplog.at_level(logging.WARNING, logger="ual.elicit.openai"):
         rows, stats = elicit_scores(RECORDS, elicitor, ScoreCache(tmp_path / "c.jsonl"), "v1", progress=False)
-    assert [r["score"] for r in rows] == [4.0] * 3 and {r["source"] for r in rows} == {"text"}
+    assert [r["score"] for r in rows] == [4.0] * 3 and {r["read_from"] for r in rows} == {"text"}
     assert stats.no_logprobs == 3 and stats.missing == 0
     assert sum("returned no logprobs" in m for m in caplog.messages) == 1
 

@@ -86,13 +86,13 @@ def _row(key: str, score: float | None = 5.0, error: str | None = None) -> dict:
         "dataset": "d",
         "prompt_version": "v1",
         "elicitor": "stub:len",
-        "method": "verbalized",
+        "source": "verbalized",
         "scorer": "stub",
         "raw": "",
         "score": score,
         "uncertainty": None if score is None else (score - 1) / 9,
         "missing": score is None,
-        "source": "text",
+        "read_from": "text",
         "probs": None,
         "answer_mass": None,
         "requests": 1,
@@ -148,7 +148,7 @@ def test_failed_requests_in_the_cache_are_retried_but_unparseable_replies_are_no
 class StubElicitor:
     """Test stub: scores from the response length, counts the prompts it is sent."""
 
-    name, method, scorer, batch_size, concurrency = "stub:len", "verbalized", "stub", 2, 2
+    name, source, scorer, batch_size, concurrency = "stub:len", "verbalized", "stub", 2, 2
 
     def __init__(self):
         self.prompts: list[str] = []
@@ -159,7 +159,7 @@ class StubElicitor:
     def score(self, prompts: list[str]) -> list[Reply]:
         self.prompts += prompts
         return [
-            Reply(raw="r", score=None if "nope" in p else float(len(p) % 10 + 1), source="text", cost_usd=0.5)
+            Reply(raw="r", score=None if "nope" in p else float(len(p) % 10 + 1), read_from="text", cost_usd=0.5)
             for p in prompts
         ]
 

@@ -11,7 +11,7 @@ from ual.elicit import RecordError, Reply, read_scores, write_scores
 from ual.elicit.run import score_record
 from ual.report import collect
 
-ELICITOR = SimpleNamespace(name="hf:m", method="verbalized", scorer="verbalized/top20")
+ELICITOR = SimpleNamespace(name="hf:m", source="verbalized", scorer="verbalized/top20")
 
 
 def rows(scores: list[float | None]) -> list[dict]:
@@ -28,7 +28,7 @@ def write_lines(path, records: list[dict]) -> None:
 def test_round_trip_keeps_order_and_values(tmp_path):
     path = tmp_path / "scores.jsonl"
     write_scores(path, rows([1.0, 5.5, None, 10.0]))
-    back = read_scores(path, {"elicitor": "hf:m", "method": "verbalized"})
+    back = read_scores(path, {"elicitor": "hf:m", "source": "verbalized"})
     assert [r["score"] for r in back] == [1.0, 5.5, None, 10.0]
     assert [r["uncertainty"] for r in back] == [0.0, 0.5, None, 1.0]
     assert back[2]["missing"] and collect.read_scores(path)["score"].isna().sum() == 1

@@ -15,6 +15,7 @@ import pytest
 
 from ual.data import MANIFEST, load_records
 from ual.data.__main__ import main as data_main
+from ual.fetch import main as fetch_main
 from ual.data.fetch import LOCK_NAME, FetchError, fetch_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +123,7 @@ def test_a_broken_transfer_is_resumed_within_the_same_run(tmp_path, raw_file_ser
 
 def test_no_server_and_no_mirror_gives_the_air_gapped_message(no_mirror, offline_url, capsys):
     with pytest.raises(SystemExit) as info:
-        data_main(["fetch", "--experiment", str(TINY), "--base-url", offline_url])
+        fetch_main(["--experiment", str(TINY), "--base-url", offline_url])
     message = str(info.value)
     assert message.startswith(f"error: 6 data file(s) could not be downloaded into {no_mirror}:")
     for name in TINY_FILES:
@@ -139,7 +140,7 @@ def test_no_server_and_no_mirror_gives_the_air_gapped_message(no_mirror, offline
 def test_the_loader_reads_the_default_cache_that_fetch_fills(no_mirror, raw_file_server, data_mirror,
                                                              tmp_path):
     record = tmp_path / "math.json"
-    data_main(["fetch", "--experiment", str(TINY), "--group", "math", "--base-url", raw_file_server.url,
+    fetch_main(["--experiment", str(TINY), "--group", "math", "--base-url", raw_file_server.url,
                "--record", str(record), "--no-progress"])
     assert _leftovers(no_mirror) == ["math/math500.jsonl"]  # only the group's file
     assert load_records("math", "math500") == load_records("math", "math500", data_mirror)
@@ -149,7 +150,7 @@ def test_the_loader_reads_the_default_cache_that_fetch_fills(no_mirror, raw_file
     assert source["file"] == "math/math500.jsonl" and source["sha256"] == MANIFEST["math/math500.jsonl"].sha256
     assert source["used_for"] == ["evaluate.math"] and source["matches_manifest"]
 
-    data_main(["fetch", "--experiment", str(TINY), "--base-url", raw_file_server.url, "--no-progress"])
+    fetch_main(["--experiment", str(TINY), "--base-url", raw_file_server.url, "--no-progress"])
     assert _leftovers(no_mirror) == sorted(TINY_FILES)
 
 

@@ -9,6 +9,7 @@ Run: python -m pytest tests/unit/test_figure_reproducible.py
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,29 @@ def test_same_states_give_byte_identical_png_and_pdf_in_separate_processes(tmp_p
     assert first["tsne.pdf"] == second["tsne.pdf"]
     assert b"/CreationDate" not in first["tsne.pdf"]
 
+
+
+def _loss_figure(losses: list[float]):
+    import pandas as pd
+
+    from ual.report.figures import loss_figure
+
+    train = pd.DataFrame({"scenario": "mixed", "variant": "sft", "seed": 0, "step": range(1, len(losses) + 1),
+                          "loss": losses})
+    return loss_figure(train, ["mixed"])
+
+
+def test_a_drawn_figure_writes_its_plotted_data_and_publish_compares_figures_by_it(tmp_path):
+    from ual.report.figures import save_figure
+    from ual.report.publish import compare_figures
+
+    old, same, new = tmp_path / "committed", tmp_path / "same", tmp_path / "new"
+    save_figure(_loss_figure([2.0, 1.5, 1.25]), old, "fig_loss", {"git_sha": "a"})
+    written = save_figure(_loss_figure([2.0, 1.5, 1.25]), same, "fig_loss", {"git_sha": "b"})
+    changed = save_figure(_loss_figure([2.0, 1.5, 1.2]), new, "fig_loss", {"git_sha": "a"})
+    assert [p.name for p in written] == ["fig_loss.png", "fig_loss.pdf", "fig_loss.png.data.json"]
+    data = json.loads(written[2].read_text())
+    assert data["axes"][0]["lines"][0]["y"] == [2.0, 1.5, 1.25]  # the plotted values themselves
+    assert compare_figures(written, old) == {"fig_loss": "identical"}
+    difference = compare_figures(changed, old)["fig_loss"]
+    assert difference["file"].endswith("fig_loss.png.data.json")

@@ -220,9 +220,12 @@ def test_every_table_and_figure_has_a_builder_and_a_caption_and_no_caption_is_or
     assert all((REPO / artifact.caption).is_file() for artifact in ARTIFACTS)
     assert sorted(p.stem for p in (REPO / CAPTIONS_DIR).glob("*.rst")) == sorted(names)
     assert {a.kind for a in TABLES} == {"table"} and {a.kind for a in FIGURES} == {"figure"}
+    report = "results/tiny/report/tables"
     assert get_artifact("table_main").files("tiny") == [
-        "paper_tables/tiny/table_main.md", "paper_tables/tiny/table_main.csv", "paper_tables/tiny/table_main.tex",
-        "paper_tables/tiny/table_main.provenance.json"]
+        f"{report}/table_main.md", f"{report}/table_main.csv", f"{report}/table_main.tex",
+        f"{report}/table_main.provenance.json"]
+    assert get_artifact("table_main").published_dir("tiny") == "paper_tables/tiny"
+    assert get_artifact("fig_loss").published_dir("tiny") == "figures/tiny"
     with pytest.raises(ValueError, match="unknown table or figure 'table_mian'; known: table_main, table_ablation"):
         get_artifact("table_mian")
 

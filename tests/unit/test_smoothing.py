@@ -263,7 +263,7 @@ def score_rows(cfg, records: list[dict], scores: list[float | None]) -> list[dic
     """Score records as ual.elicit writes them, for the elicitor of ``cfg``."""
     identity = scores_identity(cfg)
     elicitor = SimpleNamespace(
-        name=identity["elicitor"], method=identity["method"], scorer=identity["scorer"]
+        name=identity["elicitor"], source=identity["source"], scorer=identity["scorer"]
     )
     return [
         score_record(f"key-{r['id']}", r, identity["prompt_version"], elicitor, Reply("", s, "text"), 0.0)

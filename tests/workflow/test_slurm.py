@@ -5,11 +5,14 @@ root, installing the Debian packages when missing) and .ci/slurm-down.sh stops i
 chain of the smoke experiment with a judge job (elicit_scores -> map_epsilon -> train_model with 0 GPUs ->
 generate_outputs -> score_task with the local judge, for SFT on AlpacaEval; fetch_data is a localrule and runs
 in the main process) is submitted with profiles/slurm, only the account and partition given on the command
-line, and its result files are compared with those of the same target run locally. Bad input (an unknown account or partition, a GPU
-request on a partition without GPUs) fails before the first sbatch, naming the key. Skipped, with the reason,
-where the machine cannot run the daemons (not root, no apt-get, a SLURM configuration of its own).
+line, and its result files are compared with those of the same target run locally. Bad input (an unknown account
+or partition, a GPU request on a partition without GPUs) fails before the first sbatch, naming the key.
 
-Run: UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_slurm.py   (about 4 minutes)
+It changes the machine (installs packages, starts daemons), so it runs only when asked: UAL_TEST_SLURM=1, which
+.ci/run sets. Otherwise, and where the machine cannot run the daemons (not root, no apt-get, a SLURM
+configuration of its own), it is skipped with the reason.
+
+Run: UAL_TEST_SLURM=1 UAL_DATA_MIRROR=../shared/data python -m pytest tests/workflow/test_slurm.py   (about 4 min)
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("UAL_TEST_SLURM") != "1",
+                       reason="installs and starts a SLURM cluster on this machine: set UAL_TEST_SLURM=1 to run it"),
+]
 
 TARGET = "results/smoke/seed0/evaluate/mixed/sft/alpacaeval.json"
 RULES = ["elicit_scores", "map_epsilon", "train_model", "generate_outputs", "score_task"]  # submitted jobs
@@ -41,7 +48,7 @@ VOLATILE = {"created_utc", "seconds", "train_runtime_s", "tokens_per_second", "r
 
 def new_workdir(path: Path) -> Path:
     (path / "experiments").mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "workflow" / "smoke.yaml", path / "experiments" / "smoke.yaml")
+    shutil.copy(REPO / "tests" / "fixtures" / "smoke.yaml", path / "experiments" / "smoke.yaml")
     return path
 
 
@@ -121,7 +128,7 @@ def test_every_job_completed_in_sacct(slurm_run):
 
 
 def test_jobs_asked_for_what_the_experiment_says(slurm_run):
-    # tests/workflow/smoke.yaml: 0 GPUs, 1 CPU, 15 minutes per job; 3000 MB for training, 2000 MB elsewhere
+    # tests/fixtures/smoke.yaml: 0 GPUs, 1 CPU, 15 minutes per job; 3000 MB for training, 2000 MB elsewhere
     jobs = {rule_of(j): j for j in slurm_jobs(slurm_run[1])}
     for rule, job in jobs.items():
         assert job["ReqMem"] == ("3000M" if rule == "train_model" else "2000M"), (rule, job)

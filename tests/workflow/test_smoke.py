@@ -1,6 +1,6 @@
 """The whole DAG runs for real on a cut-down experiment, every table and figure parses, and reruns are minimal.
 
-tests/workflow/smoke.yaml: the packaged SmolLM2 cut to 2 layers, 4 + 4 training samples, 2 items per benchmark.
+tests/fixtures/smoke.yaml: the packaged SmolLM2 cut to 2 layers, 4 + 4 training samples, 2 items per benchmark.
 The run happens in a temporary working directory (``--directory``), so the repository stays clean. It starts
 as on a fresh connected machine: no UAL_DATA_MIRROR, an empty user cache folder, so rule fetch_data downloads
 the data from the upstream repositories' raw-file URLs (here the local ``raw_file_server``, which serves the
@@ -62,7 +62,7 @@ def snakemake(work: Path, *args: str, mirror: Path | None = None, base_url: str 
 def _workdir(tmp_path_factory, name: str) -> Path:
     work = tmp_path_factory.mktemp(name)
     (work / "experiments").mkdir()
-    shutil.copy(REPO / "tests" / "workflow" / "smoke.yaml", work / "experiments" / "smoke.yaml")
+    shutil.copy(REPO / "tests" / "fixtures" / "smoke.yaml", work / "experiments" / "smoke.yaml")
     return work
 
 

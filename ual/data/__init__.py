@@ -16,7 +16,7 @@ manifest, the mirror folder), ``load`` (files -> records, subsampling, scenarios
 ``fetch`` (download and verify), ``__main__`` (``python -m ual.data show|fetch``).
 
     python -m ual.data show --dataset gsm8k --split train --size 3 --seed 0
-    python -m ual.data fetch --experiment experiments/tiny.yaml
+    python -m ual.fetch --experiment experiments/tiny.yaml   # the files one experiment reads
 """
 
 from ual.data.load import (

@@ -11,8 +11,8 @@ kept. Files that cannot be reached (no network, HTTP
 errors) are listed in one message with their URLs and destinations: the air-gapped route.
 
 Inputs: manifest entries (``ual.data.manifest.MANIFEST``), a destination folder. Outputs: the files under it.
-Command (the workflow's rule ``fetch_data`` runs it): ``python -m ual.data fetch [--experiment FILE]
-[--dest DIR] [--base-url URL] [--record FILE]`` (see ``ual.data.__main__``).
+Commands: ``python -m ual.fetch --experiment FILE [--group G] [--record FILE]`` (the files one experiment
+reads; the workflow's rule ``fetch_data``) and ``python -m ual.data fetch [--dest DIR]`` (every manifest file).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from tqdm.auto import tqdm
 
 from ual.data.load import DataError
-from ual.data.manifest import MIRROR_ENV, ManifestFile, file_sha256
+from ual.data.manifest import MIRROR_ENV, ManifestFile
+from ual.provenance import file_sha256
 
 __all__ = ["FetchError", "FetchResult", "fetch_files", "is_verified"]
 

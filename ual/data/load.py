@@ -21,7 +21,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ual.data.manifest import MANIFEST, describe_mirror, file_sha256, resolve_mirror
+from ual.data.manifest import MANIFEST, describe_mirror, resolve_mirror
+from ual.provenance import file_sha256
 from ual.data.normalise import field
 from ual.data.registry import DATASETS, MATH_SUBJECTS, REFERENCE_COLUMNS, REFERENCE_FILES, Source
 from ual.scenarios import SCENARIO_SLICES, SCENARIOS

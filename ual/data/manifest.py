@@ -11,11 +11,12 @@ which ``fetch`` fills on a connected machine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ual.provenance import file_sha256
 
 __all__ = [
     "BASE_URL_ENV",
@@ -25,7 +26,6 @@ __all__ = [
     "ManifestFile",
     "default_cache_dir",
     "describe_mirror",
-    "file_sha256",
     "resolve_mirror",
 ]
 
@@ -64,15 +64,6 @@ def _load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ManifestFile]:
 
 
 MANIFEST: dict[str, ManifestFile] = _load_manifest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:

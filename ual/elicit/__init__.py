@@ -1,34 +1,40 @@
 """Uncertainty elicitation: an elicitor LLM rates every training sample 1..10 (docs/method.md, "Elicitation").
 
-Inputs: the experiment YAML (``data`` for the samples, ``elicit`` for the backend and method) and the
-versioned prompt ``ual/prompts/elicit_uncertainty_<v>.txt``.
+Inputs: the experiment YAML (``data`` for the samples, ``elicit`` for the backend and uncertainty source), or
+any dataset file / hub id with the elicitor on the command line; the versioned prompt
+``ual/prompts/elicit_uncertainty_<v>.txt``.
 Outputs: ``scores.jsonl``, one score record per sample in data order (schema, reader and writer:
-``ual.elicit.records``), and ``scores.jsonl.meta.json`` on success (counts, paid requests, cost,
-provenance). Command::
+``ual.elicit.records``), or for ``--input`` the input rows plus ``uncertainty`` (and ``epsilon``); and
+``<out>.meta.json`` on success (counts, paid requests, cost, provenance). Commands::
 
     python -m ual.elicit --experiment experiments/tiny.yaml --out results/tiny/elicit/scores.jsonl [--cache F]
+    python -m ual.elicit --experiment experiments/tiny.yaml --source entropy --out .../scores.entropy.jsonl
     python -m ual.elicit --experiment experiments/paper_llama2-7b.yaml --estimate
+    python -m ual.elicit --input data.jsonl --out scored.jsonl --backend openai --base-url URL --model M \
+        [--eps-max 0.2]
+
+From Python: ``elicit_dataset`` (below) scores a list of rows in memory.
 
 Modules (no import cycle: core <- records <- cache <- run <- cli; backends import core only):
 - ``core``: prompt, reply parsing, the expected score from answer-token probabilities, names, cache keys;
 - ``records``: the score record schema, ``read_scores`` / ``write_scores`` (the scores file's one reader
   and writer, used by ``ual.smoothing`` and ``ual.report``);
 - ``cache``: the append-only, kill-safe, lock-protected cache shared between runs;
-- ``run``: ``elicit_scores`` (concurrency, claims, stats); ``cli``: the command line;
-- elicitors by (backend, method) in ``registry.ELICITORS``: ``hf`` (a local transformers model,
+- ``run``: ``elicit_scores`` (concurrency, claims, stats); ``cli``: the command line and ``score_records``,
+  the one code path of both modes; ``dataset``: any dataset's rows as records (formats, column names);
+- elicitors by (backend, source) in ``registry.ELICITORS``: ``hf`` (a local transformers model,
   ``ual.elicit.hf``) and ``openai`` (any OpenAI-compatible endpoint, ``ual.elicit.openai``) for the
-  paper's verbalized score (``elicit.method: verbalized``, the default; both compute the same quantity,
-  ``ual.elicit.core``), and ``hf`` with ``method: entropy`` (``ual.elicit.entropy``: mean predictive
+  paper's verbalized score (source ``verbalized``, the default; both compute the same quantity,
+  ``ual.elicit.core``), and ``hf`` with source ``entropy`` (``ual.elicit.entropy``: mean predictive
   entropy of the reference response, normalised over the training set);
 - ``estimate``: the bill (requests, tokens, cost) before any call (``--estimate``).
+
+The uncertainty source is ``elicit.method`` in the experiment YAML (``--source`` on the command line,
+``source`` in a score record).
 
 Cache key: sha256(sample id, prompt version, elicitor, scorer), the sample id being the content hash of
 the sample. Missing samples fail the run with the count unless ``elicit.on_missing: median``
 (``ual.smoothing`` then gives them the median uncertainty).
-
-Changelog: v1 - initial (prompt elicit_uncertainty_v1); v2 - a package (was ual/elicit.py and
-ual/elicit_backends.py); the openai backend reads the hf backend's quantity; validated records; shared,
-locked cache; the scorer in the cache key; method entropy; --estimate.
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ one validated ``ScoreRecord`` per line (``ual.elicit.records``), keyed by ``key`
   the claim, then reads the cache, so two runs never pay twice for one sample. Claims are OS file locks:
   they vanish with a killed process, so no stale claim blocks a rerun.
 - Failed requests (``error`` set) are never cached; unparseable replies are (a greedy rerun repeats them).
-
-Changelog: v1 - initial (split out of ``ual/elicit.py``; locking, claims and validation on read added).
 """
 
 from __future__ import annotations

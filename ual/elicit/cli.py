@@ -1,17 +1,26 @@
-"""Command line of ``ual.elicit``: score every training sample of an experiment and write the scores file.
+"""Command line of ``ual.elicit``: score the samples of an experiment, or of any dataset, with one code path.
 
-Command::
+Commands::
 
+    # the pipeline: every training sample of an experiment -> the scores file
     python -m ual.elicit --experiment experiments/tiny.yaml --out results/tiny/elicit/scores.jsonl [--cache F]
+    python -m ual.elicit --experiment experiments/tiny.yaml --source entropy --out .../scores.entropy.jsonl
     python -m ual.elicit --experiment experiments/paper_llama2-7b.yaml --estimate     # the bill, no call
 
-Reads the experiment's ``data`` (the union of the high and low slices, which covers every scenario) and
-``elicit`` sections; writes ``scores.jsonl`` (``ual.elicit.records.write_scores``) and, only when the run
-succeeds, ``scores.jsonl.meta.json`` (counts, paid requests, cost, provenance); a stale sidecar is removed
-first, so a failed run never leaves one. Any missing sample fails the run with the counts by reason unless
-``elicit.on_missing: median``.
+    # any dataset (JSONL / JSON / Parquet file, or a hub id): its rows plus uncertainty (and epsilon)
+    python -m ual.elicit --input data.jsonl --out scored.jsonl --backend openai \\
+        --base-url http://127.0.0.1:8080/v1 --model served-model [--eps-max 0.2] [--estimate]
+    python -m ual.elicit --input data.parquet --out scored.jsonl --backend hf \\
+        --model HuggingFaceTB/SmolLM2-135M-Instruct
 
-Changelog: v1 - initial (split out of ``ual/elicit.py``).
+Both modes build an ``ElicitConfig`` (from the experiment, or from the flags) and a list of records, then run
+``ual.elicit.dataset.score_records`` (cache, resume, concurrency: ``ual.elicit.run``). The pipeline writes
+``scores.jsonl`` (``ual.elicit.records.write_scores``); ``--input`` writes the input rows in order plus
+``uncertainty`` (and, with ``--eps-max``, ``epsilon = eps_min + (eps_max - eps_min) * uncertainty``;
+``ual.smoothing``). Only a successful run writes the sidecar ``<out>.meta.json`` (counts, paid requests,
+cost); a stale one is removed first. Any missing sample fails the run with the counts by reason (after
+writing the output, so the scored part is kept) unless ``on_missing`` is ``median`` (``--on-missing
+median``): then a missing sample gets the median uncertainty (in the pipeline, ``ual.smoothing`` imputes it).
 """
 
 from __future__ import annotations
@@ -23,14 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from ual.elicit.cache import ScoreCache
-from ual.elicit.core import cache_path
+from ual.elicit.core import scores_identity
+from ual.elicit.dataset import elicit_config, score_records, scored_rows
 from ual.elicit.records import write_scores
-from ual.elicit.registry import build_elicitor
-from ual.elicit.run import RunStats, elicit_scores
+from ual.provenance import sidecar_path
+from ual.elicit.run import RunStats
 
 __all__ = ["main", "training_union"]
 
 logger = logging.getLogger(__name__)
+SOURCES = ("verbalized", "entropy")
 
 
 def training_union(data_cfg: Any) -> list[dict]:
@@ -45,12 +56,7 @@ def training_union(data_cfg: Any) -> list[dict]:
     return records
 
 
-def _meta(experiment: Any, cache: ScoreCache, rows: list[dict], stats: RunStats) -> dict:
-    from ual.config import resolved_config
-    from ual.elicit.core import scores_identity
-    from ual.provenance import run_metadata
-
-    cfg = experiment.elicit
+def _counts(cfg: Any, cache: ScoreCache, rows: list[dict], stats: RunStats) -> dict:
     return {
         **scores_identity(cfg),
         "cache": str(cache.path),
@@ -63,82 +69,31 @@ def _meta(experiment: Any, cache: ScoreCache, rows: list[dict], stats: RunStats)
         "n_zero_answer_mass": stats.zero_mass,
         "n_unparsed": stats.unparsed,
         "n_no_logprobs": stats.no_logprobs,
-        "sources": {s: sum(r["source"] == s for r in rows) for s in sorted({str(r["source"]) for r in rows})},
+        "read_from": {
+            s: sum(r["read_from"] == s for r in rows) for s in sorted({str(r["read_from"]) for r in rows})
+        },
         "cost_usd": stats.cost_usd,
         "seconds": round(stats.seconds, 3),
         "on_missing": cfg.on_missing,
-        "elicit_config": resolved_config(experiment)["elicit"],
-        "provenance": run_metadata(stage="elicit", experiment=experiment.name),
     }
 
 
-def _missing_message(stats: RunStats, n: int, out: Path) -> str:
+def _missing_message(stats: RunStats, n: int, out: Path, flag: str) -> str:
     reasons = (
         f"{stats.failed} requests failed after their retries, {stats.zero_mass} with no answer token among "
         f"the top logprobs, {stats.unparsed} replies without one integer 1..10"
     )
     return (
         f"error: {stats.missing} of {n} samples could not be scored (missing: {reasons}; first errors: "
-        f"{stats.failures}); see {out}, or set elicit.on_missing: median"
+        f"{stats.failures}); see {out}, or set {flag}"
     )
 
 
-def _print_estimate(path: Path) -> None:
-    from ual.experiment import ConfigError, load_experiment
-    from ual.data import DataError
-    from ual.elicit.estimate import estimate_bill, format_bill
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        print(format_bill(estimate_bill(load_experiment(path))))
-    except (ConfigError, DataError, ValueError, OSError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Elicit an uncertainty score for every training sample.")
-    parser.add_argument("--experiment", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=None, help="scores.jsonl to write")
-    parser.add_argument("--cache", type=Path, default=None, help="cache JSONL (default: elicit.cache_dir)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--estimate", action="store_true", help="print the bill; no request")
-    parser.add_argument("--method", choices=("verbalized", "entropy"), default=None,
-                        help="score with this method instead of elicit.method: a source of "
-                        "analysis.compare_uncertainty or epsilon.source")
-    args = parser.parse_args(argv)
-    if args.estimate:
-        return _print_estimate(args.experiment)
-    if args.out is None:
-        parser.error("--out is required (or --estimate)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    from ual.experiment import ConfigError, load_experiment
-    from ual.data import DataError
-    from ual.provenance import write_text_atomic
-
-    meta_path = args.out.with_name(args.out.name + ".meta.json")
-    meta_path.unlink(missing_ok=True)  # a sidecar only ever describes a successful run
-    try:
-        experiment = load_experiment(args.experiment)
-        if args.method is not None:  # a source the experiment scores (Experiment.scored_sources), else an error
-            experiment = experiment.model_copy(update={"elicit": experiment.elicit_for(args.method)})
-        cfg = experiment.elicit
-        records = training_union(experiment.data)
-        cache = ScoreCache(args.cache or cache_path(cfg))
-        elicitor = build_elicitor(cfg)
-        rows, stats = elicit_scores(records, elicitor, cache, cfg.prompt_version, not args.no_progress)
-        normaliser: dict = {}
-        if cfg.method == "entropy":  # uncertainty relative to this training set
-            from ual.elicit.entropy import normalise_entropy
-
-            rows, normaliser = normalise_entropy(rows)
-    except (ConfigError, DataError, ValueError, OSError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    write_scores(args.out, rows)
+def _log_run(rows: list[dict], out: Path, stats: RunStats) -> None:
     logger.info(
         "wrote %d scores to %s (%d cached, %d scored, %d HTTP requests, %d missing, $%.4f)",
         len(rows),
-        args.out,
+        out,
         stats.cached,
         stats.requested,
         stats.http_requests,
@@ -147,7 +102,150 @@ def main(argv: list[str] | None = None) -> None:
     )
     if stats.no_logprobs:
         logger.warning("%d samples scored from the reply text (no logprobs came back)", stats.no_logprobs)
+
+
+def _experiment_config(args: argparse.Namespace) -> tuple[Any, Any, list[dict]]:
+    """(experiment, its elicit config with ``--source`` applied, its training records)."""
+    from ual.experiment import load_experiment
+
+    experiment = load_experiment(args.experiment)
+    if args.source is not None:  # a source the experiment scores (Experiment.scored_sources), else an error
+        experiment = experiment.model_copy(update={"elicit": experiment.elicit_for(args.source)})
+    return experiment, experiment.elicit, training_union(experiment.data) if not args.estimate else []
+
+
+def _flag_config(args: argparse.Namespace) -> Any:
+    """The ``ElicitConfig`` of ``--input`` mode, from the flags."""
+    if args.backend is None or args.model is None:
+        raise ValueError("--input needs --backend and --model (and --base-url for a local openai server)")
+    return elicit_config(
+        args.backend,
+        args.model,
+        source=args.source or "verbalized",
+        on_missing=args.on_missing,
+        revision=args.revision,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        prompt_version=args.prompt_version,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        tokenizer=args.tokenizer,
+        cache_dir=str(args.cache_dir),
+        usd_per_1m_input_tokens=args.usd_per_1m_input_tokens,
+        usd_per_1m_output_tokens=args.usd_per_1m_output_tokens,
+    )
+
+
+def _input_records(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """(input rows, their elicitation records)."""
+    from ual.elicit.dataset import ColumnNames, dataset_name, read_rows, to_records
+
+    names = ColumnNames(**{k: getattr(args, f"{k}_column") for k in ColumnNames.__dataclass_fields__})
+    rows = read_rows(args.input, args.split)
+    return rows, to_records(rows, names, dataset_name(args.input), args.input)
+
+
+def _print_estimate(cfg: Any, experiment: Any, records: list[dict], name: str) -> None:
+    from ual.elicit.estimate import estimate_bill, estimate_records_bill, format_bill
+
+    bill = estimate_bill(experiment) if experiment is not None else estimate_records_bill(cfg, records, name)
+    print(format_bill(bill))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Elicit an uncertainty score for every sample of a dataset.")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--experiment", type=Path, help="score an experiment's training samples (the pipeline)")
+    what.add_argument("--input", help="score any dataset: a .jsonl/.json/.parquet file or a hub dataset id")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="file to write (the scores, or the scored rows)"
+    )
+    parser.add_argument("--cache", type=Path, default=None, help="cache JSONL (default: in the cache dir)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--estimate", action="store_true", help="print the bill; no request")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default=None,
+        help="the uncertainty source; with --experiment one of elicit.method, "
+        "analysis.compare_uncertainty or epsilon.source",
+    )
+    flags = parser.add_argument_group("--input mode: the elicitor, the mapping and the column names")
+    flags.add_argument("--backend", choices=("hf", "openai"))
+    flags.add_argument("--model", help="hf: hub id / path / package:...; openai: the served model name")
+    flags.add_argument("--revision", default=None)
+    flags.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (a local server)")
+    flags.add_argument(
+        "--api-key-env", default=None, help="name of the environment variable with the API key"
+    )
+    flags.add_argument("--prompt-version", default="v1")
+    flags.add_argument("--on-missing", choices=("fail", "median"), default="fail")
+    flags.add_argument("--concurrency", type=int, default=8)
+    flags.add_argument("--batch-size", type=int, default=8)
+    flags.add_argument("--tokenizer", default=None, help="HF tokenizer of the served model (for --estimate)")
+    flags.add_argument("--cache-dir", type=Path, default=Path("resources/cache/elicit"))
+    flags.add_argument("--usd-per-1m-input-tokens", type=float, default=0.0)
+    flags.add_argument("--usd-per-1m-output-tokens", type=float, default=0.0)
+    flags.add_argument("--eps-max", type=float, default=None, help="also write epsilon, linear up to this")
+    flags.add_argument("--eps-min", type=float, default=0.0)
+    flags.add_argument("--split", default="train", help="split of a hub dataset")
+    for role in ("instruction", "input", "output", "prompt", "completion", "messages"):
+        flags.add_argument(f"--{role}-column", default=role, help=f"column of the {role} (default {role})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.out is None and not args.estimate:
+        parser.error("--out is required (or --estimate)")
+    logging.basicConfig(
+        level=logging.INFO if not args.estimate else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    from ual.config import ConfigError
+    from ual.data import DataError
+    from ual.elicit.dataset import dataset_name
+    from ual.provenance import write_text_atomic
+
+    meta_path = sidecar_path(args.out) if args.out else None
+    if meta_path is not None and not args.estimate:
+        meta_path.unlink(missing_ok=True)  # a sidecar only ever describes a successful run
+    try:
+        if args.experiment is not None:
+            experiment, cfg, records = _experiment_config(args)
+            rows = None
+        else:
+            if args.eps_max is not None and not 0.0 <= args.eps_min <= args.eps_max < 1.0:
+                raise ValueError(f"need 0 <= --eps-min <= --eps-max < 1, got {args.eps_min}, {args.eps_max}")
+            experiment, cfg = None, _flag_config(args)
+            rows, records = _input_records(args)
+        if args.estimate:
+            return _print_estimate(cfg, experiment, records, dataset_name(args.input or ""))
+        scores, stats, normaliser, cache = score_records(records, cfg, args.cache, not args.no_progress)
+    except (ConfigError, DataError, ValueError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if rows is None:
+        write_scores(args.out, scores)
+    else:
+        eps = (args.eps_min, args.eps_max) if args.eps_max is not None else None
+        lines = scored_rows(rows, scores, cfg.on_missing, eps)
+        write_text_atomic(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
+    _log_run(scores, args.out, stats)
     if stats.missing and cfg.on_missing == "fail":
-        raise SystemExit(_missing_message(stats, len(rows), args.out))
-    meta = _meta(experiment, cache, rows, stats) | normaliser
+        flag = "elicit.on_missing: median" if rows is None else "--on-missing median"
+        raise SystemExit(_missing_message(stats, len(scores), args.out, flag))
+    meta = _counts(cfg, cache, scores, stats) | normaliser
+    meta |= _experiment_meta(experiment) if experiment is not None else {"input": args.input}
     write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+
+
+def _experiment_meta(experiment: Any) -> dict:
+    from ual.config import resolved_config
+    from ual.provenance import run_metadata
+
+    return {
+        "elicit_config": resolved_config(experiment)["elicit"],
+        "provenance": run_metadata(stage="elicit", experiment=experiment.name),
+    }

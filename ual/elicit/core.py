@@ -9,8 +9,6 @@ with P(k) the elicitor's probability of answering k at the answer position (the 
 counted only over the ``top_logprobs`` most probable tokens there (both backends truncate the same way,
 because an OpenAI-compatible endpoint returns no more), and "10" written as one token or as "1" + "0":
 P(10) = P("10") + P("1") P("0" | "1") and P(1) = P("1") (1 - P("0" | "1")) (``split_ten``).
-
-Changelog: v1 - initial (split out of ``ual/elicit.py``).
 """
 
 from __future__ import annotations
@@ -150,7 +148,7 @@ def verbalized_scorer(top_logprobs: int, ten_continued: bool = False) -> str:
 
 
 def scorer_name(cfg: ElicitConfig) -> str:
-    """How a score is computed from the elicitor (part of the cache key): method and its settings.
+    """How a score is computed from the elicitor (part of the cache key): source and its settings.
 
     >>> from ual.config import ElicitConfig
     >>> scorer_name(ElicitConfig(backend="hf", model="m", prompt_version="v1", on_missing="fail"))
@@ -168,7 +166,7 @@ def scores_identity(cfg: ElicitConfig) -> dict[str, str]:
     return {
         "prompt_version": cfg.prompt_version,
         "elicitor": elicitor_name(cfg),
-        "method": cfg.method,
+        "source": cfg.method,
         "scorer": scorer_name(cfg),
     }
 
@@ -190,7 +188,7 @@ class Reply:
 
     raw: str  # the reply text ("" for the hf backend, which generates nothing)
     score: float | None
-    source: str | None = None  # "logprobs" (API top_logprobs), "logits" (hf), "text" (parsed), "entropy"
+    read_from: str | None = None  # "logprobs" (API top_logprobs), "logits" (hf), "text" (parsed), "entropy"
     probs: dict[str, float] | None = None  # answer -> probability, as read (not renormalised)
     answer_mass: float | None = None  # their sum
     requests: int = 0  # HTTP requests made for this sample (paid calls)
@@ -202,7 +200,7 @@ class Elicitor(Protocol):
     """A backend: turns inputs (built from records by ``build_input``) into one ``Reply`` each."""
 
     name: str  # elicitor_name(cfg)
-    method: str  # ElicitConfig.method
+    source: str  # the uncertainty source, "verbalized" or "entropy" (ElicitConfig.method)
     scorer: str  # scorer_name(cfg)
     batch_size: int  # inputs per call of score()
     concurrency: int  # calls in flight

@@ -8,8 +8,6 @@ each response position. Uncertainty is that mean min-max normalised over the sco
 training set (``normalise_entropy``): u = (H - H_min) / (H_max - H_min), 0 when all are equal; the cache
 keeps the raw entropies (uncertainty null) so a different training set renormalises without recomputing.
 A sample whose response has no token is missing. Responses are cut at ``MAX_TOKENS`` tokens in all.
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ class EntropyElicitor:
     """Mean per-token predictive entropy of the reference response, batched with right padding."""
 
     concurrency = 1
-    method = scorer = "entropy"
+    source = scorer = "entropy"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int, name: str):
         self.model, self.tokenizer, self.batch_size, self.name = model.eval(), tokenizer, batch_size, name
@@ -63,10 +61,10 @@ class EntropyElicitor:
             # position t predicts token t + 1: the response tokens start .. len-1 are predicted at start-1 ..
             positions = logits[row, start - 1 : len(ids) - 1].float()  # (n_response, V)
             if positions.shape[0] == 0 or start == 0:
-                replies.append(Reply(raw="", score=None, source="entropy"))
+                replies.append(Reply(raw="", score=None, read_from="entropy"))
                 continue
             entropy = torch.distributions.Categorical(logits=positions).entropy()  # (n_response,)
-            replies.append(Reply(raw="", score=float(entropy.mean()), source="entropy"))
+            replies.append(Reply(raw="", score=float(entropy.mean()), read_from="entropy"))
         return replies
 
 

@@ -19,7 +19,6 @@ How each number is obtained (printed with it, so the estimate says which it is):
   integer: GPT-4 stops after 1-2 tokens), so the output cost is an upper bound;
 - cost: tokens x ``usd_per_1m_input_tokens`` / ``usd_per_1m_output_tokens`` of the experiment.
 
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations
@@ -38,7 +37,14 @@ from ual.elicit.core import (
     ten_continuation,
 )
 
-__all__ = ["CHARS_PER_TOKEN", "PUBLISHED_SIZES", "STAND_INS", "estimate_bill", "format_bill"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "PUBLISHED_SIZES",
+    "STAND_INS",
+    "estimate_bill",
+    "estimate_records_bill",
+    "format_bill",
+]
 
 logger = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4.0  # English text under GPT-style BPE vocabularies (OpenAI's rule of thumb)
@@ -117,11 +123,24 @@ def estimate_bill(experiment: Any) -> dict:
     Minimum: one request per sample to score, one completion token each. Maximum: a continuation for every
     sample (prompt sent twice, one more completion token) and ``max_tokens`` per first reply.
     """
-    from ual.elicit.cache import ScoreCache
-
     cfg = experiment.elicit
     count, counted_by = _token_counter(cfg)
     slices = [_slice(experiment.data, part, count, cfg.prompt_version) for part in ("high", "low")]
+    return _bill(cfg, slices, count, counted_by)
+
+
+def estimate_records_bill(cfg: Any, records: list[dict], name: str) -> dict:
+    """The bill of ``python -m ual.elicit --input`` for its ``records`` under the elicitor ``cfg``."""
+    count, counted_by = _token_counter(cfg)
+    tokens = sum(count(build_elicit_prompt(r, cfg.prompt_version)) for r in records)
+    part = {"slice": name, "n": len(records), "records": records, "prompt_tokens": tokens, "how": "loaded"}
+    return _bill(cfg, [part], count, counted_by)
+
+
+def _bill(cfg: Any, slices: list[dict], count: Callable[[str], int], counted_by: str) -> dict:
+    """Requests, tokens and cost of scoring ``slices`` (minus what the cache holds)."""
+    from ual.elicit.cache import ScoreCache
+
     n = sum(s["n"] for s in slices)
     prompt_tokens = sum(s["prompt_tokens"] for s in slices)
     path, cached = cache_path(cfg), 0

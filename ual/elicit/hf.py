@@ -7,9 +7,6 @@ the tokens that spell "1".."10" (``ual.elicit.core.answer_of``) among the ``top_
 tokens; where "10" is split into "1" + "0" (SmolLM2, Llama) the "1" token is appended in the same forward
 pass and P("0" | "1") is read there, among its own top ``top_logprobs``. Score: ``expected_score`` of
 ``split_ten``; no text is generated, so nothing is parsed. Source "logits"; requests 0.
-
-Changelog: v1 - initial (from ``ual/elicit_backends.py``); answers counted among the top ``top_logprobs``
-tokens only, as the openai backend must.
 """
 
 from __future__ import annotations
@@ -72,7 +69,7 @@ class HFElicitor:
     """Probability-weighted expected score 1..10 from a local causal LM, batched with left padding."""
 
     concurrency = 1  # one forward pass at a time; torch already uses every core
-    method = "verbalized"
+    source = "verbalized"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int, name: str, top_logprobs: int = 20):
         self.model, self.tokenizer, self.batch_size, self.name = model.eval(), tokenizer, batch_size, name
@@ -126,7 +123,7 @@ class HFElicitor:
                 Reply(
                     raw="",
                     score=expected_score(mass),
-                    source="logits",
+                    read_from="logits",
                     probs=probs,
                     answer_mass=float(f"{sum(mass.values()):.6g}"),
                 )

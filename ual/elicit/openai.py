@@ -2,7 +2,7 @@
 
 One chat completion per sample (greedy, ``max_tokens``, ``logprobs`` with ``top_logprobs`` alternatives):
 
-- Score from log-probabilities (source "logprobs"), the quantity the ``hf`` backend reads: the answers
+- Score from log-probabilities (read from "logprobs"), the quantity the ``hf`` backend reads: the answers
   "1".."10" among the ``top_logprobs`` alternatives at the answer position (the first reply token),
   renormalised, *whatever token was sampled* (a reply "The score is 3" is scored from the distribution at
   "The"). No answer token among them: the sample is **missing** (answer mass 0), never guessed.
@@ -16,16 +16,13 @@ One chat completion per sample (greedy, ``max_tokens``, ``logprobs`` with ``top_
   the rendered prompt + "1" (identical to 1e-12). ``elicit.ten_continuation`` (default: on when
   ``base_url`` is set) turns it off for endpoints with a one-token "10" and no prefill (OpenAI's GPT-4).
 - No logprobs in the response (a server that drops them): the integer parsed from the reply text
-  (source "text"); warned once per run and counted (``RunStats.no_logprobs``).
+  (read from "text"); warned once per run and counted (``RunStats.no_logprobs``).
 - Keys: read only from the environment variable ``api_key_env``; ``api_key_env: null`` with a
   ``base_url`` is a keyless local server (no Authorization header is sent). Error texts are scrubbed of
   the key before they are stored.
 - Retries: tenacity on 429, 5xx, timeouts and connection errors, exponential backoff with jitter, and at
   least the server's ``Retry-After`` / ``retry-after-ms`` when it sends one. Waits are recorded in
   ``OpenAIElicitor.retry_waits``.
-
-Changelog: v1 - initial (from ``ual/elicit_backends.py``): distribution read at the answer position
-whatever was sampled, "10" continued after "1", keyless servers, Retry-After, per-sample probabilities.
 """
 
 from __future__ import annotations
@@ -109,7 +106,7 @@ class OpenAIElicitor:
     """Chat completions against any OpenAI-compatible endpoint, retried with backoff (module docstring)."""
 
     batch_size = 1
-    method = "verbalized"
+    source = "verbalized"
 
     def __init__(self, cfg: ElicitConfig, name: str | None = None):
         import openai
@@ -205,7 +202,7 @@ class OpenAIElicitor:
                 if self.cfg.logprobs and not self._warned.is_set():
                     self._warned.set()
                     logger.warning(
-                        "%s returned no logprobs: scores are parsed from the reply text (source 'text'); "
+                        "%s returned no logprobs: scores are parsed from the reply text (read from 'text'); "
                         "they are counted in the run's n_no_logprobs", self.cfg.base_url or "the API"
                     )
                 score = parse_uncertainty(content)
@@ -236,7 +233,7 @@ class OpenAIElicitor:
         return Reply(
             raw=self._scrub(content),
             score=score,
-            source="logprobs",
+            read_from="logprobs",
             probs=probs,
             answer_mass=float(f"{sum(probs.values()):.6g}"),
             requests=requests,

@@ -4,14 +4,15 @@ A score record (one JSON object per line, the same schema in the scores file and
 
     key          sha256 of (sample id, prompt version, elicitor, scorer)       (ual.elicit.core.cache_key)
     id, dataset  the sample's content hash and dataset name                    (ual.data)
-    prompt_version, elicitor, method, scorer   what produced the score         (ual.elicit.core)
+    prompt_version, elicitor, source, scorer   what produced the score: source is the uncertainty source
+                 ("verbalized" or "entropy")                                    (ual.elicit.core)
     raw          the reply text ("" where nothing was generated)
     score        verbalized: expected score in [1, 10]; entropy: mean token entropy in nats (>= 0);
                  null if missing
     uncertainty  in [0, 1]: verbalized (score - 1) / 9; entropy: min-max normalised over the training set
                  (null in the cache, which holds raw entropies); null if missing
     missing      true iff score is null
-    source       "logprobs" (API top_logprobs), "logits" (hf), "text" (parsed reply), "entropy", or null
+    read_from    "logprobs" (API top_logprobs), "logits" (hf), "text" (parsed reply), "entropy", or null
     probs        answer "1".."10" -> probability as read (not renormalised), or null; answer_mass = their sum
     requests     HTTP requests made for the sample (0 for local models);  seconds, cost_usd
     error        why the request failed after its retries (never cached), else null
@@ -19,9 +20,9 @@ A score record (one JSON object per line, the same schema in the scores file and
 Reading validates every line (strict types: ``true`` is not a number; ranges; missing iff score is null;
 verbalized uncertainty = (score - 1) / 9) and, for the scores file, unique ids and the expected
 provenance; every error names the file and the line. ``read_scores`` is the reader ``ual.smoothing`` and
-``ual.report`` use; ``write_scores`` (atomic) is the only writer.
-
-Changelog: v1 - initial (fields method, scorer, source, probs, answer_mass, requests added to the v0 rows).
+``ual.report`` use; ``write_scores`` (atomic) is the only writer. A record written before the uncertainty
+source was named ``source`` (``method``, with ``source`` for what is now ``read_from``) is read as the new
+one, so existing caches stay valid (``upgrade_record``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ual.provenance import write_text_atomic
 
-__all__ = ["RecordError", "ScoreRecord", "parse_record", "read_scores", "write_scores"]
+__all__ = ["RecordError", "ScoreRecord", "parse_record", "read_scores", "upgrade_record", "write_scores"]
 
 
 class RecordError(ValueError):
@@ -53,13 +54,13 @@ class ScoreRecord(BaseModel):
     dataset: str
     prompt_version: str
     elicitor: str
-    method: Literal["verbalized", "entropy"]
+    source: Literal["verbalized", "entropy"]
     scorer: str
     raw: str
     score: float | None
     uncertainty: float | None = Field(ge=0.0, le=1.0)
     missing: bool
-    source: Literal["logprobs", "logits", "text", "entropy"] | None
+    read_from: Literal["logprobs", "logits", "text", "entropy"] | None
     probs: dict[str, float] | None
     answer_mass: float | None = Field(ge=0.0)
     requests: int = Field(ge=0)
@@ -73,7 +74,7 @@ class ScoreRecord(BaseModel):
             raise ValueError(f"missing is {self.missing} but score is {self.score}")
         if self.score is None and self.uncertainty is not None:
             raise ValueError("a missing score has no uncertainty")
-        if self.method == "verbalized" and self.score is not None:
+        if self.source == "verbalized" and self.score is not None:
             if not 1.0 <= self.score <= 10.0:
                 raise ValueError(f"verbalized score {self.score} outside [1, 10]")
             if self.uncertainty is None or not math.isclose(
@@ -82,12 +83,21 @@ class ScoreRecord(BaseModel):
                 raise ValueError(
                     f"uncertainty {self.uncertainty} is not (score - 1) / 9 for score {self.score}"
                 )
-        if self.method == "entropy" and self.score is not None and self.score < 0:
+        if self.source == "entropy" and self.score is not None and self.score < 0:
             raise ValueError(f"entropy {self.score} is negative")
         for answer, probability in (self.probs or {}).items():
             if not 0.0 <= probability <= 1.0 + 1e-6:
                 raise ValueError(f"probs[{answer!r}] = {probability} is not a probability")
         return self
+
+
+def upgrade_record(data: dict) -> dict:
+    """A record of the earlier schema (``method`` the uncertainty source, ``source`` what it was read from) in
+    the current one; a current record unchanged."""
+    if "method" not in data or "read_from" in data:
+        return data
+    upgraded = {k: v for k, v in data.items() if k not in ("method", "source")}
+    return upgraded | {"source": data["method"], "read_from": data.get("source")}
 
 
 def parse_record(line: str, path: str | Path, number: int) -> dict:
@@ -99,7 +109,7 @@ def parse_record(line: str, path: str | Path, number: int) -> dict:
     if not isinstance(data, dict):
         raise RecordError(f"{path}: line {number}: expected a JSON object, got {type(data).__name__}")
     try:
-        return ScoreRecord.model_validate(data).model_dump()
+        return ScoreRecord.model_validate(upgrade_record(data)).model_dump()
     except ValidationError as exc:
         problems = "; ".join(
             (f"'{'.'.join(str(p) for p in err['loc'])}': " if err["loc"] else "")
@@ -115,7 +125,7 @@ def read_scores(path: str | Path, expected: dict[str, str] | None = None) -> lis
     Args:
         path: ``scores.jsonl`` written by ``write_scores``.
         expected: fields every record must carry with these values (``ual.elicit.scores_identity(cfg)``),
-            so a stale file from another elicitor, prompt or method is refused, not mapped silently.
+            so a stale file from another elicitor, prompt or source is refused, not mapped silently.
 
     Raises:
         RecordError: naming the file and line of an invalid record, a duplicate id (with the line of its

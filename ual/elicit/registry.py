@@ -4,8 +4,6 @@ Adding a backend (or a method for one): a module ``ual/elicit/<name>.py`` with a
 ``ual.elicit.core.Elicitor`` and a ``build(cfg)`` factory, plus one line here (and the name in
 ``ElicitConfig.backend`` / ``method``). Backends are imported when built, so importing ``ual.elicit`` does
 not import torch or openai.
-
-Changelog: v1 - initial.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ def build_elicitor(cfg: ElicitConfig) -> Elicitor:
     """The registered elicitor of ``cfg`` (backend and method)."""
     if (cfg.backend, cfg.method) not in ELICITORS:
         raise ValueError(
-            f"no elicitor for backend '{cfg.backend}' with method '{cfg.method}'; "
+            f"no elicitor for backend '{cfg.backend}' with source '{cfg.method}'; "
             f"registered: {sorted(ELICITORS)}"
         )
     return ELICITORS[(cfg.backend, cfg.method)](cfg)

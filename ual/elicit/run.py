@@ -6,8 +6,6 @@ batches of ``elicitor.batch_size`` with ``elicitor.concurrency`` calls in flight
 each. A sample claimed by a concurrent run is deferred, then waited for and read from the cache (it is
 scored here only if that run failed to). Ctrl-C or a crashing backend drops the queue; every finished
 record is already on disk.
-
-Changelog: v1 - initial (split out of ``ual/elicit.py``; claims for concurrent runs).
 """
 
 from __future__ import annotations
@@ -49,10 +47,10 @@ def score_record(
 ) -> dict:
     """The score record (``ual.elicit.records``) of one sample from its backend reply."""
     score = reply.score if reply.score is not None and math.isfinite(reply.score) else None
-    if elicitor.method == "verbalized" and score is not None and not 1.0 <= score <= 10.0:
+    if elicitor.source == "verbalized" and score is not None and not 1.0 <= score <= 10.0:
         score = None
     uncertainty = None
-    if score is not None and elicitor.method == "verbalized":
+    if score is not None and elicitor.source == "verbalized":
         uncertainty = (score - 1.0) / 9.0
     return {
         "key": key,
@@ -60,13 +58,13 @@ def score_record(
         "dataset": record["dataset"],
         "prompt_version": version,
         "elicitor": elicitor.name,
-        "method": elicitor.method,
+        "source": elicitor.source,
         "scorer": elicitor.scorer,
         "raw": reply.raw,
         "score": score,
         "uncertainty": uncertainty,
         "missing": score is None,
-        "source": reply.source,
+        "read_from": reply.read_from,
         "probs": reply.probs,
         "answer_mass": reply.answer_mass,
         "requests": reply.requests,
@@ -147,10 +145,10 @@ def elicit_scores(
     stats.cached = len(records) - stats.requested
     stats.missing = sum(row["missing"] for row in rows)
     stats.failed = sum(bool(row["error"]) for row in rows)
-    stats.zero_mass = sum(row["missing"] and row["source"] == "logprobs" for row in rows)
-    stats.unparsed = sum(row["missing"] and not row["error"] and row["source"] == "text" for row in rows)
+    stats.zero_mass = sum(row["missing"] and row["read_from"] == "logprobs" for row in rows)
+    stats.unparsed = sum(row["missing"] and not row["error"] and row["read_from"] == "text" for row in rows)
     stats.no_logprobs = sum(
-        row["source"] == "text" and getattr(elicitor, "wants_logprobs", False) for row in rows
+        row["read_from"] == "text" and getattr(elicitor, "wants_logprobs", False) for row in rows
     )
     stats.failures = [row["error"] for row in rows if row["error"]][:5]
     stats.seconds = time.perf_counter() - start

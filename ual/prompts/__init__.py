@@ -30,10 +30,6 @@ not start with the prompt's), the response is tokenised on its own and appended.
 
 Extension point: a new template = one ``PromptTemplate`` in ``PROMPT_TEMPLATES`` (and its name in
 ``ModelConfig.prompt_template``).
-
-Changelog: v1 - initial. v2 - training and generation render and tokenise here (were ``ual.collate`` and
-``ual.generate``); ``chat`` training ids no longer get the tokenizer's specials on top of the template's
-(a BOS-adding tokenizer with a BOS-rendering template had two BOS tokens in training, one in generation).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The paper's tables and figures: the one list of them.
 
-Each ``Artifact`` has its name (the file stem under ``paper_tables/<exp>/`` or ``figures/<exp>/`` and the
+Each ``Artifact`` has its name (the file stem under ``results/<exp>/report/{tables,figures}/``, published to
+``paper_tables/<exp>/`` or ``figures/<exp>/``, and the
 workflow's target rule), its kind, its title and its caption in the workflow's HTML report
 (``workflow/report/captions/<name>.rst``). Read by ``ual.report`` (what ``make_tables`` / ``make_figures``
 build, in this order), ``workflow/rules/common.smk`` (targets and outputs), the tests and the HTML report.
@@ -16,7 +17,8 @@ __all__ = ["ARTIFACTS", "CAPTIONS_DIR", "FIGURES", "TABLES", "Artifact", "get_ar
 
 CAPTIONS_DIR = "workflow/report/captions"  # relative to the repository root
 EXTENSIONS = {"table": ("md", "csv", "tex", "provenance.json"), "figure": ("png", "pdf")}
-OUT_DIRS = {"table": "paper_tables", "figure": "figures"}
+REPORT_DIRS = {"table": "tables", "figure": "figures"}  # under results/<exp>/report/, where the workflow writes
+PUBLISHED_DIRS = {"table": "paper_tables", "figure": "figures"}  # the deliverables (ual.report.publish)
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Artifact:
     name: str
     kind: str  # "table" or "figure"
     title: str  # a table's heading and LaTeX caption ({scenario}: the ablation one); a figure's subject
+    drawn: bool = True  # a figure drawn by ual.report (with its data sidecar), not copied from a stage
 
     def __post_init__(self) -> None:
         if self.kind not in EXTENSIONS:
@@ -40,11 +43,16 @@ class Artifact:
     @property
     def extensions(self) -> tuple[str, ...]:
         """The files it is written as (a table: Markdown, CSV, LaTeX and its provenance sidecar)."""
-        return EXTENSIONS[self.kind]
+        data = ("png.data.json",) if self.kind == "figure" and self.drawn else ()
+        return EXTENSIONS[self.kind] + data
 
     def files(self, experiment: str) -> list[str]:
-        """Its files for experiment ``experiment``: ``paper_tables/<exp>/<name>.md``, ..."""
-        return [f"{OUT_DIRS[self.kind]}/{experiment}/{self.name}.{ext}" for ext in self.extensions]
+        """Its files as the workflow writes them: ``results/<exp>/report/tables/<name>.md``, ..."""
+        return [f"results/{experiment}/report/{REPORT_DIRS[self.kind]}/{self.name}.{ext}" for ext in self.extensions]
+
+    def published_dir(self, experiment: str) -> str:
+        """Where ``python -m ual.report.publish`` puts it: ``paper_tables/<exp>`` or ``figures/<exp>``."""
+        return f"{PUBLISHED_DIRS[self.kind]}/{experiment}"
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
@@ -58,7 +66,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("table_epsilon", "table", "Label smoothing each method trains with, by scenario and dataset"),
     Artifact("table_contrasts", "table", "UAL against its controls, paired (95 % intervals)"),
     Artifact("fig_uncertainty", "figure", "Elicited uncertainty by dataset and source"),
-    Artifact("fig_clusters", "figure", "t-SNE of hidden states by target token ({scenario} scenario)"),
+    Artifact("fig_clusters", "figure", "t-SNE of hidden states by target token ({scenario} scenario)",
+             drawn=False),
     Artifact("fig_ablation", "figure", "Results against eps_max ({scenario} scenario)"),
     Artifact("fig_loss", "figure", "Training loss per step"),
     Artifact("fig_calibration", "figure", "Reliability of held-out references ({scenario} scenario)"),

@@ -27,10 +27,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ual import methods  # noqa: E402
 from ual.methods import METHODS, swept_method  # noqa: E402
+from ual.provenance import sidecar_path, write_text_atomic  # noqa: E402
 from ual.report.artifacts import get_artifact  # noqa: E402
 from ual.report.tables import BASE, _cell, variant_label  # noqa: E402
 from ual.tasks import get_task  # noqa: E402
@@ -48,14 +50,42 @@ __all__ = [
 ERROR_NOTE = "bars / bands: AlpacaEval +- 1 SE, accuracies +- half the 95 % interval (as in the tables)"
 
 
+def _numbers(values: Any) -> Any:
+    """Plotted coordinates as JSON numbers, to 10 significant digits (renderer- and platform-independent)."""
+    array = np.asarray(values, dtype=float)
+    return [None if not np.isfinite(v) else float(f"{v:.10g}") for v in array.ravel()]
+
+
+def figure_data(fig) -> dict[str, Any]:
+    """What a figure shows, read back from its artists: per axes its title, axis labels, every line (label,
+    x, y), every patch (bars, spans: x, y, width, height, from its path) and every collection (error bars,
+    bands: the vertices of its paths). Two figures with equal data show the same, whatever the renderer."""
+    axes = []
+    for ax in fig.axes:
+        axes.append({
+            "title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+            "lines": [{"label": line.get_label(), "x": _numbers(line.get_xdata()), "y": _numbers(line.get_ydata())}
+                      for line in ax.lines],
+            "patches": [_numbers(patch.get_path().transformed(patch.get_patch_transform()).vertices)
+                        for patch in ax.patches],
+            "collections": [[_numbers(path.vertices) for path in collection.get_paths()]
+                            for collection in ax.collections],
+        })
+    return {"suptitle": fig.get_suptitle(), "axes": axes}
+
+
 def save_figure(fig, out_dir: Path, name: str, provenance: dict[str, Any]) -> list[Path]:
+    """PNG and PDF (provenance in their metadata) and the figure's data (``figure_data``) in the sidecar
+    ``<name>.png.data.json``, by which ``ual.report.publish`` compares a figure with the committed one."""
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(provenance, sort_keys=True)
     png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
     fig.savefig(png, dpi=150, bbox_inches="tight", metadata={"Description": text, "Software": "ual.report"})
     fig.savefig(pdf, bbox_inches="tight", metadata={"Subject": text, "Creator": "ual.report"})
+    data = sidecar_path(png, "data")
+    write_text_atomic(data, json.dumps(figure_data(fig), sort_keys=True) + "\n")
     plt.close(fig)
-    return [png, pdf]
+    return [png, pdf, data]
 
 
 def uncertainty_figure(scores: pd.DataFrame):

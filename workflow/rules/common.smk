@@ -232,6 +232,11 @@ def input_dir(name):
     return lambda wildcards, input: str(Path(input[name]).parent)
 
 
+# The report rules write under results/<exp>/report/ (absent from a fresh clone, so `snakemake` plans the whole
+# DAG there: ual.report.Artifact.files); the rule `publish` (workflow/rules/publish.smk) copies them into
+# paper_tables/<exp>/ and figures/<exp>/ (Artifact.published_dir).
+
+
 def all_tables():
     """Every file of every table of ual.report.ARTIFACTS (md, csv, tex, provenance sidecar)."""
     return [path for table in TABLES for path in table.files(NAME)]

@@ -18,5 +18,5 @@ rule fetch_data:
     benchmark:
         "benchmarks/rules/fetch_data/{exp}/{group}.tsv"
     shell:
-        "python -m ual.data fetch --experiment {input.exp} --group {wildcards.group}"
+        "python -m ual.fetch --experiment {input.exp} --group {wildcards.group}"
         " --record {output.sources} > {log} 2>&1"

@@ -29,21 +29,21 @@ rule elicit_compare_scores:
         exp=EXP_INPUT,
         data="results/{exp}/data/train.json",
     output:
-        scores="results/{exp}/elicit/scores.{method}.jsonl",
+        scores="results/{exp}/elicit/scores.{source}.jsonl",
     wildcard_constraints:
-        method="verbalized|entropy",
+        source="verbalized|entropy",
     params:
         config=config_params("data", "elicit"),
     conda:
         "../../environment.yml"
     log:
-        "logs/elicit_compare_scores/{exp}/{method}.log",
+        "logs/elicit_compare_scores/{exp}/{source}.log",
     benchmark:
-        "benchmarks/rules/elicit_compare_scores/{exp}/{method}.tsv"
+        "benchmarks/rules/elicit_compare_scores/{exp}/{source}.tsv"
     resources:
         **job_resources("elicit"),
     shell:
-        "python -m ual.elicit --experiment {input.exp} --method {wildcards.method} --out {output.scores}"
+        "python -m ual.elicit --experiment {input.exp} --source {wildcards.source} --out {output.scores}"
         " > {log} 2>&1"
 
 
