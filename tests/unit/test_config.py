@@ -263,6 +263,7 @@ def test_hub_ids_and_api_model_names_are_not_mistaken_for_local_names(tmp_path):
         raw["model"].update(source="Qwen/Qwen2.5-0.5B", revision=None)  # unpinned hub ids are allowed
         raw["elicit"].update(backend="openai", model="gpt-4-0613", api_key_env="OPENAI_API_KEY")
         raw["analysis"].pop("compare_uncertainty")  # entropy needs the hf elicitor
+        raw["epsilon"].pop("source")  # as epsilon.source does
         raw["evaluate"].update(judge_model="gpt-4-turbo")
 
     experiment = load_experiment(write_variant(tmp_path, edit))

@@ -220,9 +220,9 @@ def test_median_imputation_is_per_dataset():
 def test_cli_writes_epsilon_file_matching_the_training_set(
     data_mirror, tmp_path, monkeypatch, variant, eps_max
 ):
-    experiment = REPO / "experiments" / "tiny.yaml"
     from ual.experiment import load_experiment
 
+    experiment = _experiment_with(tmp_path, {"source": None, "mapping": "linear"})  # the paper's
     exp = load_experiment(experiment)
     data = exp.data.model_copy(update={"mirror": str(data_mirror)})
     records = build_scenario(data, "mixed")
@@ -278,9 +278,9 @@ def _write_scores(path: Path, cfg, records: list[dict]) -> None:
 
 def test_shuffled_is_permuted_anew_for_every_training_seed(data_mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
-    experiment = REPO / "experiments" / "tiny.yaml"
     from ual.experiment import load_experiment
 
+    experiment = _experiment_with(tmp_path, {"source": None, "mapping": "linear"})  # the paper's
     loaded = load_experiment(experiment)
     records = build_scenario(loaded.data, "mixed")
     _write_scores(tmp_path / "scores.jsonl", loaded.elicit, records)
@@ -304,8 +304,10 @@ def test_cli_rejects_scores_of_another_elicitor_and_names_the_line(data_mirror, 
 
     monkeypatch.setenv("UAL_DATA_MIRROR", str(data_mirror))
     scores = tmp_path / "scores.jsonl"
-    cfg = load_experiment(REPO / "experiments" / "tiny.yaml").elicit
+    tiny = load_experiment(REPO / "experiments" / "tiny.yaml")
+    cfg = tiny.elicit_for(tiny.epsilon_source)  # the scores file ual.smoothing reads (tiny: entropy)
     (row,) = score_rows(cfg, [{"id": "x", "dataset": "gsm8k"}], [5.5])
+    row |= {"uncertainty": 0.5}
     scores.write_text(json.dumps(row | {"elicitor": "openai:gpt-4"}) + "\n")
     argv = [
         "--experiment",
@@ -336,7 +338,7 @@ def _experiment_with(tmp_path: Path, epsilon: dict) -> Path:
 
     data = yaml.safe_load((REPO / "experiments" / "tiny.yaml").read_text())
     data["epsilon"].update(epsilon)
-    path = tmp_path / "tinyx.yaml"
+    path = tmp_path / "tiny.yaml"  # the experiment keeps its name
     path.write_text(yaml.safe_dump(data))
     return path
 
