@@ -29,6 +29,7 @@ from ual.methods import CONTROL_PAIRS, METHODS
 from ual.report.tables import variant_label
 from ual.stats import describe, paired_mean_difference
 from ual.tasks import get_task
+from ual.variants import Variant
 
 __all__ = ["CONTRAST_METRICS", "contrast_table", "epsilon_table", "premise_line"]
 
@@ -46,7 +47,10 @@ def epsilon_table(epsilon: pd.DataFrame, high: str, low: str) -> pd.DataFrame:
     """Epsilon by scenario, variant and dataset (the first seed of a seeded method), premise line in the note."""
     columns = ["scenario", "model", "dataset", "source", "mapping", "n", "mean", *EPSILON_QUANTILES.values()]
     rows = []
-    for (scenario, variant), part in epsilon.groupby(["scenario", "variant"], sort=False):
+    scenarios = list(dict.fromkeys(epsilon["scenario"]))
+    pairs = epsilon[["scenario", "variant"]].drop_duplicates().itertuples(index=False)
+    for scenario, variant in sorted(pairs, key=lambda p: (scenarios.index(p[0]), _variant_key(p[1]))):
+        part = epsilon[(epsilon.scenario == scenario) & (epsilon.variant == variant)]
         first = part[part.seed.isna()] if part.seed.isna().any() else part[part.seed == part.seed.min()]
         for dataset, group in first.groupby("dataset", sort=True):
             stats = describe(group["epsilon"].tolist())
@@ -57,6 +61,12 @@ def epsilon_table(epsilon: pd.DataFrame, high: str, low: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=columns)
     table.attrs["note"] = premise_line(epsilon, high, low)
     return table
+
+
+def _variant_key(name: str) -> tuple[int, float]:
+    """Methods in their row order (``ual.methods.METHODS``), a sweep point after its method by eps_max."""
+    variant = Variant.parse(name)
+    return list(METHODS).index(variant.method), variant.eps_max or 0.0
 
 
 def premise_line(epsilon: pd.DataFrame, high: str, low: str) -> str:
