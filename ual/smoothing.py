@@ -368,7 +368,8 @@ def variant_epsilon(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Map elicited uncertainty to per-sample label smoothing.")
     parser.add_argument("--experiment", type=Path, required=True)
-    parser.add_argument("--scores", type=Path, required=True)
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="scores file of the uncertainty source epsilon.source (null: elicit.method)")
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--variant", required=True, help="trained variant (ual_epsmax0.3: UAL, eps_max 0.3)")
     parser.add_argument(
