@@ -182,4 +182,4 @@ def _contrast_note(calibration: pd.DataFrame, preferences: pd.DataFrame, scenari
             f"Resolved (95 % interval excludes 0): {len(resolved)} of {len(cells)} teacher-forced differences; "
             f"median 95 % interval width of the NLL differences {width:.4f} nats/token{win_text}. "
             "Intervals: paired bootstrap over references (teacher-forced) or instructions (win rate), first "
-            "seed.")
+            "seed; they hold the trained models fixed, so training noise between seeds is not in them.")

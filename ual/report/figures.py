@@ -216,7 +216,7 @@ def contrast_figure(calibration: pd.DataFrame, scenario: str):
                 rows.append((label, *cell[["value", "ci_low", "ci_high"]].iloc[0]))
     if not rows:
         raise ValueError(f"no paired UAL - control difference in the calibration of the {scenario} scenario")
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.4))
     for y, (label, value, low, high) in enumerate(reversed(rows)):
         ax.errorbar(value, y, xerr=[[value - low], [high - value]], fmt="o", color="black", capsize=3)
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
