@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ual.methods import CONTROL_PAIRS, METHODS
+from ual.methods import CONTROL_PAIRS, METHODS, swept_method
 from ual.report.tables import variant_label
 from ual.stats import describe, paired_mean_difference
 from ual.tasks import get_task
@@ -70,9 +70,9 @@ def _variant_key(name: str) -> tuple[int, float]:
 
 
 def premise_line(epsilon: pd.DataFrame, high: str, low: str) -> str:
-    """One line: does UAL (variant ``ual``) give the high-entropy dataset more mean eps than the low one, in
+    """One line: does UAL (variant ``ual``, at the experiment's eps_max) give the high-entropy dataset more mean eps than the low one, in
     each scenario that trains on both? Computed from the epsilon files."""
-    ual = epsilon[epsilon.variant == "ual"]
+    ual = epsilon[epsilon.variant == swept_method().name]  # UAL at the experiment's eps_max
     verdicts = []
     for scenario, part in ual.groupby("scenario", sort=False):
         means = part.groupby("dataset")["epsilon"].mean()
@@ -94,7 +94,7 @@ def _interval(value: float, low: float, high: float, digits: int) -> str:
 
 
 def _calibration_rows(calibration: pd.DataFrame, scenario: str) -> list[dict]:
-    part = calibration[(calibration.scenario == scenario)]
+    part = calibration[calibration.scenario == scenario]
     first_seed = part.seed.min()
     rows = []
     for task in dict.fromkeys(part["task"]):
@@ -129,39 +129,41 @@ def win_rate_difference(preferences: pd.DataFrame, scenario: str, task: str, met
     paired = paired.dropna()
     if paired.empty:
         return None
-    result = paired_mean_difference((paired["method"] * 100).tolist(), (paired["control"] * 100).tolist(),
-                                    resamples, seed)
-    return result
+    return paired_mean_difference((paired["method"] * 100).tolist(), (paired["control"] * 100).tolist(),
+                                  resamples, seed)
 
 
-def _win_rate_rows(preferences: pd.DataFrame, scenario: str, resamples: int, seed: int) -> list[dict]:
-    rows = []
-    for task in dict.fromkeys(preferences.loc[preferences.scenario == scenario, "task"]):
-        for method, control in CONTROL_PAIRS:
-            result = win_rate_difference(preferences, scenario, task, method, control, resamples, seed)
-            if result is None:
-                continue
-            rows.append({"scenario": scenario, "task": f"{get_task(task).label}, judged in both orders",
-                         "comparison": _pair_label(method, control), "n": str(result["n"]),
-                         **{label: NOT_JUDGED for label in CONTRAST_METRICS.values()},
-                         WIN_RATE: _interval(result["value"], result["ci_low"], result["ci_high"], digits=1)})
-    return rows
+def _win_rates(preferences: pd.DataFrame, scenario: str, resamples: int, seed: int) -> list[tuple]:
+    """``(task, method, control, win_rate_difference)`` of every pair judged in both orders in ``scenario``."""
+    tasks = dict.fromkeys(preferences.loc[preferences.scenario == scenario, "task"])
+    found = [(task, method, control, win_rate_difference(preferences, scenario, task, method, control,
+                                                         resamples, seed))
+             for task in tasks for method, control in CONTROL_PAIRS]
+    return [entry for entry in found if entry[-1] is not None]
+
+
+def _win_rate_row(scenario: str, task: str, method: str, control: str, result: dict) -> dict:
+    return {"scenario": scenario, "task": f"{get_task(task).label}, judged in both orders",
+            "comparison": _pair_label(method, control), "n": str(result["n"]),
+            **{label: NOT_JUDGED for label in CONTRAST_METRICS.values()},
+            WIN_RATE: _interval(result["value"], result["ci_low"], result["ci_high"], digits=1)}
 
 
 def contrast_table(calibration: pd.DataFrame, preferences: pd.DataFrame, scenarios: Sequence[str],
                    resamples: int, seed: int) -> pd.DataFrame:
     """UAL minus each control, paired, per scenario and task type (module docstring); a note from the data."""
     columns = ["scenario", "task", "comparison", "n", *CONTRAST_METRICS.values(), WIN_RATE]
-    rows = []
+    rows, wins = [], []
     for scenario in scenarios:
-        rows += _calibration_rows(calibration, scenario) + _win_rate_rows(preferences, scenario, resamples, seed)
+        judged = _win_rates(preferences, scenario, resamples, seed)
+        rows += _calibration_rows(calibration, scenario) + [_win_rate_row(scenario, *entry) for entry in judged]
+        wins += [entry[-1] for entry in judged]
     table = pd.DataFrame(rows, columns=columns)
-    table.attrs["note"] = _contrast_note(calibration, preferences, scenarios, resamples, seed)
+    table.attrs["note"] = _contrast_note(calibration, scenarios, wins)
     return table
 
 
-def _contrast_note(calibration: pd.DataFrame, preferences: pd.DataFrame, scenarios: Sequence[str],
-                   resamples: int, seed: int) -> str:
+def _contrast_note(calibration: pd.DataFrame, scenarios: Sequence[str], wins: list[dict]) -> str:
     """How many paired differences are resolved (95 % interval excludes 0), and the median widths."""
     pairs = [f"minus_{control}" for _, control in CONTROL_PAIRS]
     methods = {method for method, _ in CONTROL_PAIRS}
@@ -171,10 +173,6 @@ def _contrast_note(calibration: pd.DataFrame, preferences: pd.DataFrame, scenari
     resolved = cells[(cells.ci_low > 0) | (cells.ci_high < 0)]
     nll = cells[cells.metric == "nll"]
     width = float((nll.ci_high - nll.ci_low).median()) if len(nll) else math.nan
-    wins = [win_rate_difference(preferences, s, t, m, c, resamples, seed)
-            for s in scenarios for t in dict.fromkeys(preferences.loc[preferences.scenario == s, "task"])
-            for m, c in CONTROL_PAIRS]
-    wins = [w for w in wins if w is not None]
     win_text = (f"; win-rate differences: {sum((w['ci_low'] > 0) or (w['ci_high'] < 0) for w in wins)} of "
                 f"{len(wins)} resolved, median 95 % interval width "
                 f"{pd.Series([w['ci_high'] - w['ci_low'] for w in wins]).median():.1f} points" if wins else "")
