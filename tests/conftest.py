@@ -205,6 +205,8 @@ def tiny_variant():
             m for m in raw["analysis"].get("compare_uncertainty", [])
             if m != elicitor.get("method", "verbalized") and (m != "entropy" or elicitor["backend"] == "hf")
         ]
+        if elicitor["backend"] != "hf" and raw["epsilon"].get("source") == "entropy":
+            raw["epsilon"].pop("source")  # and maps epsilon from it: the elicitor's own score instead
         path = folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw))
         return path

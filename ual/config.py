@@ -48,6 +48,8 @@ __all__ = [
     "DatasetSlice",
     "ElicitConfig",
     "EpsilonConfig",
+    "EpsilonMappingName",
+    "UncertaintySource",
     "TrainConfig",
     "EvaluateConfig",
     "AnalysisConfig",
@@ -106,6 +108,13 @@ def _no_duplicates(values: list) -> list:
 
 # A list whose entries are distinct (a repeated seed or method would double the tables' inputs).
 Unique = AfterValidator(_no_duplicates)
+
+
+# The uncertainty sources of ual.elicit (its ELICITORS' methods): elicit.method, analysis.compare_uncertainty,
+# epsilon.source. The epsilon mappings of ual.smoothing.EPSILON_MAPPINGS: epsilon.mapping. (ual.config sits
+# below both; tests/unit/test_config.py keeps these names equal to the registries.)
+UncertaintySource = Literal["verbalized", "entropy"]
+EpsilonMappingName = Literal["linear", "rank"]
 
 
 class ConfigError(ValueError):
@@ -182,7 +191,7 @@ class ElicitConfig(_Section):
     on_missing: Literal["fail", "median"] = Field(
         description="a sample without a score: fail the run, or give it the median of its own dataset"
     )
-    method: Literal["verbalized", "entropy"] = Field(
+    method: UncertaintySource = Field(
         default="verbalized",
         description="verbalized: the elicitor rates the sample 1..10 (the paper); entropy: mean per-token "
         "predictive entropy of the reference response under the elicitor (hf only), min-max normalised",
@@ -240,10 +249,27 @@ class ElicitConfig(_Section):
 
 
 class EpsilonConfig(_Section):
-    """Uncertainty -> label smoothing: eps_i = eps_min + (eps_max - eps_min) * u_i (docs/method.md)."""
+    """Uncertainty -> label smoothing (docs/method.md, ual.smoothing): UAL's eps_i in [eps_min, eps_max] from
+    the uncertainty u_i of source ``source`` by ``mapping``; the controls (ls, ual_shuffled, ual_dataset)
+    are made from UAL's eps."""
 
     eps_min: float = Field(ge=0.0, lt=1.0, description="epsilon of the most certain sample (u = 0)")
     eps_max: float = Field(ge=0.0, lt=1.0, description="epsilon of the most uncertain sample (u = 1); >= eps_min")
+    source: UncertaintySource | None = Field(
+        default=None,
+        description="the uncertainty source epsilon is mapped from: null = elicit.method (the elicit stage's "
+        "own score, elicit/scores.jsonl; the paper: verbalized); verbalized = the elicitor's 1..10 rating; "
+        "entropy = the mean per-token predictive entropy of the reference response under the elicitor (hf "
+        "only), min-max normalised over the training data; a source other than elicit.method is scored by "
+        "the same elicitor into elicit/scores.<source>.jsonl",
+    )
+    mapping: EpsilonMappingName = Field(
+        default="linear",
+        description="uncertainty -> UAL's eps: linear = eps_min + (eps_max - eps_min) * u (the paper); rank = "
+        "the same with u replaced by its quantile within the training set ((rank - 1) / (n - 1), ties "
+        "averaged; at least two samples), so the spread of eps does not depend on how compressed the "
+        "elicitor's scores are",
+    )
     ablation_eps_max: Annotated[list[float], Unique] = Field(
         default_factory=list, description="eps_max sweep for the ablation"
     )
@@ -394,10 +420,11 @@ class AnalysisConfig(_Section):
     calibration: CalibrationConfig = Field(
         description="teacher-forced likelihood and calibration of held-out task references"
     )
-    compare_uncertainty: Annotated[list[Literal["verbalized", "entropy"]], Unique] = Field(
+    compare_uncertainty: Annotated[list[UncertaintySource], Unique] = Field(
         default_factory=list,
         description="further uncertainty sources scored with elicit's elicitor beside elicit.method, compared "
-        "with it in table_uncertainty (per dataset; Spearman rank correlation); never used for epsilon",
+        "with it in table_uncertainty (per dataset; Spearman rank correlation); epsilon uses one only if "
+        "epsilon.source names it",
     )
 
 
@@ -465,7 +492,27 @@ class Experiment(_Section):
             raise ValueError(f"analysis.compare_uncertainty lists elicit.method '{self.elicit.method}' itself")
         if "entropy" in compared and self.elicit.backend != "hf":
             raise ValueError("analysis.compare_uncertainty 'entropy' needs elicit.backend hf (full distributions)")
+        if self.epsilon.source == "entropy" and self.elicit.backend != "hf":
+            raise ValueError("epsilon.source 'entropy' needs elicit.backend hf (full distributions)")
         return self
+
+    @property
+    def epsilon_source(self) -> str:
+        """The uncertainty source epsilon is mapped from: ``epsilon.source``, else ``elicit.method``."""
+        return self.epsilon.source or self.elicit.method
+
+    @property
+    def scored_sources(self) -> tuple[str, ...]:
+        """Every uncertainty source the elicit stage scores: elicit.method, the compared ones, epsilon's."""
+        return tuple(dict.fromkeys((self.elicit.method, *self.analysis.compare_uncertainty, self.epsilon_source)))
+
+    def elicit_for(self, source: str) -> ElicitConfig:
+        """The ``elicit`` section that scores ``source`` (its ``method``), the rest of it unchanged."""
+        if source not in self.scored_sources:
+            raise ValueError(f"uncertainty source '{source}' is not scored by this experiment; scored: "
+                             f"{', '.join(self.scored_sources)} (elicit.method, analysis.compare_uncertainty, "
+                             "epsilon.source)")
+        return self.elicit.model_copy(update={"method": source})
 
     def job_resources(self, stage: str) -> JobResources:
         """The requests of one job of ``stage`` (a ResourcesConfig field): its entry over

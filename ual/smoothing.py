@@ -1,41 +1,46 @@
 """Uncertainty -> per-sample label-smoothing value epsilon (docs/method.md, "Mapping").
 
-UAL: eps_i = eps_min + (eps_max - eps_min) * u_i, with u_i = (score_i - 1) / 9 in [0, 1] the elicited
-uncertainty of training sample i. Controls that show whether the per-sample assignment matters:
-``constant`` (every sample gets the mean UAL eps of that training set, i.e. ordinary label smoothing),
-``shuffled`` (UAL's eps values permuted across samples: same distribution, assignment destroyed; drawn
-anew for every training seed, so that the seeds of ``ual_shuffled`` average over permutations as well as
-over training noise), ``per_dataset`` (every sample gets the mean UAL eps of its own dataset: the per-task
-level kept, the per-sample value within a dataset removed; method ``ual_dataset``) and ``zero`` (plain SFT).
-Which mapping a training method uses, and whether it depends on the training seed, is its row in
-``ual.methods.METHODS`` (``mapping``, ``seeded``).
+UAL gives training sample i its own eps_i from its elicited uncertainty u_i in [0, 1], by the experiment's
+``epsilon.mapping`` (``EPSILON_MAPPINGS``): ``linear`` (the paper: eps_i = eps_min + (eps_max - eps_min) * u_i)
+or ``rank`` (u_i replaced by its quantile within the training set, ties averaged, ``rank_quantiles``: the
+spread of eps does not depend on how compressed an elicitor's scores are). u comes from the uncertainty source
+``epsilon.source`` (null: ``elicit.method``; ``Experiment.epsilon_source``). A method row of
+``ual.methods.METHODS`` names what the method trains with, from UAL's eps of that training set
+(``METHOD_MAPPINGS``): ``per_sample`` (UAL), ``constant`` (its mean: ordinary label smoothing, LS),
+``shuffled`` (its values permuted across samples: same distribution, assignment destroyed; drawn anew for
+every training seed, so that the seeds of ``ual_shuffled`` average over permutations as well as over
+training noise), ``per_dataset`` (the mean of its own dataset: the per-task level kept, the per-sample value
+within a dataset removed; method ``ual_dataset``) and ``zero`` (plain SFT). So the controls are the controls
+of whatever source and mapping UAL uses.
 
 Inputs: the experiment YAML (``data`` and ``epsilon`` sections; ``elicit.on_missing``), the scores JSONL
-of ``python -m ual.elicit`` (one record per sample, keyed by ``id``; read and validated by
-``ual.elicit.read_scores``), a scenario, a variant (``ual.variants``: its method, and its eps_max for a sweep
-point) and, for a seeded method (``ual_shuffled``), the training seed the file is for.
+of ``python -m ual.elicit`` for the source ``epsilon.source`` (one record per sample, keyed by ``id``; read
+and validated by ``ual.elicit.read_scores``), a scenario, a variant (``ual.variants``: its method, and its
+eps_max for a sweep point) and, for a seeded method (``ual_shuffled``), the training seed the file is for.
 Outputs: ``epsilon.jsonl``, one line per training sample in training-set order,
 ``{"id", "dataset", "uncertainty", "epsilon"}``, and its sidecar ``epsilon.jsonl.meta.json``
-(``ual.provenance.sidecar_path``: ``identity``, mapping, eps_min, eps_max, per-dataset summary statistics of
-uncertainty and epsilon, provenance). This module owns the format: ``write_epsilon_file`` writes it,
-``read_epsilon_file`` (used by ``ual.train``) reads and validates it (``EpsilonLine``: duplicate ids,
-booleans, non-finite and out-of-range values are errors naming file and line).
+(``ual.provenance.sidecar_path``: ``identity``, method mapping, ``epsilon_mapping``, ``source``, eps_min,
+eps_max, per-dataset summary statistics of uncertainty and epsilon, provenance). This module owns the
+format: ``write_epsilon_file`` writes it, ``read_epsilon_file`` (used by ``ual.train``) reads and validates
+it (``EpsilonLine``: duplicate ids, booleans, non-finite and out-of-range values are errors naming file and
+line).
 
 Command::
 
-    python -m ual.smoothing --experiment experiments/tiny.yaml --scores results/tiny/elicit/scores.jsonl \\
+    python -m ual.smoothing --experiment experiments/tiny.yaml --scores results/tiny/elicit/scores.entropy.jsonl \\
         --scenario mixed --variant ual_epsmax0.3 --out results/tiny/epsilon/mixed/ual_epsmax0.3.jsonl
     python -m ual.smoothing ... --variant ual_shuffled --seed 1 \\
         --out results/tiny/epsilon/mixed/ual_shuffled.seed1.jsonl
 
-Missing scores (``missing: true``) fail the run unless ``elicit.on_missing: median``, which gives them the
-median uncertainty of the scored samples of the same dataset in the training set (a missing GSM8K sample of
-``mixed`` gets the GSM8K median, not one pulled up by open-ended samples); counted in the sidecar as
-``n_imputed``.
+Missing scores (``missing: true``) fail the run with the count unless ``elicit.on_missing: median``, which
+gives them the median uncertainty of the scored samples of the same dataset in the training set (a missing
+GSM8K sample of ``mixed`` gets the GSM8K median, not one pulled up by open-ended samples); counted in the
+sidecar as ``n_imputed``. A sample absent from the scores file is an error naming ``epsilon.source`` and the
+count; ``rank`` on fewer than two samples is an error.
 
-Extension point: a function ``(uncertainty, eps_min, eps_max, seed) -> epsilon`` in ``EPSILON_MAPPINGS``
-(named by a method's row). A mapping that applies another one within each dataset of the training set is one
-line in ``PER_DATASET_MAPPINGS``.
+Extension points: a function ``(uncertainty, eps_min, eps_max) -> epsilon`` in ``EPSILON_MAPPINGS`` (and its
+name in ``ual.config.EpsilonMappingName``), or ``(ual_epsilon, datasets, seed) -> epsilon`` in
+``METHOD_MAPPINGS`` for a new control (named by a method's row).
 """
 
 from __future__ import annotations
@@ -53,16 +58,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ual.identity import Identity
 from ual.provenance import sidecar_path, write_text_atomic
 from ual.scenarios import SCENARIOS
+from ual.stats import describe as summarize  # n, mean, sd, min, max, q05..q95
 from ual.variants import Variant
 
 __all__ = [
     "EPSILON_MAPPINGS",
     "MAPPING_VERSION",
-    "PER_DATASET_MAPPINGS",
+    "METHOD_MAPPINGS",
     "EpsilonFileError",
     "EpsilonLine",
     "map_epsilon",
     "variant_epsilon",
+    "rank_quantiles",
     "read_epsilon_file",
     "score_to_epsilon",
     "summarize",
@@ -71,8 +78,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAPPING_VERSION = "v2"
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAPPING_VERSION = "v3"
 
 
 def score_to_epsilon(uncertainty: float, eps_min: float, eps_max: float) -> float:
@@ -86,48 +92,70 @@ def score_to_epsilon(uncertainty: float, eps_min: float, eps_max: float) -> floa
     return eps_min + (eps_max - eps_min) * uncertainty
 
 
-def _linear(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
+def _linear(uncertainty: np.ndarray, eps_min: float, eps_max: float) -> np.ndarray:
     return np.array([score_to_epsilon(float(u), eps_min, eps_max) for u in uncertainty])
 
 
-def _constant(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
-    linear = _linear(uncertainty, eps_min, eps_max, seed)
-    return np.full(len(linear), float(linear.mean()) if len(linear) else eps_min)
+def rank_quantiles(uncertainty: Sequence[float]) -> np.ndarray:
+    """Each value's quantile within ``uncertainty``: ``(rank - 1) / (n - 1)`` with ties given their average
+    rank (so equal uncertainty gets equal eps); the smallest distinct value 0, the largest 1.
+
+    >>> rank_quantiles([0.2, 0.9, 0.2, 0.5]).tolist()
+    [0.16666666666666666, 1.0, 0.16666666666666666, 0.6666666666666666]
+    """
+    from scipy.stats import rankdata
+
+    values = np.asarray(uncertainty, dtype=float)
+    if len(values) < 2:
+        raise ValueError(f"epsilon.mapping 'rank' needs at least two training samples to rank, got {len(values)}")
+    return (rankdata(values, method="average") - 1.0) / (len(values) - 1.0)
 
 
-def _shuffled(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
-    linear = _linear(uncertainty, eps_min, eps_max, seed)
-    return linear[np.random.default_rng(seed).permutation(len(linear))]
+def _rank(uncertainty: np.ndarray, eps_min: float, eps_max: float) -> np.ndarray:
+    return eps_min + (eps_max - eps_min) * rank_quantiles(uncertainty)
 
 
-def _zero(uncertainty: np.ndarray, eps_min: float, eps_max: float, seed: int) -> np.ndarray:
-    return np.zeros(len(uncertainty))
+def _per_sample(epsilon: np.ndarray, datasets: Sequence[str] | None, seed: int) -> np.ndarray:
+    return epsilon
 
 
-EpsilonMapping = Callable[[np.ndarray, float, float, int], np.ndarray]
-EPSILON_MAPPINGS: dict[str, EpsilonMapping] = {
-    "linear": _linear,
-    "constant": _constant,
-    "shuffled": _shuffled,
-    "zero": _zero,
-}
-# mapping -> the mapping of EPSILON_MAPPINGS applied to each dataset's samples on their own
-PER_DATASET_MAPPINGS: dict[str, str] = {"per_dataset": "constant"}
+def _constant(epsilon: np.ndarray, datasets: Sequence[str] | None, seed: int) -> np.ndarray:
+    return np.full(len(epsilon), float(epsilon.mean()) if len(epsilon) else 0.0)
 
 
-def _per_dataset(
-    values: np.ndarray, datasets: Sequence[str] | None, inner: str, eps_min: float, eps_max: float, seed: int
-) -> np.ndarray:
-    """``inner`` applied to the samples of each dataset separately (order preserved)."""
-    if datasets is None or len(datasets) != len(values):
+def _shuffled(epsilon: np.ndarray, datasets: Sequence[str] | None, seed: int) -> np.ndarray:
+    return epsilon[np.random.default_rng(seed).permutation(len(epsilon))]
+
+
+def _per_dataset(epsilon: np.ndarray, datasets: Sequence[str] | None, seed: int) -> np.ndarray:
+    """Every sample gets the mean UAL eps of its own dataset (order preserved)."""
+    if datasets is None or len(datasets) != len(epsilon):
         got = "none" if datasets is None else f"{len(datasets)}"
-        raise ValueError(f"a per-dataset mapping needs the dataset of every sample ({len(values)}), got {got}")
+        raise ValueError(f"a per-dataset mapping needs the dataset of every sample ({len(epsilon)}), got {got}")
     labels = np.asarray(datasets, dtype=object)
-    epsilon = np.zeros(len(values))
+    out = np.zeros(len(epsilon))
     for dataset in dict.fromkeys(datasets):
         members = np.flatnonzero(labels == dataset)
-        epsilon[members] = EPSILON_MAPPINGS[inner](values[members], eps_min, eps_max, seed)
-    return epsilon
+        out[members] = epsilon[members].mean()
+    return out
+
+
+def _zero(epsilon: np.ndarray, datasets: Sequence[str] | None, seed: int) -> np.ndarray:
+    return np.zeros(len(epsilon))
+
+
+# epsilon.mapping: a training set's uncertainty -> UAL's per-sample eps in [eps_min, eps_max]
+EpsilonMapping = Callable[[np.ndarray, float, float], np.ndarray]
+EPSILON_MAPPINGS: dict[str, EpsilonMapping] = {"linear": _linear, "rank": _rank}
+# a method row's mapping: UAL's eps of the training set -> the eps the method trains with (the controls)
+MethodMapping = Callable[[np.ndarray, Sequence[str] | None, int], np.ndarray]
+METHOD_MAPPINGS: dict[str, MethodMapping] = {
+    "per_sample": _per_sample,  # UAL itself
+    "constant": _constant,  # LS: the mean of UAL's eps
+    "shuffled": _shuffled,  # UAL's eps permuted across samples (seeded)
+    "per_dataset": _per_dataset,  # the mean of UAL's eps within each dataset
+    "zero": _zero,  # SFT
+}
 
 
 def map_epsilon(
@@ -135,78 +163,70 @@ def map_epsilon(
     mapping: str,
     eps_min: float,
     eps_max: float,
-    seed: int,
+    seed: int = 0,
     datasets: Sequence[str] | None = None,
+    method_mapping: str = "per_sample",
 ) -> list[float]:
-    """Per-sample eps for one training set (order preserved) with a registered mapping.
+    """Per-sample eps for one training set (order preserved): UAL's eps by ``mapping`` (``EPSILON_MAPPINGS``,
+    the experiment's ``epsilon.mapping``), then what the method does with it (``method_mapping``, a method
+    row's ``mapping`` in ``METHOD_MAPPINGS``; ``datasets``, the dataset of each sample, is needed by
+    ``per_dataset`` only, ``seed`` by ``shuffled`` only).
 
-    ``datasets`` (the dataset of each sample) is needed by the mappings of ``PER_DATASET_MAPPINGS`` only.
-
-    >>> map_epsilon([0.0, 0.5, 1.0], "linear", 0.0, 0.2, seed=0)
+    >>> map_epsilon([0.0, 0.5, 1.0], "linear", 0.0, 0.2)
     [0.0, 0.1, 0.2]
-    >>> map_epsilon([0.0, 0.5, 1.0], "constant", 0.0, 0.2, seed=0)
+    >>> map_epsilon([0.1, 0.1, 0.7], "rank", 0.0, 0.2)
+    [0.05, 0.05, 0.2]
+    >>> map_epsilon([0.0, 0.5, 1.0], "linear", 0.0, 0.2, method_mapping="constant")
     [0.1, 0.1, 0.1]
-    >>> map_epsilon([0.0, 0.5, 1.0], "per_dataset", 0.0, 0.2, seed=0, datasets=["a", "a", "b"])
+    >>> map_epsilon([0.0, 0.5, 1.0], "linear", 0.0, 0.2, datasets=["a", "a", "b"], method_mapping="per_dataset")
     [0.05, 0.05, 0.2]
     """
-    if mapping not in EPSILON_MAPPINGS and mapping not in PER_DATASET_MAPPINGS:
-        known = sorted({*EPSILON_MAPPINGS, *PER_DATASET_MAPPINGS})
-        raise ValueError(f"unknown epsilon mapping '{mapping}'; registered: {known}")
+    if mapping not in EPSILON_MAPPINGS:
+        raise ValueError(f"unknown epsilon mapping '{mapping}' (epsilon.mapping); known: {sorted(EPSILON_MAPPINGS)}")
+    if method_mapping not in METHOD_MAPPINGS:
+        raise ValueError(f"unknown method mapping '{method_mapping}'; known: {sorted(METHOD_MAPPINGS)}")
     if not 0.0 <= eps_min <= eps_max < 1.0:
         raise ValueError(f"need 0 <= eps_min <= eps_max < 1, got eps_min={eps_min}, eps_max={eps_max}")
-    values = np.asarray(uncertainty, dtype=float)
-    if mapping in PER_DATASET_MAPPINGS:
-        epsilon = _per_dataset(values, datasets, PER_DATASET_MAPPINGS[mapping], eps_min, eps_max, seed)
-    else:
-        epsilon = EPSILON_MAPPINGS[mapping](values, eps_min, eps_max, seed)
+    ual = EPSILON_MAPPINGS[mapping](np.asarray(uncertainty, dtype=float), eps_min, eps_max)
+    epsilon = METHOD_MAPPINGS[method_mapping](ual, datasets, seed)
     return [round(float(e), 12) for e in epsilon]
-
-
-def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
-    """n, mean, sample sd (ddof=1), min, max and the quantiles q05..q95 of ``values``."""
-    array = np.asarray(values, dtype=float)
-    if len(array) == 0:
-        return {"n": 0}
-    stats: dict[str, float | int | None] = {
-        "n": len(array),
-        "mean": float(array.mean()),
-        "sd": float(array.std(ddof=1)) if len(array) > 1 else None,
-        "min": float(array.min()),
-        "max": float(array.max()),
-    }
-    for q in QUANTILES:
-        stats[f"q{round(q * 100):02d}"] = float(np.quantile(array, q))
-    return stats
 
 
 def epsilon_records(
     records: list[dict],
     scores: dict[str, dict],
-    mapping: str,
+    method_mapping: str,
     eps_min: float,
     eps_max: float,
     seed: int,
     on_missing: str,
+    mapping: str = "linear",
+    source: str = "verbalized",
 ) -> tuple[list[dict], int]:
-    """Epsilon-file lines for a training set, and the number of imputed (missing) scores."""
+    """Epsilon-file lines for a training set, and the number of imputed (missing) scores.
+
+    ``scores`` are the records of uncertainty source ``source`` (``epsilon.source``), keyed by sample id;
+    ``mapping`` is ``epsilon.mapping`` and ``method_mapping`` the method row's (``map_epsilon``).
+    """
     absent = [r["id"] for r in records if r["id"] not in scores]
     if absent:
         raise ValueError(
-            f"{len(absent)} training samples have no score (first ids: {absent[:5]}); "
-            "rerun python -m ual.elicit for this experiment"
+            f"epsilon.source '{source}': {len(absent)} of {len(records)} training samples have no score "
+            f"(first ids: {absent[:5]}); rerun python -m ual.elicit for this experiment and source"
         )
     missing = [r["id"] for r in records if scores[r["id"]]["missing"]]
     if missing and on_missing != "median":
         raise ValueError(
-            f"{len(missing)} training samples have a missing score (first ids: {missing[:5]}) "
-            "and elicit.on_missing is 'fail'"
+            f"epsilon.source '{source}': {len(missing)} of {len(records)} training samples have a missing "
+            f"score (first ids: {missing[:5]}) and elicit.on_missing is 'fail'"
         )
     medians = _dataset_medians(records, scores) if missing else {}
     uncertainty = [
         medians[r["dataset"]] if scores[r["id"]]["missing"] else float(scores[r["id"]]["uncertainty"])
         for r in records
     ]
-    epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed, [r["dataset"] for r in records])
+    datasets = [r["dataset"] for r in records]
+    epsilon = map_epsilon(uncertainty, mapping, eps_min, eps_max, seed, datasets, method_mapping)
     lines = [
         {"id": r["id"], "dataset": r["dataset"], "uncertainty": u, "epsilon": e}
         for r, u, e in zip(records, uncertainty, epsilon, strict=True)
@@ -327,25 +347,29 @@ def variant_epsilon(
     experiment: Any, records: list[dict], scores: dict[str, dict], variant: Variant, seed: int | None
 ) -> tuple[list[dict], dict[str, Any]]:
     """The epsilon-file lines of ``variant`` for a training set, and the sidecar's description of them
-    (mapping, bounds, ``n_imputed``, summaries); ``seed`` is required exactly by a seeded method."""
+    (source, mappings, bounds, ``n_imputed``, summaries); ``seed`` is required exactly by a seeded method.
+    ``scores`` are the records of the experiment's ``epsilon_source``."""
     method = variant.row
     if method.seeded and seed is None:
         raise ValueError(f"method {method.name} permutes with the training seed: pass --seed")
     seed = seed if method.seeded else None
-    eps_min = experiment.epsilon.eps_min
-    eps_max = experiment.epsilon.eps_max if variant.eps_max is None else variant.eps_max
-    lines, n_imputed = epsilon_records(records, scores, method.mapping, eps_min, eps_max,
-                                       0 if seed is None else seed, experiment.elicit.on_missing)
-    meta = {"mapping": method.mapping, "mapping_version": MAPPING_VERSION, "method": method.name,
-            "eps_min": eps_min, "eps_max": eps_max, "n": len(lines), "n_imputed": n_imputed,
-            "summary": dataset_summaries(lines)}
+    eps = experiment.epsilon
+    eps_max = eps.eps_max if variant.eps_max is None else variant.eps_max
+    source = experiment.epsilon_source
+    lines, n_imputed = epsilon_records(records, scores, method.mapping, eps.eps_min, eps_max,
+                                       0 if seed is None else seed, experiment.elicit.on_missing,
+                                       mapping=eps.mapping, source=source)
+    meta = {"mapping": method.mapping, "epsilon_mapping": eps.mapping, "source": source,
+            "mapping_version": MAPPING_VERSION, "method": method.name, "eps_min": eps.eps_min,
+            "eps_max": eps_max, "n": len(lines), "n_imputed": n_imputed, "summary": dataset_summaries(lines)}
     return lines, meta
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Map elicited uncertainty to per-sample label smoothing.")
     parser.add_argument("--experiment", type=Path, required=True)
-    parser.add_argument("--scores", type=Path, required=True)
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="scores file of the uncertainty source epsilon.source (null: elicit.method)")
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--variant", required=True, help="trained variant (ual_epsmax0.3: UAL, eps_max 0.3)")
     parser.add_argument(
@@ -364,7 +388,8 @@ def main(argv: list[str] | None = None) -> None:
         variant = Variant.parse(args.variant)
         experiment = load_experiment(args.experiment)
         records = build_scenario(experiment.data, args.scenario)
-        scores = {row["id"]: row for row in read_scores(args.scores, scores_identity(experiment.elicit))}
+        elicit = experiment.elicit_for(experiment.epsilon_source)
+        scores = {row["id"]: row for row in read_scores(args.scores, scores_identity(elicit))}
         lines, meta = variant_epsilon(experiment, records, scores, variant, args.seed)
     except (ConfigError, DataError, ValueError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -9,6 +9,8 @@
   bootstrap replicates of a statistic.
 - ``paired_differences``: ``model - reference`` of every metric, the replicates differenced replicate by
   replicate (both models resampled identically), summarised by the caller's interval.
+- ``paired_mean_difference``: the mean of per-item differences ``a - b`` with the percentile interval of a
+  bootstrap over items (a paired comparison of two models on the same items, e.g. instructions).
 - ``describe``: n, mean, sd and quantiles of a sample (the descriptive summary of a score or epsilon column).
 
 Pure numpy, no I/O; imports nothing of ``ual``. Used by ``ual.tasks.accuracy``, ``ual.analysis.calibration``,
@@ -30,6 +32,7 @@ __all__ = [
     "interval",
     "normal_interval",
     "paired_differences",
+    "paired_mean_difference",
     "percentile_bounds",
     "percentile_interval",
     "stratified_indices",
@@ -128,6 +131,27 @@ def paired_differences(
         for name, values in points.items()
         if name != reference
     }
+
+
+def paired_mean_difference(
+    a: Sequence[float], b: Sequence[float], resamples: int, seed: int, confidence: float = CONFIDENCE
+) -> dict[str, float | int | None]:
+    """``mean(a - b)`` over paired items with the percentile interval of a bootstrap over items
+    (``bootstrap_indices``), and ``n``. Identical inputs give exactly 0 with a zero-width interval.
+
+    >>> paired_mean_difference([2.0, 3.0, 4.0], [1.0, 2.0, 3.0], resamples=50, seed=0)
+    {'value': 1.0, 'ci_low': 1.0, 'ci_high': 1.0, 'n': 3}
+    """
+    first, second = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if first.shape != second.shape or first.ndim != 1:
+        raise ValueError(f"paired items must match one to one, got {first.shape} and {second.shape}")
+    if not np.isfinite(first).all() or not np.isfinite(second).all():
+        raise ValueError("paired items must be finite (drop the unpaired ones first)")
+    differences = first - second
+    replicates = np.concatenate([differences[rows].mean(axis=1)
+                                 for rows in bootstrap_indices(len(differences), resamples, seed)])
+    return {**percentile_interval(float(differences.mean()), replicates, tail_probability(confidence)),
+            "n": len(differences)}
 
 
 def describe(values: Sequence[float]) -> dict[str, float | int | None]:

@@ -132,6 +132,9 @@ def test_references_differences_and_the_per_sample_file(stage_run):
         diff = sft_minus["ual"][task]["nll"]
         assert diff["value"] != 0 and (diff["ci_low"] > 0 or diff["ci_high"] < 0)
         assert report["differences"]["base"]["sft"][task]["nll"]["value"] == pytest.approx(0.0, abs=1e-5)
+    # UAL against its control LS (here LS = SFT's weights): the same paired difference as UAL - SFT, and a
+    # control is the reference of the method it controls only (ual.methods.CONTROL_PAIRS)
+    assert report["differences"]["ls"] == {"ual": {task: sft_minus["ual"][task] for task in SIZES}}
     stats, ids = load_samples(root / "low" / "calibration_samples.npz", "ual")
     assert {task: len(v) for task, v in ids.items()} == SIZES
     assert int(stats["gsm8k"].n_tokens.sum()) == report["models"]["ual"]["tasks"]["gsm8k"]["n_tokens"]

@@ -193,3 +193,28 @@ def test_reliability_interval_by_hand_and_a_bin_no_replicate_holds():
     assert bootstrap_weights(2, 1, seed=0).tolist() == [[0.0, 2.0]]
     single = reliability_intervals(stats, resamples=1, seed=0)
     assert single["ci_low"] == [0.0, None] and single["ci_high"] == [0.0, None]
+
+
+def test_the_stage_pairs_ual_with_each_of_its_controls():
+    """ual.analysis.stage.differences: model - sft, model - base, and UAL - LS / shuffled / per-dataset
+    (ual.methods.CONTROL_PAIRS): 0 for an identical control, a known shift recovered exactly."""
+    from ual.analysis.stage import ModelScores, compared_pairs, differences
+
+    rng = np.random.default_rng(5)
+    logits = torch.tensor(rng.normal(size=(90, 4)))
+    targets = torch.tensor(rng.integers(0, 4, size=90))
+    samples = rng.integers(0, 15, size=90)
+    tokens, stats = stats_of(logits, targets, samples, 15)
+    better = sample_statistics(dict(tokens, nll=tokens["nll"] - 0.05), samples, 15)  # UAL: 0.05 nats better
+    names = ("base", "sft", "ls", "ual", "ual_shuffled", "ual_dataset")
+    scores = {name: ModelScores(name, {"gsm8k": better if name == "ual" else stats}) for name in names}
+    assert compared_pairs(list(scores))[-3:] == [("ual", "ls"), ("ual", "ual_shuffled"), ("ual", "ual_dataset")]
+    assert compared_pairs(["sft", "ual", "ual_shuffled"]) == [("ual", "sft"), ("ual_shuffled", "sft"),
+                                                               ("ual", "ual_shuffled")]
+    out = differences(scores, resamples=200, seed=0)
+    assert set(out) == {"sft", "base", "ls", "ual_shuffled", "ual_dataset"}
+    for control in ("ls", "ual_shuffled", "ual_dataset"):
+        assert set(out[control]) == {"ual"}  # a control is the reference of its method only
+        nll = out[control]["ual"]["gsm8k"]["nll"]
+        assert nll["value"] == pytest.approx(-0.05) and nll["ci_high"] == pytest.approx(-0.05)
+    assert out["sft"]["ls"]["gsm8k"]["nll"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}

@@ -211,9 +211,9 @@ def test_epsilon_must_fit_the_method(tmp_path):
         load_epsilon(varied, RECORDS, "sft")
     with pytest.raises(EpsilonFileError, match="method 'ls' needs one constant epsilon; found 3 values"):
         load_epsilon(varied, RECORDS, "ls")
-    linear = _write(tmp_path / "linear.jsonl", _rows([0.1, 0.2, 0.3]), meta={"mapping": "linear"})
+    linear = _write(tmp_path / "linear.jsonl", _rows([0.1, 0.2, 0.3]), meta={"mapping": "per_sample"})
     assert load_epsilon(linear, RECORDS, "ual") == [0.1, 0.2, 0.3]
     with pytest.raises(
-        EpsilonFileError, match="mapping 'linear' but method 'ual_shuffled' trains with 'shuffled'"
+        EpsilonFileError, match="mapping 'per_sample' but method 'ual_shuffled' trains with 'shuffled'"
     ):
         load_epsilon(linear, RECORDS, "ual_shuffled")

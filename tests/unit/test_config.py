@@ -162,6 +162,9 @@ def test_unknown_task_is_rejected_naming_the_file_the_key_and_the_known_tasks(tm
         (lambda c: c["analysis"].update(compare_uncertainty=["entropy", "entropy"]), "entropy listed more than once"),
         (lambda c: (c["analysis"].update(compare_uncertainty=["entropy"]),
                     c["elicit"].update(backend="openai", base_url="http://127.0.0.1:1/v1")), "needs elicit.backend hf"),
+        (lambda c: (c["analysis"].update(compare_uncertainty=[]), c["epsilon"].update(source="entropy"),
+                    c["elicit"].update(backend="openai", base_url="http://127.0.0.1:1/v1")),
+         "epsilon.source 'entropy' needs elicit.backend hf"),
     ],
 )
 def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
@@ -197,6 +200,10 @@ def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
          "ual_dataset, ual_shuffled (got 'dpo')"),
         (lambda raw: raw["analysis"].update(compare_uncertainty=["logits"]),
          "key 'analysis.compare_uncertainty.0': Input should be 'verbalized' or 'entropy' (got 'logits')"),
+        (lambda raw: raw["epsilon"].update(source="logits"),
+         "key 'epsilon.source': Input should be 'verbalized' or 'entropy' (got 'logits')"),
+        (lambda raw: raw["epsilon"].update(mapping="cubic"),
+         "key 'epsilon.mapping': Input should be 'linear' or 'rank' (got 'cubic')"),
         (lambda raw: raw["data"].update(scenarios=["mixed", "medium"]),
          "key 'data.scenarios.1': Input should be 'high', 'low' or 'mixed' (got 'medium')"),
         (lambda raw: raw["train"].update(seeds=[0, 1, 0]),
@@ -211,7 +218,7 @@ def test_compared_uncertainty_sources_are_checked(tmp_path, edit, message):
          "key 'epsilon.ablation_eps_max': Value error, 0.1 listed more than once"),
     ],
     ids=["dataset", "split", "package-model", "model-folder", "elicitor", "judge-model", "elicit-backend",
-         "method", "uncertainty-source", "scenario", "seeds", "methods", "scenarios", "tasks",
+         "method", "uncertainty-source", "epsilon-source", "epsilon-mapping", "scenario", "seeds", "methods", "scenarios", "tasks",
          "ablation-eps-max"],
 )
 def test_unknown_names_and_repeated_entries_are_rejected_naming_file_key_and_known_names(
@@ -223,11 +230,40 @@ def test_unknown_names_and_repeated_entries_are_rejected_naming_file_key_and_kno
     assert f"{path}: {message}" in str(info.value)
 
 
+def test_config_names_of_sources_and_mappings_are_the_registries_names():
+    """ual.config sits below ual.elicit and ual.smoothing, so it spells their names: kept equal here."""
+    from typing import get_args
+
+    from ual.config import EpsilonMappingName, UncertaintySource
+    from ual.elicit import ELICITORS
+    from ual.smoothing import EPSILON_MAPPINGS
+
+    assert set(get_args(EpsilonMappingName)) == set(EPSILON_MAPPINGS)
+    assert set(get_args(UncertaintySource)) == {method for _, method in ELICITORS}
+
+
+def test_epsilon_source_defaults_to_the_elicit_method_and_selects_the_scored_sources(tmp_path):
+    tiny = load_experiment(REPO / "experiments" / "tiny.yaml")
+    default = load_experiment(write_variant(tmp_path, lambda raw: raw["epsilon"].pop("source", None)))
+    assert default.epsilon_source == default.elicit.method == "verbalized"
+    assert tiny.scored_sources == ("verbalized", "entropy")  # elicit.method, then the compared source
+    alone = load_experiment(write_variant(tmp_path, lambda raw: (raw["epsilon"].update(source="entropy"),
+                                                                 raw["analysis"].update(compare_uncertainty=[]))))
+    assert alone.epsilon_source == "entropy" and alone.scored_sources == ("verbalized", "entropy")
+    assert alone.elicit_for("entropy").method == "entropy" and alone.elicit.method == "verbalized"
+    plain = load_experiment(write_variant(tmp_path, lambda raw: (raw["epsilon"].pop("source", None),
+                                                                 raw["analysis"].update(compare_uncertainty=[]))))
+    with pytest.raises(ValueError, match="uncertainty source 'entropy' is not scored by this experiment; scored: "
+                                         "verbalized"):
+        plain.elicit_for("entropy")
+
+
 def test_hub_ids_and_api_model_names_are_not_mistaken_for_local_names(tmp_path):
     def edit(raw):
         raw["model"].update(source="Qwen/Qwen2.5-0.5B", revision=None)  # unpinned hub ids are allowed
         raw["elicit"].update(backend="openai", model="gpt-4-0613", api_key_env="OPENAI_API_KEY")
         raw["analysis"].pop("compare_uncertainty")  # entropy needs the hf elicitor
+        raw["epsilon"].pop("source")  # as epsilon.source does
         raw["evaluate"].update(judge_model="gpt-4-turbo")
 
     experiment = load_experiment(write_variant(tmp_path, edit))

@@ -124,8 +124,8 @@ def test_a_new_method_is_one_row_variants_epsilon_and_tables_follow(toy_method, 
     grid = trained_variants(["high", "mixed"], ["sft", "ual", "ual_toy"], 0.2, [])
     assert ("mixed", Variant("ual_toy")) in grid and ("high", Variant("ual_toy")) not in grid
     # its epsilon file: its row's mapping (constant: the mean UAL eps)
-    experiment = SimpleNamespace(epsilon=SimpleNamespace(eps_min=0.0, eps_max=0.2),
-                                 elicit=SimpleNamespace(on_missing="fail"))
+    experiment = SimpleNamespace(epsilon=SimpleNamespace(eps_min=0.0, eps_max=0.2, mapping="linear"),
+                                 elicit=SimpleNamespace(on_missing="fail"), epsilon_source="verbalized")
     records = [{"id": "a", "dataset": "x"}, {"id": "b", "dataset": "x"}]
     scores = {"a": {"missing": False, "uncertainty": 0.0}, "b": {"missing": False, "uncertainty": 1.0}}
     lines, meta = variant_epsilon(experiment, records, scores, Variant("ual_toy"), seed=None)

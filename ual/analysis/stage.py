@@ -19,8 +19,10 @@ scenario and seed from the command line; variant null; the base model's run: exp
 - ``calibration.json``: per reference set its origin, size, ids' hash and token count; per model and task the
   metrics (NLL, perplexity, entropy, accuracy, confidence, ECE with 15 equal-width bins, Brier) with sample
   bootstrap percentile intervals and the reliability curve (per bin accuracy with interval, confidence,
-  count); ``differences``: ``model - sft`` and ``model - base`` for every metric with paired bootstrap
-  intervals (the same sample weights for both models); provenance;
+  count); ``differences``: ``model - sft`` and ``model - base`` for every metric, and UAL minus each of its
+  controls (``ual - ls``, ``ual - ual_shuffled``, ``ual - ual_dataset``: ``ual.methods.CONTROL_PAIRS``), with
+  paired bootstrap intervals (the same sample weights for both models), under
+  ``differences[reference][model][task]``; provenance;
 - ``calibration_samples.npz``: the per-sample sufficient statistics behind them (``save_samples`` /
   ``load_samples``: the only writer and reader), read by the scenario runs for the base model;
 - with ``--cluster``: ``clustering.json`` and ``tsne.{png,pdf}`` (``clustering.write_clustering``, unchanged).
@@ -56,6 +58,7 @@ from ual.analysis.references import (
     reference_label,
 )
 from ual.identity import IDENTITY_KEY, Identity, add_identity_arguments
+from ual.methods import CONTROL_PAIRS
 from ual.provenance import replace_atomically
 from ual.scenarios import SCENARIOS
 
@@ -236,15 +239,24 @@ def model_entry(scores: ModelScores, resamples: int, seed: int) -> dict[str, Any
     }
 
 
+def compared_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """``(model, reference)`` pairs of ``differences`` among ``models``: every model against each of
+    ``REFERENCE_MODELS``, and each method against its controls (``ual.methods.CONTROL_PAIRS``: UAL - LS,
+    UAL - shuffled, UAL - per-dataset), where both were scored."""
+    pairs = [(name, reference) for reference in REFERENCE_MODELS if reference in models
+             for name in models if name != reference]
+    return pairs + [(method, control) for method, control in CONTROL_PAIRS if method in models and control in models]
+
+
 def differences(scores: Mapping[str, ModelScores], resamples: int, seed: int) -> dict[str, Any]:
-    """``{reference: {model: {task: {metric: interval}}}}`` for the references of ``REFERENCE_MODELS``."""
+    """``{reference: {model: {task: {metric: interval}}}}``: ``model - reference``, paired (the same bootstrap
+    weights for both, and for every pair), for the pairs of ``compared_pairs``."""
     out: dict[str, Any] = {}
-    for reference in (name for name in REFERENCE_MODELS if name in scores):
-        out[reference] = {}
+    for name, reference in compared_pairs(list(scores)):
         for task in scores[reference].stats:
-            by_model = {name: model.stats[task] for name, model in scores.items()}
-            for name, values in cal.paired_differences(by_model, reference, resamples, seed).items():
-                out[reference].setdefault(name, {})[task] = values
+            pair = {reference: scores[reference].stats[task], name: scores[name].stats[task]}
+            values = cal.paired_differences(pair, reference, resamples, seed)[name]
+            out.setdefault(reference, {}).setdefault(name, {})[task] = values
     return out
 
 

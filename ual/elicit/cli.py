@@ -109,13 +109,8 @@ def _experiment_config(args: argparse.Namespace) -> tuple[Any, Any, list[dict]]:
     from ual.experiment import load_experiment
 
     experiment = load_experiment(args.experiment)
-    if args.source not in (None, experiment.elicit.method, *experiment.analysis.compare_uncertainty):
-        raise ValueError(
-            f"--source {args.source} is neither elicit.method nor in analysis.compare_uncertainty"
-        )
-    if args.source is not None:
-        elicit = experiment.elicit.model_copy(update={"method": args.source})
-        experiment = experiment.model_copy(update={"elicit": elicit})
+    if args.source is not None:  # a source the experiment scores (Experiment.scored_sources), else an error
+        experiment = experiment.model_copy(update={"elicit": experiment.elicit_for(args.source)})
     return experiment, experiment.elicit, training_union(experiment.data) if not args.estimate else []
 
 
@@ -172,8 +167,8 @@ def _parser() -> argparse.ArgumentParser:
         "--source",
         choices=SOURCES,
         default=None,
-        help="the uncertainty source; with --experiment one of elicit.method or "
-        "analysis.compare_uncertainty (the report compares it; epsilon never uses it)",
+        help="the uncertainty source; with --experiment one of elicit.method, "
+        "analysis.compare_uncertainty or epsilon.source",
     )
     flags = parser.add_argument_group("--input mode: the elicitor, the mapping and the column names")
     flags.add_argument("--backend", choices=("hf", "openai"))

@@ -63,12 +63,15 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("table_calibration", "table", "Teacher-forced likelihood and calibration of held-out references "
              "(mean over seeds; 95 % sample-bootstrap intervals of the first seed; differences paired)"),
     Artifact("table_uncertainty", "table", "Elicited uncertainty by dataset and source"),
+    Artifact("table_epsilon", "table", "Label smoothing each method trains with, by scenario and dataset"),
+    Artifact("table_contrasts", "table", "UAL against its controls, paired (95 % intervals)"),
     Artifact("fig_uncertainty", "figure", "Elicited uncertainty by dataset and source"),
     Artifact("fig_clusters", "figure", "t-SNE of hidden states by target token ({scenario} scenario)",
              drawn=False),
     Artifact("fig_ablation", "figure", "Results against eps_max ({scenario} scenario)"),
     Artifact("fig_loss", "figure", "Training loss per step"),
     Artifact("fig_calibration", "figure", "Reliability of held-out references ({scenario} scenario)"),
+    Artifact("fig_contrasts", "figure", "UAL minus its controls: held-out NLL, paired ({scenario} scenario)"),
 )
 TABLES: tuple[Artifact, ...] = tuple(a for a in ARTIFACTS if a.kind == "table")
 FIGURES: tuple[Artifact, ...] = tuple(a for a in ARTIFACTS if a.kind == "figure")

@@ -1,18 +1,20 @@
 """Report stage: ``paper_tables/<exp>/`` and ``figures/<exp>/`` from result files only (no model, no judge).
 
 Inputs: the experiment file and the result files the workflow lists (evaluate metrics, clustering and
-calibration JSON, training metrics, elicited scores: one file per uncertainty source, the ablation
-scenario's t-SNE figure), plus ``resources/paper_reported.csv`` (the paper's reported numbers, the only
+calibration JSON, training metrics, elicited scores: one file per uncertainty source, the epsilon files of
+the trained variants, the ablation scenario's t-SNE figure; a judged task's annotations beside its metrics),
+plus ``resources/paper_reported.csv`` (the paper's reported numbers, the only
 hand-entered numbers in the project). Scenario, variant and seed of every result come from its ``identity``
 (``ual.report.collect``). ``--data-sources``: the data records of ``ual.inputs``, carried into provenance.
 Outputs: every table or figure of ``ual.report.artifacts.ARTIFACTS``, each built by its function in
-``BUILDERS`` (``ual.report.tables``, ``ual.report.figures``).
+``BUILDERS`` (``ual.report.tables``, ``ual.report.contrasts``, ``ual.report.figures``).
 
     python -m ual.report tables --experiment experiments/tiny.yaml \\
         --metrics results/tiny/seed0/evaluate/*/*/*.json \\
         --clustering results/tiny/seed0/analysis/*/clustering.json \\
         --calibration results/tiny/seed0/analysis/*/calibration.json \\
-        --scores results/tiny/elicit/scores.jsonl --out paper_tables/tiny
+        --scores results/tiny/elicit/scores.jsonl \\
+        --epsilon results/tiny/epsilon/*/*.jsonl --out paper_tables/tiny
     python -m ual.report figures ... --train results/tiny/seed0/train/*/*/train_metrics.json \\
         --tsne results/tiny/seed0/analysis/mixed/tsne.{png,pdf} --out figures/tiny
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from ual.report import collect, figures, tables
+from ual.report import collect, contrasts, figures, tables
 from ual.report.artifacts import FIGURES, TABLES, Artifact
 from ual.scenarios import ablation_scenario
 
@@ -58,6 +60,14 @@ class Inputs:
     @cached_property
     def calibration(self) -> pd.DataFrame:
         return collect.read_calibration(self.args.calibration)
+
+    @cached_property
+    def epsilon(self) -> pd.DataFrame:
+        return collect.read_epsilon(self.args.epsilon)
+
+    @cached_property
+    def preferences(self) -> pd.DataFrame:
+        return collect.read_preferences(self.args.metrics)
 
     @cached_property
     def scores(self) -> pd.DataFrame:
@@ -101,6 +111,17 @@ def _table_uncertainty(inputs: Inputs) -> pd.DataFrame:
     return tables.uncertainty_table(inputs.scores)
 
 
+def _table_epsilon(inputs: Inputs) -> pd.DataFrame:
+    data = inputs.experiment.data
+    return contrasts.epsilon_table(inputs.epsilon, data.high.dataset, data.low.dataset)
+
+
+def _table_contrasts(inputs: Inputs) -> pd.DataFrame:
+    analysis = inputs.experiment.analysis
+    return contrasts.contrast_table(inputs.calibration, inputs.preferences, inputs.scenarios,
+                                    analysis.calibration.bootstrap_resamples, analysis.seed)
+
+
 def _fig_uncertainty(inputs: Inputs) -> Any:
     return figures.uncertainty_figure(inputs.scores)
 
@@ -127,6 +148,10 @@ def _fig_calibration(inputs: Inputs) -> Any:
                                       inputs.scenario)
 
 
+def _fig_contrasts(inputs: Inputs) -> Any:
+    return figures.contrast_figure(inputs.calibration, inputs.scenario)
+
+
 # artifact name -> its builder: a table's frame, a figure's matplotlib figure (or the files it copies)
 BUILDERS: dict[str, Callable[[Inputs], Any]] = {
     "table_main": _table_main,
@@ -135,11 +160,14 @@ BUILDERS: dict[str, Callable[[Inputs], Any]] = {
     "table_clustering": _table_clustering,
     "table_calibration": _table_calibration,
     "table_uncertainty": _table_uncertainty,
+    "table_epsilon": _table_epsilon,
+    "table_contrasts": _table_contrasts,
     "fig_uncertainty": _fig_uncertainty,
     "fig_clusters": _fig_clusters,
     "fig_ablation": _fig_ablation,
     "fig_loss": _fig_loss,
     "fig_calibration": _fig_calibration,
+    "fig_contrasts": _fig_contrasts,
 }
 
 
@@ -173,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clustering", type=Path, nargs="+", required=True)
     parser.add_argument("--calibration", type=Path, nargs="+", required=True)
     parser.add_argument("--scores", type=Path, nargs="+", required=True, help="one scores file per source")
+    parser.add_argument("--epsilon", type=Path, nargs="*", default=[],
+                        help="epsilon files of the trained variants (table_epsilon)")
     parser.add_argument("--train", type=Path, nargs="*", default=[], help="training metrics (figures)")
     parser.add_argument("--tsne", type=Path, nargs="*", default=[], help="the t-SNE PNG and PDF (figures)")
     parser.add_argument("--reported", type=Path, default=REPORTED)

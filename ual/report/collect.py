@@ -10,7 +10,11 @@ Inputs (paths are given explicitly by the workflow; nothing is globbed):
   ``percent_scale`` (``ual.tasks``) turns its values into percent;
 - elicited scores ``results/<exp>/elicit/scores[.<source>].jsonl`` (ual.elicit);
 - clustering and calibration JSON (``python -m ual.analysis``, ``ual.analysis.stage``);
-- training metrics (``python -m ual.train``).
+- training metrics (``python -m ual.train``);
+- epsilon files ``results/<exp>/epsilon/<scenario>/<variant>[.seed<s>].jsonl`` and their sidecars
+  (``ual.smoothing``: the sidecar carries the identity);
+- a judged task's per-pair annotations ``<metrics stem>.annotations.json`` beside its metrics file
+  (``ual.tasks.alpacaeval``: ``instruction``, ``preference`` in 1..2, both orders averaged).
 Outputs: pandas DataFrames; percentages are in 0..100.
 """
 
@@ -34,6 +38,8 @@ __all__ = [
     "read_calibration",
     "read_reliability",
     "read_train_logs",
+    "read_epsilon",
+    "read_preferences",
     "provenance_summary",
 ]
 REPORTED_SCORER = "ual"  # read_crosscheck's name for the accuracy the task itself reports
@@ -162,6 +168,50 @@ def read_scores(paths: str | Path | list[str | Path]) -> pd.DataFrame:
 
     paths = [paths] if isinstance(paths, str | Path) else paths
     return pd.DataFrame([row for path in paths for row in read_score_records(path)])
+
+
+def read_epsilon(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per (scenario, variant, seed, training sample): dataset, uncertainty, epsilon, and the
+    uncertainty ``source`` and ``epsilon_mapping`` UAL's eps came from (the sidecar's; validated by
+    ``ual.smoothing.read_epsilon_file``)."""
+    from ual.smoothing import read_epsilon_file
+
+    rows = []
+    for path in paths:
+        lines, meta = read_epsilon_file(path)
+        if meta is None:
+            raise ValueError(f"{path}: no sidecar (its identity); rerun python -m ual.smoothing")
+        identity = _identity(path, meta, "scenario", "variant")
+        for line in lines:
+            rows.append({"scenario": identity.scenario, "variant": identity.variant, "seed": identity.seed,
+                         "dataset": line.dataset, "uncertainty": line.uncertainty, "epsilon": line.epsilon,
+                         "source": meta.get("source"), "epsilon_mapping": meta.get("epsilon_mapping")})
+    return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "dataset", "uncertainty", "epsilon",
+                                       "source", "epsilon_mapping"])
+
+
+def read_preferences(paths: list[str | Path]) -> pd.DataFrame:
+    """The judge's preference per instruction, one row per (scenario, variant, seed, task, instruction), of
+    every metrics file judged in both orders (``judge_orders: both``; its annotations file beside it,
+    ``<metrics stem>.annotations.json``). ``preference`` is alpaca_eval's (1 = reference wins, 2 = the
+    model wins), the mean of the two orders; NaN where an order has no verdict."""
+    rows = []
+    for path in paths:
+        data = _load(path)
+        if data.get("judge_orders") != "both":
+            continue
+        identity = _identity(path, data, "scenario", "variant", "seed")
+        annotations = Path(path).with_suffix(".annotations.json")
+        if not annotations.is_file():
+            raise ValueError(f"{path}: judged in both orders but its annotations file {annotations} is missing")
+        for pair in _load(annotations):
+            if "instruction" not in pair or "preference" not in pair:
+                raise ValueError(f"{annotations}: a row lacks 'instruction' or 'preference'")
+            preference = pair["preference"]
+            rows.append({"scenario": identity.scenario, "variant": identity.variant, "seed": identity.seed,
+                         "task": data["task"], "instruction": pair["instruction"],
+                         "preference": math.nan if preference is None else float(preference)})
+    return pd.DataFrame(rows, columns=["scenario", "variant", "seed", "task", "instruction", "preference"])
 
 
 def read_clustering(paths: list[str | Path]) -> pd.DataFrame:

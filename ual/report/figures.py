@@ -11,6 +11,9 @@
 - ``fig_calibration``: reliability diagrams of the ablation scenario (first seed), one panel per task type,
   one curve per model (base, SFT, LS, UAL): accuracy of the top-1 prediction against its mean confidence per
   equal-width bin, with the sample-bootstrap 95 % interval of each bin's accuracy.
+- ``fig_contrasts``: the ablation scenario's paired held-out NLL differences UAL - control (LS, shuffled,
+  per-dataset; ``ual.methods.CONTROL_PAIRS``), one row per task type and control, with the paired bootstrap
+  95 % interval and a line at 0 (the numbers of ``table_contrasts``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "uncertainty_figure",
     "ablation_figure",
     "loss_figure",
+    "contrast_figure",
     "calibration_figure",
     "copy_figure",
 ]
@@ -195,6 +199,31 @@ def calibration_figure(reliability: pd.DataFrame, calibration: pd.DataFrame, sce
         ax.legend(fontsize=6, loc="upper left")
     fig.suptitle(f"Reliability of held-out references, teacher-forced ({scenario} scenario); bars: 95 % sample "
                  "bootstrap interval", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def contrast_figure(calibration: pd.DataFrame, scenario: str):
+    """``fig_contrasts`` (module docstring): first seed of ``scenario``."""
+    part = calibration[(calibration.scenario == scenario) & (calibration.metric == "nll")]
+    part = part[part.seed == part["seed"].min()] if len(part) else part
+    rows = []
+    for task in dict.fromkeys(part["task"]):
+        for method, control in methods.CONTROL_PAIRS:
+            cell = part[(part.task == task) & (part.model == method) & (part.quantity == f"minus_{control}")]
+            if len(cell):
+                label = f"{cell['task_label'].iloc[0]}: {METHODS[method].label} - {METHODS[control].label}"
+                rows.append((label, *cell[["value", "ci_low", "ci_high"]].iloc[0]))
+    if not rows:
+        raise ValueError(f"no paired UAL - control difference in the calibration of the {scenario} scenario")
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.4))
+    for y, (label, value, low, high) in enumerate(reversed(rows)):
+        ax.errorbar(value, y, xerr=[[value - low], [high - value]], fmt="o", color="black", capsize=3)
+    ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(rows)), [label for label, *_ in reversed(rows)], fontsize=7)
+    ax.set_xlabel("paired difference of held-out NLL (nats/token); < 0: the method fits the references better")
+    ax.set_title(f"UAL minus its controls, teacher-forced ({scenario} scenario); bars: paired bootstrap 95 % "
+                 "interval", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -19,6 +19,8 @@ Tables (``paper_tables/<exp>/<name>.{md,tex,csv}`` plus ``<name>.provenance.json
   model - SFT and model - base with paired bootstrap intervals (``ual.analysis.stage``).
 - ``table_uncertainty``: elicited uncertainty by dataset and source (verbalized, entropy: n, missing, mean,
   sd, quartiles) and, where both sources scored a dataset, their Spearman rank correlation.
+- ``table_epsilon`` and ``table_contrasts`` (the epsilon each method trains with; UAL minus its controls,
+  paired) are built in ``ual.report.contrasts`` and written here.
 Columns and rows come from the registries: a task's column is its ``label`` (``ual.tasks``), its
 ``low_entropy`` puts it into the low-entropy average and a ``judged`` task gets the judge column beside it; a
 method's row is its ``label`` (``ual.methods``; ``ablation_label`` in table_ablation, which lists every method

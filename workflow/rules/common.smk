@@ -147,6 +147,16 @@ def metric_files(wildcards=None):
     ]
 
 
+def epsilon_files(wildcards=None):
+    """The epsilon file of every trained variant and seed (one file serves all seeds of an unseeded one)."""
+    names = {
+        (scenario, Variant.parse(variant).epsilon_name(seed))
+        for seed in SEEDS
+        for scenario, variant in trained_variants()
+    }
+    return [f"results/{NAME}/epsilon/{scenario}/{name}.jsonl" for scenario, name in sorted(names)]
+
+
 def clustering_files(wildcards=None):
     return [f"results/{NAME}/seed{seed}/analysis/{scenario}/clustering.json" for seed in SEEDS for scenario in SCENARIOS]
 
@@ -194,10 +204,17 @@ def clustered_models_arg(wildcards):
     return " ".join(MAIN_METHODS)
 
 
+def scores_file(source):
+    """The scores file of an uncertainty source: elicit.method's scores.jsonl (rule elicit_scores), another
+    source's scores.<source>.jsonl (rule elicit_compare_scores)."""
+    if source == EXP.elicit.method:
+        return f"results/{NAME}/elicit/scores.jsonl"
+    return f"results/{NAME}/elicit/scores.{source}.jsonl"
+
+
 def score_files():
-    """The elicited scores the report reads: the elicitor's (epsilon's), then each compared source's."""
-    compared = [f"results/{NAME}/elicit/scores.{source}.jsonl" for source in EXP.analysis.compare_uncertainty]
-    return [f"results/{NAME}/elicit/scores.jsonl", *compared]
+    """The elicited scores the report reads: elicit.method's, each compared source's, epsilon.source's."""
+    return [scores_file(source) for source in EXP.scored_sources]
 
 
 def sidecar(path):

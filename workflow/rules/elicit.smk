@@ -1,6 +1,7 @@
 # Stage 1: an uncertainty score per training sample (cached by content), then epsilon per variant (and per
-# training seed for ual_shuffled: the file name is Variant.epsilon_name, see ual/variants.py). The sources of
-# analysis.compare_uncertainty are scored by the same elicitor for table_uncertainty only.
+# training seed for ual_shuffled: the file name is Variant.epsilon_name, see ual/variants.py), from the
+# scores of epsilon.source (null: elicit.method). The sources of analysis.compare_uncertainty are scored by
+# the same elicitor for table_uncertainty.
 
 
 rule elicit_scores:
@@ -50,7 +51,7 @@ rule map_epsilon:
     input:
         exp=EXP_INPUT,
         data="results/{exp}/data/train.json",
-        scores="results/{exp}/elicit/scores.jsonl",
+        scores=scores_file(EXP.epsilon_source),  # epsilon.source (null: elicit.method)
     output:
         epsilon="results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl",
         meta=sidecar("results/{exp}/epsilon/{scenario}/{epsilon_name}.jsonl"),  # removed with it on a rerun

@@ -9,6 +9,7 @@ rule make_tables:
         clustering=clustering_files(),
         calibration=calibration_files(),
         scores=score_files(),
+        epsilon=epsilon_files(),
     output:
         reported_files(TABLES, "Tables", "csv"),
     params:
@@ -25,7 +26,7 @@ rule make_tables:
     shell:
         "python -m ual.report tables --experiment {input.exp} --metrics {input.metrics}"
         " --clustering {input.clustering} --calibration {input.calibration} --scores {input.scores}"
-        " --data-sources {input.sources}"
+        " --epsilon {input.epsilon} --data-sources {input.sources}"
         " --out {params.out} > {log} 2>&1"
 
 
