@@ -31,8 +31,8 @@ _SURFACE = {
     "label_smoothed_nll_lean": "ual.losses",
     "label_smoothed_nll_linear_ce": "ual.losses",
     "label_smoothed_nll_reference": "ual.losses",
-    "map_epsilon": "ual.smoothing",
-    "score_to_epsilon": "ual.smoothing",
+    "map_epsilon": "ual.epsilon",
+    "score_to_epsilon": "ual.epsilon",
     "elicit_dataset": "ual.elicit.dataset",
     "UALSFTTrainer": "ual.trl",
 }

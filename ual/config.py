@@ -111,7 +111,7 @@ Unique = AfterValidator(_no_duplicates)
 
 
 # The uncertainty sources of ual.elicit (its ELICITORS' methods): elicit.method, analysis.compare_uncertainty,
-# epsilon.source. The epsilon mappings of ual.smoothing.EPSILON_MAPPINGS: epsilon.mapping. (ual.config sits
+# epsilon.source. The epsilon mappings of ual.epsilon.EPSILON_MAPPINGS: epsilon.mapping. (ual.config sits
 # below both; tests/unit/test_config.py keeps these names equal to the registries.)
 UncertaintySource = Literal["verbalized", "entropy"]
 EpsilonMappingName = Literal["linear", "rank"]

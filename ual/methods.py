@@ -7,7 +7,7 @@ every scenario) or an ablation control (trained on the ablation scenario only), 
 label and draw it. Every other module reads these rows; none spells a method's properties again.
 
 Adding a method: one row in ``METHODS`` (and, if it needs a new mapping, one function in
-``ual.smoothing.METHOD_MAPPINGS``), plus its tests. A control names the method it controls (``control_of``):
+``ual.epsilon.METHOD_MAPPINGS``), plus its tests. A control names the method it controls (``control_of``):
 the analysis and the report then give that method minus the control, paired (``CONTROL_PAIRS``). This module imports nothing of ``ual``.
 """
 
@@ -25,7 +25,7 @@ class Method:
     """One training method (a row of ``METHODS``)."""
 
     name: str  # id in experiment files (train.methods), CLIs, variant names and result identities
-    mapping: str  # what it trains with, made from UAL's eps (a name of ual.smoothing.METHOD_MAPPINGS)
+    mapping: str  # what it trains with, made from UAL's eps (a name of ual.epsilon.METHOD_MAPPINGS)
     seeded: bool  # its epsilon depends on the training seed (a file per seed: ual.variants.epsilon_name)
     main_table: bool  # trained in every scenario and shown in table_main; else an ablation control
     label: str  # short label (table_main, table_crosscheck, table_calibration, legends)

@@ -10,7 +10,7 @@ The training dataset carries, beside TRL's columns (``prompt``/``completion``, `
 - ``epsilon``: one float in [0, 1) per sample (the paper), or a list per sample with one value per
   completion token (the tokens TRL trains on, labels != -100; an extension beyond the paper); or
 - ``uncertainty``: one float in [0, 1) per sample, mapped to ``eps_min + (eps_max - eps_min) * u``
-  (``ual.smoothing.score_to_epsilon``) with the trainer's ``eps_min`` / ``eps_max``.
+  (``ual.epsilon.score_to_epsilon``) with the trainer's ``eps_min`` / ``eps_max``.
 Every value is checked before training starts; a bad one raises ``EpsilonColumnError`` naming the column
 and the first bad row. An evaluation dataset without either column is evaluated with epsilon 0 (plain NLL).
 
@@ -42,7 +42,7 @@ from trl.data_utils import pack_dataset
 
 from ual.lm_head import check_lean_supported, run_with_head
 from ual.losses import IGNORE_INDEX, count_response_tokens, label_smoothed_nll_lean
-from ual.smoothing import score_to_epsilon
+from ual.epsilon import score_to_epsilon
 from ual.trainer import UALTrainer
 
 __all__ = [

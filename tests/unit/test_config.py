@@ -236,7 +236,7 @@ def test_config_names_of_sources_and_mappings_are_the_registries_names():
 
     from ual.config import EpsilonMappingName, UncertaintySource
     from ual.elicit import ELICITORS
-    from ual.smoothing import EPSILON_MAPPINGS
+    from ual.epsilon import EPSILON_MAPPINGS
 
     assert set(get_args(EpsilonMappingName)) == set(EPSILON_MAPPINGS)
     assert set(get_args(UncertaintySource)) == {method for _, method in ELICITORS}

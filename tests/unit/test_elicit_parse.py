@@ -179,7 +179,7 @@ def test_elicit_scores_keeps_order_records_missing_and_skips_cached(tmp_path):
 
 
 DOCTESTED = ["ual.elicit.core", "ual.elicit.openai", "ual.elicit.entropy", "ual.data.normalise",
-             "ual.smoothing"]
+             "ual.epsilon"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from ual.report import collect, contrasts
-from ual.smoothing import map_epsilon, write_epsilon_file
+from ual.epsilon import map_epsilon
+from ual.smoothing import write_epsilon_file
 
 LABEL = "GSM8K test gold solutions (MetaMath format)"
 JUDGED = "AlpacaEval win rate (%), judged in both orders"

@@ -15,17 +15,13 @@ from hypothesis import strategies as st
 from ual.data import build_scenario
 from ual.elicit import Reply, scores_identity, write_scores
 from ual.elicit.run import score_record
+from ual.epsilon import EPSILON_MAPPINGS, METHOD_MAPPINGS, map_epsilon, rank_quantiles, score_to_epsilon
 from ual.smoothing import (
-    EPSILON_MAPPINGS,
-    METHOD_MAPPINGS,
     dataset_summaries,
     epsilon_records,
     main,
     EpsilonFileError,
-    map_epsilon,
-    rank_quantiles,
     read_epsilon_file,
-    score_to_epsilon,
     summarize,
     write_epsilon_file,
 )

@@ -29,12 +29,12 @@ def test_import_ual_is_light():
 def test_names_are_their_modules_objects():
     import ual.elicit.dataset
     import ual.losses
-    import ual.smoothing
+    import ual.epsilon
 
     assert ual.label_smoothed_nll_lean is ual.losses.label_smoothed_nll_lean
     assert (
-        ual.map_epsilon is ual.smoothing.map_epsilon
-        and ual.score_to_epsilon is ual.smoothing.score_to_epsilon
+        ual.map_epsilon is ual.epsilon.map_epsilon
+        and ual.score_to_epsilon is ual.epsilon.score_to_epsilon
     )
     assert ual.elicit_dataset is ual.elicit.dataset.elicit_dataset
     assert set(ual.__all__) <= set(dir(ual))

@@ -215,7 +215,7 @@ def scored_rows(
     rows: list[dict], scores: list[dict], on_missing: str, eps: tuple[float, float] | None
 ) -> list[dict]:
     """The input rows plus ``uncertainty`` (a missing one: the median, or null), and ``epsilon`` (``eps``)."""
-    from ual.smoothing import score_to_epsilon
+    from ual.epsilon import score_to_epsilon
 
     present = [s["uncertainty"] for s in scores if s["uncertainty"] is not None]
     median = statistics.median(present) if present and on_missing == "median" else None
