@@ -6,6 +6,7 @@ Run: python -m pytest tests/unit/test_docs.py
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -35,3 +36,29 @@ def test_relative_links_resolve(page):
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
         if "://" not in target:
             assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to missing {target}"
+
+
+def _render_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render", REPO / "benchmarks" / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_performance_page_renders_the_committed_benchmark_json():
+    render = _render_module()
+    page = (REPO / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert render.updated_page(page, render.render()) == page, "run: python benchmarks/render.py"
+
+
+def test_a_benchmark_json_becomes_tables_of_its_fields_and_records(tmp_path):
+    render = _render_module()
+    (tmp_path / "x.json").write_text(json.dumps({"jobs": 120, "ratio": 0.83333, "cases": [
+        {"case": "lean", "time_s": 1.5}, {"case": "plain", "time_s": 2.0, "note": "baseline"}]}))
+    text = render.render(tmp_path)
+    assert "| jobs | 120 |" in text and "| ratio | 0.8333 |" in text
+    assert "| case | time_s | note |" in text and "| plain | 2 | baseline |" in text
+    page = render.updated_page("# P\n", text)
+    assert render.updated_page(page, text) == page  # idempotent once the markers are there
