@@ -53,7 +53,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_file(path: Path) -> list[str]:
     """The Markdown section of one benchmark JSON file."""
     scalars, records = _flatten(json.loads(path.read_text(encoding="utf-8")))
-    lines = [f"### `{path.relative_to(REPO)}`", ""]
+    lines = [f"### `benchmarks/out/{path.name}`", ""]
     if scalars:
         lines += _table(["field", "value"], [[k, _cell(v)] for k, v in scalars.items()]) + [""]
     for key, rows in records.items():
