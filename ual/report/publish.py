@@ -80,10 +80,11 @@ def compare_tables(tables: list[Path], dest: Path) -> list[dict[str, Any]]:
 
 
 def compare_figures(figures: list[Path], dest: Path) -> dict[str, Any]:
-    """Per figure (by stem): "identical", the difference of its data sidecar, or NOT_COMPARED."""
+    """Per figure (by stem): "identical", the difference of its data sidecar (``<stem>.png.data.json``), or
+    NOT_COMPARED when the report wrote none."""
     result: dict[str, Any] = {}
     for path in figures:
-        if path.name.endswith(".json") or path.stem in result:
+        if path.suffix != ".png":  # one verdict per figure, from its PNG's data sidecar
             continue
         data = sidecar_path(path, "data")
         if data.exists():
