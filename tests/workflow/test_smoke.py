@@ -190,7 +190,9 @@ def test_every_metric_records_its_provenance(smoke_run):
     assert len(metrics) == 5 * 3  # sft, ls, ual, ual_shuffled, ual_epsmax0.1 x 3 tasks
     for path in metrics:
         data = json.loads(path.read_text())
-        assert data["scenario"] == "mixed" and data["seed"] == 0 and data["method"] == path.parent.name
+        # the identity comes from the command line that made the file (the path is only its address)
+        assert data["identity"] == {"experiment": "smoke", "scenario": "mixed", "variant": path.parent.name,
+                                    "seed": 0}
         assert data["provenance"]["git_sha"] and data["provenance"]["versions"]["transformers"]
 
 
