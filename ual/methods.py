@@ -1,14 +1,15 @@
 """Training methods: one row each, the only place a method is defined.
 
 A method is what a training run does to epsilon: its name (experiment files, ``python -m ual.train``,
-variant names), the ``ual.smoothing`` mapping that turns elicited uncertainty into its per-sample epsilon,
+variant names), what it trains with, made from UAL's per-sample epsilon (a ``ual.epsilon.METHOD_MAPPINGS`` name),
 whether that epsilon depends on the training seed, whether it is one of the main table's methods (trained in
 every scenario) or an ablation control (trained on the ablation scenario only), and how tables and figures
 label and draw it. Every other module reads these rows; none spells a method's properties again.
 
 Adding a method: one row in ``METHODS`` (and, if it needs a new mapping, one function in
 ``ual.epsilon.METHOD_MAPPINGS``), plus its tests. A control names the method it controls (``control_of``):
-the analysis and the report then give that method minus the control, paired (``CONTROL_PAIRS``). This module imports nothing of ``ual``.
+the analysis and the report then give that method minus the control, paired (``CONTROL_PAIRS``). This module
+imports nothing of ``ual``.
 """
 
 from __future__ import annotations
