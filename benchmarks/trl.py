@@ -194,7 +194,10 @@ def main() -> None:
                 f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB",
                 flush=True,
             )
+    from ual.provenance import run_metadata
+
     report = {
+        "provenance": {k: v for k, v in run_metadata(stage="benchmark_trl").items() if k != "host"},
         "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "out")},
         "device": results[0]["device"] if results else None,
         "results": results,
