@@ -36,7 +36,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from transformers import Trainer
 
 __all__ = [
     "StepNormalisedTrainer",
@@ -47,11 +46,12 @@ __all__ = [
 ]
 
 
-class StepNormalisedTrainer(Trainer):
-    """A Trainer whose ``compute_loss`` gets, as ``num_items_in_batch``, the count of ``count_step_items``
-    over all micro-batches of the optimiser step (summed over ranks), and returns a loss already normalised
-    by it (so Trainer does not divide by the accumulation steps again). Subclasses define
-    ``count_step_items(batch) -> int``."""
+class StepNormalisedTrainer:
+    """A mixin, listed before ``transformers.Trainer`` in a subclass's bases: its ``compute_loss`` gets, as
+    ``num_items_in_batch``, the count of ``count_step_items`` over all micro-batches of the optimiser step
+    (summed over ranks), and returns a loss already normalised by it (so Trainer does not divide by the
+    accumulation steps again). Subclasses define ``count_step_items(batch) -> int``. A mixin, so that this
+    module imports no transformers (``ual.lm_head`` and model loading use its other shims)."""
 
     loss_is_scaled_for_ga = True
 

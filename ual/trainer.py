@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 
 from ual.compat import StepNormalisedTrainer, plain_model_loading
 from ual.lm_head import check_lean_supported, run_with_head
@@ -69,7 +69,7 @@ DATA_PARALLEL_ERROR = (
 )
 
 
-class UALTrainer(StepNormalisedTrainer):
+class UALTrainer(StepNormalisedTrainer, Trainer):
     """Trainer whose loss is the UAL loss with a global (per optimiser step) token normaliser."""
 
     def __init__(self, *args: Any, loss_path: str, **kwargs: Any):
