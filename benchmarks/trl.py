@@ -9,8 +9,12 @@ Cases, each trained in a fresh subprocess (peak memory is its own) on the same m
 
 Models: ``smollm2`` (the packaged SmolLM2-135M-Instruct, V = 49,152; ``--layers`` cuts it, default all 30) and
 ``random-v128k`` (random Llama with SmolLM2-135M's shape and V = 128,256, Llama-3's vocabulary; untied head).
-Step time: the median wall time of the steps after ``--warmup-steps``; peak memory: on CPU the peak resident
-set size (``ru_maxrss``) and its rise above the set-up, on CUDA ``torch.cuda.max_memory_allocated``. Ratios
+Step time: the median wall time of the steps after ``--warmup-steps``. Peak memory: on CPU the process's peak
+resident set size (``ru_maxrss``: model, optimizer state and the step), on CUDA ``torch.cuda.max_memory_allocated``;
+and per timed step (median), the peak during the step (``step_peak_bytes``) and its rise above what is held
+between steps (``step_rise_bytes``: activations, logits and the loss's buffers, the part a loss can change). On
+CPU the step's peak is Linux's VmHWM, reset before each step through ``/proc/self/clear_refs`` after
+``malloc_trim`` has returned freed memory; on CUDA the allocator's peak, reset before each step. Ratios
 are against ``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and
 memory; at V = 128,256 at most 0.7x the time and 0.5x the peak memory of ``trl_label_smoothing``.
 
@@ -102,13 +106,17 @@ def run_case(case: str, model_name: str, args) -> dict:
     cls = UALSFTTrainer if case == "ual" else SFTTrainer
     trainer = cls(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     seconds: list[float] = []
+    steps: list[tuple[int, int]] = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *_, **__):
+            self.held = _reset_step_peak()
             self.start = time.perf_counter()
 
         def on_step_end(self, *_, **__):
             seconds.append(time.perf_counter() - self.start)
+            peak = _step_peak()
+            steps.append((peak, peak - self.held))
 
     trainer.add_callback(Timer())
     setup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -124,6 +132,8 @@ def run_case(case: str, model_name: str, args) -> dict:
         "vocab_size": model.config.vocab_size,
         "step_seconds": statistics.median(timed),
         "all_step_seconds": seconds,
+        "step_peak_bytes": int(statistics.median(p for p, _ in steps[args.warmup_steps :] or steps)),
+        "step_rise_bytes": int(statistics.median(r for _, r in steps[args.warmup_steps :] or steps)),
     }
     if torch.cuda.is_available():
         result["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
@@ -131,6 +141,40 @@ def run_case(case: str, model_name: str, args) -> dict:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result.update(peak_memory_bytes=peak, peak_above_setup_bytes=max(0, peak - setup_rss))
     return result
+
+
+def _reset_step_peak() -> int:
+    """Reset the memory peak before a step; return the memory held now (bytes)."""
+    import ctypes
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return int(torch.cuda.memory_allocated())
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    return _proc_status("VmRSS")
+
+
+def _step_peak() -> int:
+    """The memory peak since the last reset (bytes)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated())
+    return _proc_status("VmHWM")
+
+
+def _proc_status(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {key}")
 
 
 def _ratios(results: list[dict]) -> dict:
@@ -144,6 +188,8 @@ def _ratios(results: list[dict]) -> dict:
             f"ual_vs_{name}": {
                 "time": ual["step_seconds"] / other["step_seconds"],
                 "memory": ual["peak_memory_bytes"] / other["peak_memory_bytes"],
+                "step_peak": ual["step_peak_bytes"] / other["step_peak_bytes"],
+                "step_rise": ual["step_rise_bytes"] / other["step_rise_bytes"],
             }
             for name, other in (("trl_nll", base), ("trl_label_smoothing", smooth))
             if other is not None
@@ -162,6 +208,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=1)
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a tiny setting: " + " ".join(SMOKE))
+    parser.add_argument("--note", default=None, help="a line on the conditions, kept in the provenance")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "trl.json")
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "MODEL"), help=argparse.SUPPRESS)
     argv = sys.argv[1:]
@@ -191,14 +238,16 @@ def main() -> None:
             results.append(row)
             print(
                 f"{model:13s} {case:20s} {row['step_seconds']:8.3f} s/step   peak "
-                f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB",
+                f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB   step peak {row['step_peak_bytes'] / 2**20:8.0f} MiB"
+                f"   step rise {row['step_rise_bytes'] / 2**20:8.0f} MiB",
                 flush=True,
             )
     from ual.provenance import run_metadata
 
     report = {
-        "provenance": {k: v for k, v in run_metadata(stage="benchmark_trl").items() if k != "host"},
-        "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "out")},
+        "provenance": {k: v for k, v in run_metadata(stage="benchmark_trl").items() if k != "host"}
+        | ({"note": args.note} if args.note else {}),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "out", "note")},
         "device": results[0]["device"] if results else None,
         "results": results,
         "ratios": _ratios(results),
