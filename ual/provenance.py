@@ -24,7 +24,7 @@ from typing import Any
 
 TRACKED_PACKAGES = (
     "ual", "torch", "transformers", "datasets", "accelerate", "deepspeed", "alpaca-eval", "lm-eval",
-    "math-verify", "scikit-learn", "snakemake", "vllm",
+    "math-verify", "scikit-learn", "snakemake", "vllm", "trl", "peft",
 )
 
 
