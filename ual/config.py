@@ -228,6 +228,18 @@ class ElicitConfig(_Section):
         description="HF tokenizer of the served model for --estimate (hub id / path / package:...); null: "
         "the hf elicitor's own, else about 4 characters per token",
     )
+    per_token: bool = Field(
+        default=False,
+        description="entropy source only: also keep each response token's entropy, aligned to the tokens of "
+        "target_tokenizer (python -m ual.elicit --input --per-token, for UALSFTTrainer's per-token epsilon; "
+        "an extension beyond the paper, not used by the pipeline)",
+    )
+    target_tokenizer: str | None = Field(
+        default=None,
+        description="per_token: tokenizer of the model being trained (hub id / path / package:...); each of "
+        "its response tokens gets the mean entropy of the elicitor tokens its characters overlap; null: the "
+        "elicitor's own tokenizer (then one value per elicitor token)",
+    )
     batch_size: int = Field(default=8, ge=1, description="hf backend batch size")
     cache_dir: str = Field(default="resources/cache/elicit", description="JSONL caches (paid calls are data)")
 
@@ -245,6 +257,14 @@ class ElicitConfig(_Section):
             )
         if self.method == "entropy" and self.backend != "hf":
             raise ValueError("method 'entropy' needs the hf backend (it reads full distributions)")
+        if self.per_token and self.method != "entropy":
+            raise ValueError("per_token needs method 'entropy' (a verbalized score is one number per sample)")
+        if self.per_token and self.on_missing != "fail":
+            raise ValueError(
+                "per_token needs on_missing 'fail': a sample without tokens has no median to take"
+            )
+        if self.target_tokenizer is not None and not self.per_token:
+            raise ValueError("target_tokenizer is only read with per_token")
         return self
 
 
@@ -487,6 +507,11 @@ class Experiment(_Section):
 
     @model_validator(mode="after")
     def _comparable_sources(self) -> Experiment:
+        if self.elicit.per_token:
+            raise ValueError(
+                "elicit.per_token is for python -m ual.elicit --input (per-token epsilon for UALSFTTrainer); "
+                "the pipeline smooths per sample"
+            )
         compared = self.analysis.compare_uncertainty
         if self.elicit.method in compared:
             raise ValueError(f"analysis.compare_uncertainty lists elicit.method '{self.elicit.method}' itself")

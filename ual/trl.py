@@ -8,7 +8,9 @@ Install: ``pip install -e ".[trl]"`` (pins ``trl==1.16.0``). Use (docs/use-in-yo
 
 The training dataset carries, beside TRL's columns (``prompt``/``completion``, ``messages`` or ``text``):
 - ``epsilon``: one float in [0, 1) per sample (the paper), or a list per sample with one value per
-  completion token (the tokens TRL trains on, labels != -100; an extension beyond the paper); or
+  completion token (the tokens TRL trains on, labels != -100), or per token of the completion text alone
+  (``python -m ual.elicit --per-token``; TRL's EOS / end of turn take the sample's mean): an extension
+  beyond the paper; or
 - ``uncertainty``: one float in [0, 1) per sample, mapped to ``eps_min + (eps_max - eps_min) * u``
   (``ual.epsilon.score_to_epsilon``) with the trainer's ``eps_min`` / ``eps_max``.
 Every value is checked before training starts; a bad one raises ``EpsilonColumnError`` naming the column
@@ -111,27 +113,74 @@ def epsilon_column(dataset: Dataset, eps_min: float, eps_max: float, dataset_nam
     return dataset.add_column(EPSILON_COLUMN, epsilon)
 
 
-def _token_epsilon(dataset: Dataset, dataset_name: str, map_kwargs: dict) -> Dataset:
-    """Add ``token_epsilon`` (one value per input token) from ``epsilon`` and the tokenised ``labels``."""
-    for row, (eps, labels) in enumerate(zip(dataset[EPSILON_COLUMN], dataset["labels"], strict=True)):
-        completion = sum(label != IGNORE_INDEX for label in labels)
-        if isinstance(eps, list) and len(eps) != completion:
+def _completion_text(example: dict, eos: str | None) -> str | None:
+    """The completion's text as ``python -m ual.elicit --per-token`` scored it (TRL's added EOS removed)."""
+    completion, messages = example.get("completion"), example.get("messages")
+    if isinstance(completion, str):
+        return completion.removesuffix(eos) if eos else completion
+    if isinstance(completion, list) and len(completion) == 1:
+        return completion[0].get("content")
+    if isinstance(messages, list) and messages and messages[-1].get("role") == "assistant":
+        return messages[-1].get("content")
+    return None
+
+
+def _find(run: list[int], ids: list[int]) -> int | None:
+    """Where ``run`` starts in ``ids`` (the last occurrence), or None."""
+    width = len(run)
+    for start in range(len(ids) - width, -1, -1):
+        if ids[start : start + width] == run:
+            return start
+    return None
+
+
+def _spread_tokens(eps: list[float], completion: list[int], text_ids: list[int] | None) -> list[float] | None:
+    """One value per completion token: ``eps`` itself, or ``eps`` on the completion text's own tokens found
+    inside the completion tokens and the sample's mean on the others (EOS, end of turn); None if neither."""
+    if len(eps) == len(completion):
+        return list(eps)
+    if not eps or text_ids is None or len(text_ids) != len(eps):
+        return None
+    start = _find(text_ids, completion)
+    if start is None:
+        return None
+    mean = sum(eps) / len(eps)
+    return [mean] * start + list(eps) + [mean] * (len(completion) - start - len(eps))
+
+
+def _token_epsilon(dataset: Dataset, dataset_name: str, map_kwargs: dict, tokenizer: Any) -> Dataset:
+    """Add ``token_epsilon`` (one value per input token) from ``epsilon`` and the tokenised ``labels``.
+
+    A per-token ``epsilon`` list has one value per completion token (labels != -100), or one per token of
+    the completion text alone (``tokenizer(text, add_special_tokens=False)``, what ``python -m ual.elicit
+    --per-token`` writes): those tokens are found among the completion tokens, and the tokens TRL adds
+    around them (EOS, the chat template's end of turn) take the sample's mean epsilon.
+    """
+    eos = getattr(tokenizer, "eos_token", None)
+    spread_rows = []
+    for row, example in enumerate(dataset):
+        eps, labels = example[EPSILON_COLUMN], example["labels"]
+        completion = [label for label in labels if label != IGNORE_INDEX]
+        if not isinstance(eps, list):
+            spread_rows.append([float(eps)] * len(completion))
+            continue
+        text = _completion_text(example, eos) if len(eps) != len(completion) else None
+        text_ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text is not None else None
+        values = _spread_tokens(eps, completion, text_ids)
+        if values is None:
+            text_part = f", {len(text_ids)} of its completion text" if text_ids is not None else ""
             raise EpsilonColumnError(
                 f"{dataset_name} dataset: column '{EPSILON_COLUMN}', row {row}: {len(eps)} per-token values "
-                f"but the sample has {completion} completion tokens (labels != -100)"
+                f"but the sample has {len(completion)} completion tokens (labels != -100){text_part}"
             )
+        spread_rows.append(values)
 
-    def spread(example: dict) -> dict:
-        eps, labels = example[EPSILON_COLUMN], example["labels"]
-        values = iter(eps) if isinstance(eps, list) else None
-        return {
-            TOKEN_EPSILON_COLUMN: [
-                0.0 if label == IGNORE_INDEX else (next(values) if values is not None else float(eps))
-                for label in labels
-            ]
-        }
+    def spread(example: dict, index: int) -> dict:
+        values = iter(spread_rows[index])
+        labels = example["labels"]
+        return {TOKEN_EPSILON_COLUMN: [0.0 if label == IGNORE_INDEX else next(values) for label in labels]}
 
-    return dataset.map(spread, remove_columns=[EPSILON_COLUMN], **map_kwargs)
+    return dataset.map(spread, with_indices=True, remove_columns=[EPSILON_COLUMN], **map_kwargs)
 
 
 class TokenEpsilonCollator:
@@ -207,7 +256,8 @@ class UALSFTTrainer(SFTTrainer):
             dataset, processing_class, tokenise_only, False, formatting_func, dataset_name
         )
         map_kwargs = {"num_proc": args.dataset_num_proc}
-        dataset = _token_epsilon(dataset, dataset_name, map_kwargs)
+        tokenizer = getattr(processing_class, "tokenizer", processing_class)
+        dataset = _token_epsilon(dataset, dataset_name, map_kwargs, tokenizer)
         if args.max_length is not None and not packing:  # as TRL's _prepare_dataset, with token_epsilon
             keep = (
                 slice(None, args.max_length)

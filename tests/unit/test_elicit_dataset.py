@@ -45,9 +45,14 @@ CHAT = [
         ),
         ({"prompt": "Add 2 and 3.", "completion": "5."}, ColumnNames(), ("Add 2 and 3.", "", "5.")),
         (
-            {"prompt": CHAT[1:2], "completion": CHAT[2:]},
+            {"prompt": CHAT[1:2], "completion": CHAT[2:]},  # one message: its content
             ColumnNames(),
-            ("user: Add 2 and 3.", "", "assistant: 5."),
+            ("Add 2 and 3.", "", "5."),
+        ),
+        (
+            {"prompt": CHAT[:2], "completion": CHAT[2:]},
+            ColumnNames(),
+            ("system: Be brief.\nuser: Add 2 and 3.", "", "5."),
         ),
         ({"messages": CHAT}, ColumnNames(), ("Add 2 and 3.", "system: Be brief.", "5.")),
         (

@@ -80,3 +80,25 @@ def test_the_writer_refuses_what_the_reader_would_refuse(tmp_path):
     with pytest.raises(RecordError, match=r"record 1 is invalid"):
         write_scores(tmp_path / "scores.jsonl", [bad | {"uncertainty": 0.9}])
     assert not (tmp_path / "scores.jsonl").exists()
+
+
+PER_TOKEN = SimpleNamespace(name="hf:m", source="entropy", scorer="entropy/per-token/self")
+
+
+def test_token_entropy_is_written_only_by_a_per_token_scorer(tmp_path):
+    reply = Reply("", 1.5, "entropy", token_scores=[1.0, 2.0])
+    record = score_record("k", {"id": "s", "dataset": "d"}, "v1", PER_TOKEN, reply, 0.0)
+    path = tmp_path / "scores.jsonl"
+    write_lines(path, [record | {"uncertainty": 0.5}])
+    assert read_scores(path)[0]["token_entropy"] == [1.0, 2.0]
+    plain = rows([2.0])[0]
+    write_scores(path, [plain])
+    assert "token_entropy" not in path.read_text()  # files of per-sample scorers are unchanged
+    for bad, message in (
+        (plain | {"token_entropy": [1.0]}, "token_entropy is present iff a per-token scorer"),
+        (record | {"uncertainty": 0.5, "token_entropy": [-1.0]}, "token_entropy holds a negative entropy"),
+        (record | {"uncertainty": 0.5, "token_entropy": None}, "token_entropy is present iff"),
+    ):
+        write_lines(path, [bad])
+        with pytest.raises(RecordError, match=f"line 1: .*{message}"):
+            read_scores(path)

@@ -12,6 +12,9 @@ Commands::
         --base-url http://127.0.0.1:8080/v1 --model served-model [--eps-max 0.2] [--estimate]
     python -m ual.elicit --input data.parquet --out scored.jsonl --backend hf \\
         --model HuggingFaceTB/SmolLM2-135M-Instruct
+    # per token (entropy, hf): lists over the trained model's completion tokens, for UALSFTTrainer
+    python -m ual.elicit --input data.jsonl --out scored.jsonl --backend hf --model ELICITOR \\
+        --source entropy --per-token --target-tokenizer TRAINED_MODEL --eps-max 0.2
 
 Both modes build an ``ElicitConfig`` (from the experiment, or from the flags) and a list of records, then run
 ``ual.elicit.dataset.score_records`` (cache, resume, concurrency: ``ual.elicit.run``). The pipeline writes
@@ -129,6 +132,8 @@ def _flag_config(args: argparse.Namespace) -> Any:
         prompt_version=args.prompt_version,
         concurrency=args.concurrency,
         batch_size=args.batch_size,
+        per_token=args.per_token,
+        target_tokenizer=args.target_tokenizer,
         tokenizer=args.tokenizer,
         cache_dir=str(args.cache_dir),
         usd_per_1m_input_tokens=args.usd_per_1m_input_tokens,
@@ -186,6 +191,16 @@ def _parser() -> argparse.ArgumentParser:
     flags.add_argument("--cache-dir", type=Path, default=Path("resources/cache/elicit"))
     flags.add_argument("--usd-per-1m-input-tokens", type=float, default=0.0)
     flags.add_argument("--usd-per-1m-output-tokens", type=float, default=0.0)
+    flags.add_argument(
+        "--per-token",
+        action="store_true",
+        help="with --source entropy: uncertainty (and epsilon) as a list over the completion's tokens",
+    )
+    flags.add_argument(
+        "--target-tokenizer",
+        default=None,
+        help="--per-token: the trained model's tokenizer (default: the elicitor's)",
+    )
     flags.add_argument("--eps-max", type=float, default=None, help="also write epsilon, linear up to this")
     flags.add_argument("--eps-min", type=float, default=0.0)
     flags.add_argument("--split", default="train", help="split of a hub dataset")
@@ -199,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out is None and not args.estimate:
         parser.error("--out is required (or --estimate)")
+    if args.experiment is not None and (args.per_token or args.target_tokenizer):
+        parser.error("--per-token is for --input (the pipeline smooths per sample)")
     logging.basicConfig(
         level=logging.INFO if not args.estimate else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

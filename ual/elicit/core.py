@@ -155,7 +155,7 @@ def scorer_name(cfg: ElicitConfig) -> str:
     'verbalized/top20'
     """
     if cfg.method == "entropy":
-        return "entropy"
+        return f"entropy/per-token/{cfg.target_tokenizer or 'self'}" if cfg.per_token else "entropy"
     if cfg.backend == "openai" and not cfg.logprobs:
         return "verbalized/text"
     return verbalized_scorer(cfg.top_logprobs, cfg.backend == "openai" and ten_continuation(cfg))
@@ -194,6 +194,7 @@ class Reply:
     requests: int = 0  # HTTP requests made for this sample (paid calls)
     cost_usd: float = 0.0
     error: str | None = None  # set when the request itself failed after the retries
+    token_scores: list[float] | None = None  # per_token: one raw entropy per response token of the target
 
 
 class Elicitor(Protocol):

@@ -137,8 +137,11 @@ def _from_messages(messages: Any) -> tuple[str, str, str]:
 
 
 def _content(value: Any) -> str:
-    """A prompt or completion: a string, or a message list (TRL's conversational prompt-completion)."""
-    return value if isinstance(value, str) else _text(value)
+    """A prompt or completion: a string, or a message list (TRL's conversational prompt-completion; one
+    message: its content, the text the trained model's completion tokens spell)."""
+    if isinstance(value, str):
+        return value
+    return value[0]["content"] if len(value) == 1 else _text(value)
 
 
 def _format(columns: set[str], names: ColumnNames) -> str | None:
@@ -214,17 +217,22 @@ def score_records(
 def scored_rows(
     rows: list[dict], scores: list[dict], on_missing: str, eps: tuple[float, float] | None
 ) -> list[dict]:
-    """The input rows plus ``uncertainty`` (a missing one: the median, or null), and ``epsilon`` (``eps``)."""
+    """The input rows plus ``uncertainty`` (a missing one: the median, or null), and ``epsilon`` (``eps``);
+    per token (scores with ``token_uncertainty``) each is a list, one value per completion token."""
     from ual.epsilon import score_to_epsilon
 
     present = [s["uncertainty"] for s in scores if s["uncertainty"] is not None]
     median = statistics.median(present) if present and on_missing == "median" else None
     out = []
     for row, score in zip(rows, scores, strict=True):
-        uncertainty = score["uncertainty"] if score["uncertainty"] is not None else median
+        uncertainty = score.get("token_uncertainty", score["uncertainty"])
+        uncertainty = median if uncertainty is None else uncertainty
         extra = {"uncertainty": uncertainty}
         if eps is not None:
-            extra["epsilon"] = None if uncertainty is None else score_to_epsilon(uncertainty, *eps)
+            if isinstance(uncertainty, list):
+                extra["epsilon"] = [score_to_epsilon(u, *eps) for u in uncertainty]
+            else:
+                extra["epsilon"] = None if uncertainty is None else score_to_epsilon(uncertainty, *eps)
         out.append({**row, **extra})
     return out
 
@@ -260,7 +268,9 @@ def elicit_dataset(
         rows: the samples, e.g. ``datasets.Dataset.to_list()``.
         backend, model: "openai" (with ``base_url=`` for a local server, or ``api_key_env=``) or "hf".
         eps_max, eps_min: also add ``epsilon = eps_min + (eps_max - eps_min) * uncertainty``.
-        source: "verbalized" (the paper) or "entropy" (hf only).
+        source: "verbalized" (the paper) or "entropy" (hf only); with ``per_token=True`` (entropy) each
+            row's ``uncertainty``/``epsilon`` is a list over its completion tokens under ``target_tokenizer``
+            (default: the elicitor's), for ``UALSFTTrainer``.
         on_missing: "fail" (ValueError naming the count) or "median" (a missing sample gets the median).
         columns, name: column names (``ColumnNames``) and the dataset name in the record ids.
         cache: cache file (default: in ``cache_dir``); settings: further ``ElicitConfig`` fields.

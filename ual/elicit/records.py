@@ -16,6 +16,8 @@ A score record (one JSON object per line, the same schema in the scores file and
     probs        answer "1".."10" -> probability as read (not renormalised), or null; answer_mass = their sum
     requests     HTTP requests made for the sample (0 for local models);  seconds, cost_usd
     error        why the request failed after its retries (never cached), else null
+    token_entropy  per-token scorers only (``entropy/per-token/...``): the entropy (nats) at each response
+                 token of the target tokenizer; absent otherwise
 
 Reading validates every line (strict types: ``true`` is not a number; ranges; missing iff score is null;
 verbalized uncertainty = (score - 1) / 9) and, for the scores file, unique ids and the expected
@@ -67,6 +69,7 @@ class ScoreRecord(BaseModel):
     seconds: float = Field(ge=0.0)
     cost_usd: float = Field(ge=0.0)
     error: str | None
+    token_entropy: list[float] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoreRecord:
@@ -85,10 +88,20 @@ class ScoreRecord(BaseModel):
                 )
         if self.source == "entropy" and self.score is not None and self.score < 0:
             raise ValueError(f"entropy {self.score} is negative")
+        if any(value < 0 for value in self.token_entropy or ()):
+            raise ValueError("token_entropy holds a negative entropy")
+        per_token = self.scorer.startswith("entropy/per-token") and not self.missing
+        if (self.token_entropy is not None) != per_token:
+            raise ValueError("token_entropy is present iff a per-token scorer scored the sample")
         for answer, probability in (self.probs or {}).items():
             if not 0.0 <= probability <= 1.0 + 1e-6:
                 raise ValueError(f"probs[{answer!r}] = {probability} is not a probability")
         return self
+
+
+def _dump(record: ScoreRecord) -> dict:
+    """The record as a dict; ``token_entropy`` only where a per-token scorer set it."""
+    return record.model_dump(exclude={"token_entropy"} if record.token_entropy is None else None)
 
 
 def upgrade_record(data: dict) -> dict:
@@ -109,7 +122,7 @@ def parse_record(line: str, path: str | Path, number: int) -> dict:
     if not isinstance(data, dict):
         raise RecordError(f"{path}: line {number}: expected a JSON object, got {type(data).__name__}")
     try:
-        return ScoreRecord.model_validate(upgrade_record(data)).model_dump()
+        return _dump(ScoreRecord.model_validate(upgrade_record(data)))
     except ValidationError as exc:
         problems = "; ".join(
             (f"'{'.'.join(str(p) for p in err['loc'])}': " if err["loc"] else "")
@@ -167,5 +180,5 @@ def write_scores(path: str | Path, rows: Iterable[dict]) -> None:
             raise RecordError(f"{path}: record {number} is invalid: {exc}") from None
         if not record.missing and record.uncertainty is None:
             raise RecordError(f"{path}: record {number} ({record.id}) is scored but has no uncertainty")
-        lines.append(json.dumps(record.model_dump(), ensure_ascii=False) + "\n")
+        lines.append(json.dumps(_dump(record), ensure_ascii=False) + "\n")
     write_text_atomic(path, "".join(lines))

@@ -52,7 +52,7 @@ def score_record(
     uncertainty = None
     if score is not None and elicitor.source == "verbalized":
         uncertainty = (score - 1.0) / 9.0
-    return {
+    row = {
         "key": key,
         "id": record["id"],
         "dataset": record["dataset"],
@@ -72,6 +72,9 @@ def score_record(
         "cost_usd": reply.cost_usd,
         "error": reply.error,
     }
+    if reply.token_scores is not None and score is not None:
+        row["token_entropy"] = reply.token_scores
+    return row
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
