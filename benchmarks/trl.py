@@ -18,9 +18,10 @@ CPU the step's peak is Linux's VmHWM, reset before each step through ``/proc/sel
 are against ``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and
 memory; at V = 128,256 at most 0.7x the time and 0.5x the peak memory of ``trl_label_smoothing``.
 
-Run (the full SmolLM2 takes minutes per step on 2 CPU cores: use a GPU, or cut it)::
+Run (on 2 CPU cores the full models take about 3 and 6 s a step at batch 4 x 256; docs/performance.md)::
 
     python benchmarks/trl.py                                     # batch 4 x <= 256 tokens, 5 steps
+    python benchmarks/trl.py --models random-v128k --batch 8 --length 512   # where the logits dominate
     python benchmarks/trl.py --layers 2 --steps 4                # a quick CPU comparison
     python benchmarks/trl.py --smoke                             # a check that it runs (seconds per case)
 
