@@ -22,6 +22,7 @@ Run (on 2 CPU cores the full models take about 3 and 6 s a step at batch 4 x 256
 
     python benchmarks/trl.py                                     # batch 4 x <= 256 tokens, 5 steps
     python benchmarks/trl.py --models random-v128k --batch 8 --length 512   # where the logits dominate
+    python benchmarks/trl.py --models random-v128k --batch 8 --length 512 --gradient-checkpointing
     python benchmarks/trl.py --layers 2 --steps 4                # a quick CPU comparison
     python benchmarks/trl.py --smoke                             # a check that it runs (seconds per case)
 
@@ -100,7 +101,7 @@ def run_case(case: str, model_name: str, args) -> dict:
         logging_steps=10**6,
         bf16=args.bf16,
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=False,
+        gradient_checkpointing=args.gradient_checkpointing,
         shuffle_dataset=False,
         label_smoothing_factor=0.1 if case == "trl_label_smoothing" else 0.0,
     )
@@ -208,6 +209,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup-steps", type=int, default=1)
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute the layers' activations in backward (TRL's SFTConfig default; off by default here)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny setting: " + " ".join(SMOKE))
     parser.add_argument("--note", default=None, help="a line on the conditions, kept in the provenance")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "trl.json")
