@@ -48,8 +48,8 @@ class EntropyElicitor:
         self.scorer, self.target = scorer, target
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        for which in {id(t): t for t in (tokenizer, target) if t is not None}.values():
-            if target is not None and not which.is_fast:
+        for which in (tokenizer, target) if target is not None else ():
+            if not which.is_fast:
                 raise ValueError(
                     f"per-token entropy aligns by character offsets: {type(which).__name__} is not a fast "
                     "tokenizer"
