@@ -288,7 +288,9 @@ def main() -> None:
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("case", "out")},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("case", "out")
+        },
         "baseline": base["case"],
         "results": results,
         "provenance": run_metadata(benchmark="train"),

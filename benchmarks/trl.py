@@ -10,8 +10,8 @@ Cases, each trained in a fresh subprocess (peak memory is its own) on the same m
 Models: ``smollm2`` (the packaged SmolLM2-135M-Instruct, V = 49,152; ``--layers`` cuts it, default all 30) and
 ``random-v128k`` (random Llama with SmolLM2-135M's shape and V = 128,256, Llama-3's vocabulary; untied head).
 Step time: the median wall time of the steps after ``--warmup-steps``. Peak memory: on CPU the process's peak
-resident set size (``ru_maxrss``: model, optimizer state and the step), on CUDA ``torch.cuda.max_memory_allocated``;
-and per timed step (median), the peak during the step (``step_peak_bytes``) and its rise above what is held
+resident set size (``ru_maxrss``: model, optimizer state and the step), on CUDA
+``torch.cuda.max_memory_allocated``; and per timed step (median), the peak during the step (``step_peak_bytes``) and its rise above what is held
 between steps (``step_rise_bytes``: activations, logits and the loss's buffers, the part a loss can change). On
 CPU the step's peak is Linux's VmHWM, reset before each step through ``/proc/self/clear_refs`` after
 ``malloc_trim`` has returned freed memory; on CUDA the allocator's peak, reset before each step. Ratios
@@ -245,8 +245,8 @@ def main() -> None:
             results.append(row)
             print(
                 f"{model:13s} {case:20s} {row['step_seconds']:8.3f} s/step   peak "
-                f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB   step peak {row['step_peak_bytes'] / 2**20:8.0f} MiB"
-                f"   step rise {row['step_rise_bytes'] / 2**20:8.0f} MiB",
+                f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB   step peak "
+                f"{row['step_peak_bytes'] / 2**20:8.0f} MiB   step rise {row['step_rise_bytes'] / 2**20:8.0f} MiB",
                 flush=True,
             )
     from ual.provenance import run_metadata

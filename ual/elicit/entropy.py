@@ -43,7 +43,7 @@ class EntropyElicitor:
         self, model: Any, tokenizer: Any, batch_size: int, name: str, scorer: str = "entropy",
         target: Any = None,
     ):
-        """``target``: per token, the target tokenizer (``tokenizer`` itself for the elicitor's own tokens)."""
+        """``target``: per token, the target tokenizer (``tokenizer`` itself: the elicitor's own tokens)."""
         self.model, self.tokenizer, self.batch_size, self.name = model.eval(), tokenizer, batch_size, name
         self.scorer, self.target = scorer, target
         if tokenizer.pad_token_id is None:
