@@ -11,9 +11,9 @@ Models: ``smollm2`` (the packaged SmolLM2-135M-Instruct, V = 49,152; ``--layers`
 ``random-v128k`` (random Llama with SmolLM2-135M's shape and V = 128,256, Llama-3's vocabulary; untied head).
 Step time: the median wall time of the steps after ``--warmup-steps``. Peak memory: on CPU the process's peak
 resident set size (``ru_maxrss``: model, optimizer state and the step), on CUDA
-``torch.cuda.max_memory_allocated``; and per timed step (median), the peak during the step (``step_peak_bytes``) and its rise above what is held
-between steps (``step_rise_bytes``: activations, logits and the loss's buffers, the part a loss can change). On
-CPU the step's peak is Linux's VmHWM, reset before each step through ``/proc/self/clear_refs`` after
+``torch.cuda.max_memory_allocated``; and per timed step (median), the peak during the step
+(``step_peak_bytes``) and its rise above what is held between steps (``step_rise_bytes``: activations,
+parameter gradients, logits and the loss's buffers, the part a loss can change). On CPU the step's peak is Linux's VmHWM, reset before each step through ``/proc/self/clear_refs`` after
 ``malloc_trim`` has returned freed memory; on CUDA the allocator's peak, reset before each step. Ratios
 are against ``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and
 memory; at V = 128,256 at most 0.7x the time and 0.5x the peak memory of ``trl_label_smoothing``.
@@ -246,7 +246,8 @@ def main() -> None:
             print(
                 f"{model:13s} {case:20s} {row['step_seconds']:8.3f} s/step   peak "
                 f"{row['peak_memory_bytes'] / 2**20:8.0f} MiB   step peak "
-                f"{row['step_peak_bytes'] / 2**20:8.0f} MiB   step rise {row['step_rise_bytes'] / 2**20:8.0f} MiB",
+                f"{row['step_peak_bytes'] / 2**20:8.0f} MiB   step rise "
+                f"{row['step_rise_bytes'] / 2**20:8.0f} MiB",
                 flush=True,
             )
     from ual.provenance import run_metadata
