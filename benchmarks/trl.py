@@ -15,8 +15,9 @@ resident set size (``ru_maxrss``: model, optimizer state and the step), on CUDA
 (``step_peak_bytes``) and its rise above what is held between steps (``step_rise_bytes``: activations,
 parameter gradients, logits and the loss's buffers, the part a loss can change). On CPU the step's peak
 is Linux's VmHWM, reset before each step through ``/proc/self/clear_refs`` after ``malloc_trim`` has
-returned freed memory; on CUDA the allocator's peak, reset before each step. Ratios are against ``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and
-memory; at V = 128,256 at most 0.7x the time and 0.5x the peak memory of ``trl_label_smoothing``.
+returned freed memory; on CUDA the allocator's peak, reset before each step. Ratios are against
+``trl_nll`` of the same model. Targets (issue 23): ``ual`` within 1.05x of ``trl_nll`` in time and memory; at
+V = 128,256 at most 0.7x the time and 0.5x the peak memory of ``trl_label_smoothing``.
 
 Run (on 2 CPU cores the full models take about 3 and 6 s a step at batch 4 x 256; docs/performance.md)::
 
