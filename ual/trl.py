@@ -42,6 +42,7 @@ from datasets import Dataset
 from trl import SFTTrainer
 from trl.data_utils import pack_dataset
 
+from ual.elicit.dataset import output_text
 from ual.lm_head import check_lean_supported, run_with_head
 from ual.losses import IGNORE_INDEX, count_response_tokens, label_smoothed_nll_lean
 from ual.epsilon import score_to_epsilon
@@ -115,14 +116,10 @@ def epsilon_column(dataset: Dataset, eps_min: float, eps_max: float, dataset_nam
 
 def _completion_text(example: dict, eos: str | None) -> str | None:
     """The completion's text as ``python -m ual.elicit --per-token`` scored it (TRL's added EOS removed)."""
-    completion, messages = example.get("completion"), example.get("messages")
-    if isinstance(completion, str):
-        return completion.removesuffix(eos) if eos else completion
-    if isinstance(completion, list) and len(completion) == 1:
-        return completion[0].get("content")
-    if isinstance(messages, list) and messages and messages[-1].get("role") == "assistant":
-        return messages[-1].get("content")
-    return None
+    completion = example.get("completion")
+    if isinstance(completion, str) and eos:  # TRL appends its EOS to a plain completion
+        example = {**example, "completion": completion.removesuffix(eos)}
+    return output_text(example)
 
 
 def _find(run: list[int], ids: list[int]) -> int | None:

@@ -38,6 +38,7 @@ __all__ = [
     "dataset_name",
     "elicit_config",
     "elicit_dataset",
+    "output_text",
     "read_rows",
     "score_records",
     "scored_rows",
@@ -154,6 +155,28 @@ def _format(columns: set[str], names: ColumnNames) -> str | None:
     return None
 
 
+_ROW_ERRORS = (KeyError, TypeError, ValueError, AttributeError)  # a row without its format's columns
+
+
+def _fields(row: dict, kind: str, names: ColumnNames) -> tuple[str, str, str]:
+    """(instruction, input, output) of one row of format ``kind`` (``_format``)."""
+    if kind == "messages":
+        return _from_messages(row[names.messages])
+    if kind == "prompt-completion":
+        return _content(row[names.prompt]), "", _content(row[names.completion])
+    return row[names.instruction], row.get(names.input) or "", row[names.output]
+
+
+def output_text(row: dict, names: ColumnNames = ColumnNames()) -> str | None:
+    """The text of a row's output as ``to_records`` scores it, or None where the row has none (the text
+    ``UALSFTTrainer`` looks for among a sample's completion tokens)."""
+    kind = _format(set(row), names)
+    try:
+        return _fields(row, kind, names)[2] if kind is not None else None
+    except _ROW_ERRORS:
+        return None
+
+
 def to_records(rows: list[dict], names: ColumnNames, name: str, source: str) -> list[dict]:
     """One elicitation record per row, in row order (see the module docstring).
 
@@ -170,18 +193,8 @@ def to_records(rows: list[dict], names: ColumnNames, name: str, source: str) -> 
     records = []
     for number, row in enumerate(rows):
         try:
-            if kind == "messages":
-                instruction, context, output = _from_messages(row[names.messages])
-            elif kind == "prompt-completion":
-                instruction, context = _content(row[names.prompt]), ""
-                output = _content(row[names.completion])
-            else:
-                instruction, context, output = (
-                    row[names.instruction],
-                    row.get(names.input) or "",
-                    row[names.output],
-                )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            instruction, context, output = _fields(row, kind, names)
+        except _ROW_ERRORS as exc:
             raise DatasetFormatError(
                 f"{source}: row {number} ({kind} format): {type(exc).__name__}: {exc}"
             ) from None
