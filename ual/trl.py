@@ -154,13 +154,12 @@ def _token_epsilon(dataset: Dataset, dataset_name: str, map_kwargs: dict, tokeni
     around them (EOS, the chat template's end of turn) take the sample's mean epsilon.
     """
     eos = getattr(tokenizer, "eos_token", None)
-    spread_rows = []
-    for row, example in enumerate(dataset):
+
+    def spread(example: dict, row: int) -> dict:
         eps, labels = example[EPSILON_COLUMN], example["labels"]
+        if not isinstance(eps, list):  # per sample
+            return {TOKEN_EPSILON_COLUMN: [0.0 if label == IGNORE_INDEX else float(eps) for label in labels]}
         completion = [label for label in labels if label != IGNORE_INDEX]
-        if not isinstance(eps, list):
-            spread_rows.append([float(eps)] * len(completion))
-            continue
         text = _completion_text(example, eos) if len(eps) != len(completion) else None
         text_ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text is not None else None
         values = _spread_tokens(eps, completion, text_ids)
@@ -170,11 +169,7 @@ def _token_epsilon(dataset: Dataset, dataset_name: str, map_kwargs: dict, tokeni
                 f"{dataset_name} dataset: column '{EPSILON_COLUMN}', row {row}: {len(eps)} per-token values "
                 f"but the sample has {len(completion)} completion tokens (labels != -100){text_part}"
             )
-        spread_rows.append(values)
-
-    def spread(example: dict, index: int) -> dict:
-        values = iter(spread_rows[index])
-        labels = example["labels"]
+        values = iter(values)
         return {TOKEN_EPSILON_COLUMN: [0.0 if label == IGNORE_INDEX else next(values) for label in labels]}
 
     return dataset.map(spread, with_indices=True, remove_columns=[EPSILON_COLUMN], **map_kwargs)
