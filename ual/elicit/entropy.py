@@ -61,22 +61,25 @@ class EntropyElicitor:
         user = record["instruction"] + (f"\n\n{record['input']}" if record["input"] else "")
         return render_chat(self.tokenizer, user), record["output"]
 
-    def _ids(self, prefix: str, response: str) -> tuple[list[int], int]:
+    def _ids(self, prefix: str, response: str) -> tuple[list[int], int, list[tuple[int, int]] | None]:
+        """(prompt + response ids cut at MAX_TOKENS, the response's start; per token, its tokens' spans)."""
         # tokenised apart so the boundary is exact: the response's tokens are the model's targets
         head = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        tail = self.tokenizer(response, add_special_tokens=False)["input_ids"]
-        return (head + tail)[:MAX_TOKENS], len(head)
+        per_token = self.target is not None
+        tail = self.tokenizer(response, add_special_tokens=False, return_offsets_mapping=per_token)
+        spans = tail["offset_mapping"] if per_token else None
+        return (head + tail["input_ids"])[:MAX_TOKENS], len(head), spans
 
     @torch.inference_mode()
     def score(self, inputs: list[tuple[str, str]]) -> list[Reply]:
         rows = [self._ids(prefix, response) for prefix, response in inputs]
-        width = max(len(ids) for ids, _ in rows)
+        width = max(len(ids) for ids, _, _ in rows)
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _, _ in rows])
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _, _ in rows])
         logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
         replies = []
-        for row, (ids, start) in enumerate(rows):
+        for row, (ids, start, spans) in enumerate(rows):
             # position t predicts token t + 1: the response tokens start .. len-1 are predicted at start-1 ..
             positions = logits[row, start - 1 : len(ids) - 1].float()  # (n_response, V)
             if positions.shape[0] == 0 or start == 0:
@@ -84,21 +87,22 @@ class EntropyElicitor:
                 continue
             entropy = torch.distributions.Categorical(logits=positions).entropy()  # (n_response,)
             reply = Reply(raw="", score=float(entropy.mean()), read_from="entropy")
-            replies.append(reply if self.target is None else self._per_token(reply, inputs[row][1], entropy))
+            replies.append(reply if spans is None else self._per_token(reply, inputs[row][1], entropy, spans))
         return replies
 
-    def _per_token(self, reply: Reply, response: str, entropy: torch.Tensor) -> Reply:
-        """``reply`` with the entropies aligned to the target's response tokens (an error if cut)."""
-        source = self.tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
-        if len(source["input_ids"]) > entropy.numel():
+    def _per_token(
+        self, reply: Reply, response: str, entropy: torch.Tensor, spans: list[tuple[int, int]]
+    ) -> Reply:
+        """``reply`` with the entropies of the response's tokens (``spans``) aligned to the target's tokens
+        (an error if the response was cut)."""
+        if len(spans) > entropy.numel():
             return Reply(raw="", score=None, read_from="entropy", error=(
-                f"per-token entropy: the response's {len(source['input_ids'])} tokens pass the "
-                f"{MAX_TOKENS}-token cut"
+                f"per-token entropy: the response's {len(spans)} tokens pass the {MAX_TOKENS}-token cut"
             ))
         values = entropy.tolist()
         if self.target is not self.tokenizer:
-            spans = self.target(response, add_special_tokens=False, return_offsets_mapping=True)
-            values = align_to_tokens(source["offset_mapping"], values, spans["offset_mapping"])
+            targets = self.target(response, add_special_tokens=False, return_offsets_mapping=True)
+            values = align_to_tokens(spans, values, targets["offset_mapping"])
         reply.token_scores = values
         return reply
 
