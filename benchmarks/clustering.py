@@ -35,29 +35,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from peak_memory import reset_peak, status_bytes  # benchmarks/ is the script's folder
+
 COLLECTORS = ("streamed", "in_memory")
 MULTIPLIERS = (1, 4, 16)
 REPO = Path(__file__).resolve().parents[1]
 # A fixed glibc mmap threshold: freed activation buffers go back to the OS at once, so the RSS tracks live
 # memory instead of the allocator's dynamic threshold (which otherwise keeps them mapped at random).
 WORKER_ENV = os.environ | {"MALLOC_MMAP_THRESHOLD_": "131072"}
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
 
 
 def load_benchmark_records(n: int) -> tuple[list[dict], str]:
@@ -149,15 +134,15 @@ def run_worker(collector: str, n_records: int, args: argparse.Namespace) -> dict
     options = dict(top_k=args.top_k, max_states=args.max_states, seed=0, max_length=args.max_length,
                    middle_layer=args.layers // 2, batch_size=args.batch_size)
     with tempfile.TemporaryDirectory(dir=REPO / "benchmarks" / "out") as workdir:
-        exact_peak = _reset_peak_rss()
-        rss_start = _status_kib("VmRSS")
+        exact_peak = reset_peak()
+        rss_start = status_bytes("VmRSS")
         start = time.perf_counter()
         if collector == "streamed":
             collected = collect_hidden_states(model, tokenizer, records, workdir=workdir, **options)
         else:
             states, labels, tokens = collect_in_memory(model, tokenizer, records, **options)
         seconds = time.perf_counter() - start
-        peak = _status_kib("VmHWM")
+        peak = status_bytes("VmHWM")
         if collector == "streamed":  # outside the timing: the forwarded tokens and a copy for the check
             states, labels = {k: np.array(v) for k, v in collected.states.items()}, collected.labels
             examples = tokenize_examples(records, tokenizer, args.max_length)
@@ -167,8 +152,8 @@ def run_worker(collector: str, n_records: int, args: argparse.Namespace) -> dict
     return {
         "collector": collector, "n_records": n_records, "records": source, "n_states": int(len(labels)),
         "forward_tokens": int(tokens), "seconds": seconds, "states_per_s": len(labels) / seconds,
-        "tokens_per_s": tokens / seconds, "peak_rss_mib": peak / 1024, "rss_start_mib": rss_start / 1024,
-        "peak_increase_mib": (peak - rss_start) / 1024, "peak_is_exact": exact_peak,
+        "tokens_per_s": tokens / seconds, "peak_rss_mib": peak / 2**20, "rss_start_mib": rss_start / 2**20,
+        "peak_increase_mib": (peak - rss_start) / 2**20, "peak_is_exact": exact_peak,
         "states_file": str(check),
     }
 

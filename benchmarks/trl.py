@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peak_memory import reset_peak, status_bytes  # benchmarks/ is on sys.path until the line below
+
 REPO = Path(__file__).resolve().parents[1]
 # this file is named trl.py: its folder first on sys.path would shadow the trl package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -159,8 +161,9 @@ def _reset_step_peak() -> int:
         torch.cuda.reset_peak_memory_stats()
         return int(torch.cuda.memory_allocated())
     ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-    return _proc_status("VmRSS")
+    if not reset_peak():
+        raise RuntimeError("this kernel refuses /proc/self/clear_refs: no per-step peak on this machine")
+    return status_bytes("VmRSS")
 
 
 def _step_peak() -> int:
@@ -170,14 +173,7 @@ def _step_peak() -> int:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated())
-    return _proc_status("VmHWM")
-
-
-def _proc_status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {key}")
+    return status_bytes("VmHWM")
 
 
 def _ratios(results: list[dict]) -> dict:
